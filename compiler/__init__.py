@@ -1,0 +1,1 @@
+"""dig compiler: compose Hydra config groups, validate, render and emit canonical OSMO workflows."""
