@@ -1,0 +1,1 @@
+"""Pre-submit checks for DIG runs: storage artifacts, credentials and the OSMO pod template."""
