@@ -310,3 +310,19 @@ def symlink(src: str | Path, dst: str | Path) -> None:
     if dst.is_symlink() or dst.exists():
         dst.unlink()
     dst.symlink_to(Path(src).resolve() if not Path(src).is_absolute() else src)
+
+
+def copy_tree(src: str | Path, dst: str | Path) -> int:
+    """Copy src's contents into dst, following links, without timestamps/modes (`cp -r`, not `cp -a`)."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    n = 0
+    for dirpath, _dirs, names in os.walk(src, followlinks=True):
+        rel = Path(dirpath).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            # copyfile, not copy2: preserving times fails for the non-root user on a root-owned mount
+            shutil.copyfile(Path(dirpath) / name, dst / rel / name)
+            n += 1
+    return n
