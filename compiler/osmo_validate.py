@@ -655,7 +655,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     if validator == "type":
         expected = error.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return f"wrong type; got {_short(error.instance)} ({type(error.instance).__name__}); allowed: {expected}"
+        return (
+            f"wrong type; got {_short(error.instance)} ({type(error.instance).__name__}); allowed: {expected}"
+        )
     if validator == "pattern":
         allowed = hint or f"a match of {error.validator_value}"
         return f"invalid value; got {_short(error.instance)}; allowed: {allowed}"
@@ -682,9 +684,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 
 def _oneof_message(error: jsonschema.ValidationError) -> str:
     keys = sorted(error.instance)
-    return (
-        f"invalid entry with keys {keys}; allowed: {{task: <name>, regex?}} or {{url: <data URL>, regex?}}"
-    )
+    return f"invalid entry with keys {keys}; allowed: {{task: <name>, regex?}} or {{url: <data URL>, regex?}}"
 
 
 def _iter_tasks(workflow: dict[str, Any]) -> list[tuple[int, str, str, dict[str, Any]]]:
@@ -882,7 +882,9 @@ def _check_url(url: str, path: str, out: _Collector) -> None:
     need = URL_SCHEMES[scheme]
     if bad or len(parts) < need:
         why = (
-            f"needs at least {need} path components" if len(parts) < need else "empty component or one of , ; *"
+            f"needs at least {need} path components"
+            if len(parts) < need
+            else "empty component or one of , ; *"
         )
         out.error(
             path,
@@ -928,7 +930,8 @@ def _check_resources(resources: dict[str, Any], out: _Collector) -> None:
             if number is not None and number < minimum:
                 op = ">" if minimum == 1 else ">="
                 out.warning(
-                    f"{rpath}.{key}", f"{key} must be {op} {minimum - 1 if minimum else 0} under OSMO's "
+                    f"{rpath}.{key}",
+                    f"{key} must be {op} {minimum - 1 if minimum else 0} under OSMO's "
                     f"default resource validation; got {value}",
                 )
 
@@ -990,13 +993,14 @@ def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
                 f"file {path!r} is over 1 MiB; each file becomes a Kubernetes Secret, limited to ~1 MiB",
             )
 
-    for key, value in (task.get("exitActions") or {}).items() if isinstance(task.get("exitActions"), dict) else ():
+    for key, value in (
+        (task.get("exitActions") or {}).items() if isinstance(task.get("exitActions"), dict) else ()
+    ):
         epath = f"{tpath}.exitActions.{key}"
         if str(key).upper() not in EXIT_ACTIONS:
             out.error(
                 epath,
-                f"Invalid exit action {key} for task {name}; allowed: {', '.join(EXIT_ACTIONS)} "
-                "(any case)",
+                f"Invalid exit action {key} for task {name}; allowed: {', '.join(EXIT_ACTIONS)} (any case)",
             )
         if isinstance(value, str) and not EXIT_CODES_RE.match(value):
             out.error(
@@ -1058,7 +1062,9 @@ def _check_labels(labels: Any, out: _Collector) -> None:
 # localpath inlining (the CLI's step between the two renders)
 
 
-def _inline_localpaths(workflow: dict[str, Any], base_dir: Any, out: _Collector) -> list[tuple[str, Any, Any]]:
+def _inline_localpaths(
+    workflow: dict[str, Any], base_dir: Any, out: _Collector
+) -> list[tuple[str, Any, Any]]:
     """Inline ``localpath`` files as the CLI does; return (contents path, task, entry) per inlined file."""
     inlined: list[tuple[str, Any, Any]] = []
     for _, _, tpath, task in _iter_tasks(workflow):
@@ -1132,9 +1138,7 @@ def _scan_jinja(node: Any, path: list[Any], allowed: set[str], out: _Collector, 
             _scan_string(value, _dotted(p), allowed, out, task, entry)
 
 
-def _scan_string(
-    text: Any, path: str, allowed: set[str], out: _Collector, task: Any, entry: Any
-) -> None:
+def _scan_string(text: Any, path: str, allowed: set[str], out: _Collector, task: Any, entry: Any) -> None:
     if not isinstance(text, str) or ("{" not in text):
         return
     for match in JINJA_MARK_RE.finditer(text):
