@@ -45,15 +45,20 @@ def check_shm(path: str | Path = SHM_PATH, min_gib: int = MIN_SHM_GIB, purpose: 
         )
 
 
+def _min_gib(opts: dict) -> int:
+    value = opts.get("min_shm_gib")
+    return MIN_SHM_GIB if value is None else int(value)
+
+
 def render_preflight(opts: dict) -> None:
     """B1: both checks, as the render tasks run them."""
     check_nvoptix(opts.get("nvoptix_path") or NVOPTIX_PATH)
-    check_shm(opts.get("shm_path") or SHM_PATH, int(opts.get("min_shm_gib") or MIN_SHM_GIB))
+    check_shm(opts.get("shm_path") or SHM_PATH, _min_gib(opts))
 
 
 def train_preflight(opts: dict) -> None:
     """B2: /dev/shm only, as the finetune task runs it."""
-    check_shm(opts.get("shm_path") or SHM_PATH, int(opts.get("min_shm_gib") or MIN_SHM_GIB), "torchrun shared-memory")
+    check_shm(opts.get("shm_path") or SHM_PATH, _min_gib(opts), "torchrun shared-memory")
 
 
 PREFLIGHT_FIELDS = {
