@@ -230,3 +230,32 @@ def stages_run():
 @pytest.fixture
 def stages_png_writer():
     return stages_png
+
+
+# ---------------------------------------------------------------------------------------------
+# USD / crop fixtures: a seeded synthetic board and the 0603_H100 / 1152819000 cookbook fixture copies
+
+STAGES_DATA = Path(__file__).resolve().parent / "data"
+
+
+def stages_cookbook(board: str, name: str) -> dict:
+    """A cookbook fixture from tests/data/<board>/<name>.yaml (copies of the spec's fields)."""
+    import yaml
+
+    return yaml.safe_load((STAGES_DATA / board / f"{name}.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def stages_board_usd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default synthetic board (seed 0: 24 x 0603, 4 ICs, 8 unlabelled resistors), written once."""
+    pytest.importorskip("pxr")
+    from dig_stages.synthetic_board import make_board
+
+    path = tmp_path_factory.mktemp("board") / "board.usda"
+    make_board(path, seed=0)
+    return path
+
+
+@pytest.fixture
+def stages_cookbooks():
+    return stages_cookbook
