@@ -38,8 +38,8 @@ class Cell:
     j: int
     center: tuple[float, float]
     window: tuple[float, float, float, float]
-    components: list[str] = field(default_factory=list)  # fully inside the frame
-    partial: list[str] = field(default_factory=list)  # cut by the frame border
+    components: dict[str, list[str]] = field(default_factory=dict)  # class -> instances whole in the frame
+    partial: dict[str, list[str]] = field(default_factory=dict)  # class -> instances cut by the frame border
 
 
 @dataclass
@@ -231,8 +231,8 @@ def plan_scan_grid(
                     j=j,
                     center=(cx, cy),
                     window=win,
-                    components=[comps[k].path for k in np.nonzero(inside)[0]],
-                    partial=[comps[k].path for k in np.nonzero(touch & ~inside)[0]],
+                    components=_by_class(comps, inside),
+                    partial=_by_class(comps, touch & ~inside),
                 )
             )
     class_counts: dict[str, int] = {}
@@ -256,6 +256,13 @@ def plan_scan_grid(
     return result
 
 
+def _by_class(comps: list[Component], pick: np.ndarray) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for k in np.nonzero(pick)[0]:
+        out.setdefault(comps[k].cls, []).append(comps[k].path)
+    return out
+
+
 def coverage(grid: ScanGrid, samples: int = 400) -> dict[str, Any]:
     """Fraction of the board's XY area inside at least one frame (sampled on a samples² lattice), and
     per class the fraction of components that some frame holds whole."""
@@ -269,11 +276,10 @@ def coverage(grid: ScanGrid, samples: int = 400) -> dict[str, Any]:
             np.searchsorted(ys, wy0) : np.searchsorted(ys, wy1),
             np.searchsorted(xs, wx0) : np.searchsorted(xs, wx1),
         ] = True
-    whole = {p for cell in grid.cells for p in cell.components}
     per_class: dict[str, float] = {}
     for cls in sorted(grid.class_counts):
-        paths = [cp.path for cp in grid.components if cp.cls == cls]
-        per_class[cls] = sum(p in whole for p in paths) / len(paths)
+        whole = {p for cell in grid.cells for p in cell.components.get(cls, [])}
+        per_class[cls] = len(whole) / grid.class_counts[cls]
     return {"board_area": float(hit.mean()), "components_whole": per_class}
 
 

@@ -256,6 +256,6 @@ def stages_board_usd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def stages_cookbooks():
     return stages_cookbook
