@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from compiler.errors import DigError, Diagnostic, did_you_mean, error
+from compiler.errors import Diagnostic, DigError, did_you_mean, error
 from compiler.paths import CONF_DIR, GROUPS, group_options
 
 BOARD_COOKBOOKS = ("pcba_target", "day0_image", "day0_crop", "defect_image", "usd2roi_nvpcb")
@@ -175,7 +175,7 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
     missing = [n for n, v in cookbooks.items() if v is None]
     if missing:
         raise DigError(Diagnostic("error", f"cookbooks.{missing[0]}", "is not provided by the chosen use case or "
-                                  "board (spec A6/A7)", None, f"add it to conf/usecase or conf/board"), choices=choices)
+                                  "board (spec A6/A7)", None, "add it to conf/usecase or conf/board"), choices=choices)
 
     top = {k: cfg.get(k) for k in TOP_LEVEL}
     endpoint = dict(cfg["endpoint"])

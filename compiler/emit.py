@@ -1,0 +1,39 @@
+"""The one canonical YAML dumper: insertion order, block scalars for multi-line text, no wrapping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+try:  # libyaml's emitter when present: same output, faster
+    _Base = yaml.CSafeDumper
+except AttributeError:  # pragma: no cover
+    _Base = yaml.SafeDumper
+
+
+class CanonicalDumper(_Base):  # type: ignore[misc, valid-type]
+    pass
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+def _list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+    # Short lists of scalars read best inline ([1920, 1080]); anything else as a block.
+    flow = 0 < len(value) <= 8 and all(isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                                       and len(str(v)) < 40 and "\n" not in str(v) for v in value)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+
+CanonicalDumper.add_representer(str, _str)
+CanonicalDumper.add_representer(list, _list)
+
+
+def dump_yaml(data: Any) -> str:
+    text = yaml.dump(data, Dumper=CanonicalDumper, sort_keys=False, width=2**31 - 1, allow_unicode=True,
+                     default_flow_style=False, indent=2)
+    return text.replace("\r\n", "\n")

@@ -1,0 +1,78 @@
+"""Which dig_stages modules a pod step needs: the step's module and its intra-package imports, transitively."""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+from compiler.errors import error
+from compiler.paths import STAGES_DIR
+
+POD_DIR = "/tmp/dig/dig_stages"
+# Never shipped to a pod: USD needs usd-core, which the containers lack (ARCHITECTURE: "What runs in the pods").
+NEVER_INJECTED = {"usd_scan", "usd_preview", "synthetic_board"}
+
+
+@cache
+def step_table() -> dict[str, tuple[str, str]]:
+    """STEPS of dig_stages/__main__.py, read statically (no import of the package)."""
+    tree = ast.parse((STAGES_DIR / "__main__.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "STEPS":
+            return ast.literal_eval(node.value)  # type: ignore[arg-type]
+    raise RuntimeError("dig_stages/__main__.py has no STEPS table")
+
+
+@cache
+def _imports(module: str) -> tuple[str, ...]:
+    path = STAGES_DIR / f"{module}.py"
+    if not path.is_file():
+        raise error(f"dig_stages.{module}", "module not found in packages/dig-stages", got=str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "dig_stages":
+                found += [a.name for a in node.names]
+            elif node.module.startswith("dig_stages."):
+                found.append(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found += [a.name.split(".")[1] for a in node.names if a.name.startswith("dig_stages.")]
+    return tuple(m for m in dict.fromkeys(found) if (STAGES_DIR / f"{m}.py").is_file())
+
+
+@cache
+def modules_for_step(step: str) -> tuple[str, ...]:
+    """Sorted module names (without .py) that `python -m dig_stages <step>` imports."""
+    table = step_table()
+    if step not in table:
+        raise error("dig_stages step", f"'{step}' is not in dig_stages.__main__.STEPS", got=step,
+                    allowed=", ".join(sorted(table)))
+    start = table[step][0].split(".")[1]
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        todo.extend(_imports(mod))
+    bad = seen & NEVER_INJECTED
+    if bad:
+        raise error(f"dig_stages.{start}", f"imports USD modules {sorted(bad)}, which are never shipped to pods")
+    return tuple(sorted(seen | {"__init__", "__main__"}))
+
+
+@cache
+def module_source(module: str) -> str:
+    return (STAGES_DIR / f"{module}.py").read_text(encoding="utf-8")
+
+
+def stage_files(step: str) -> list[dict[str, str]]:
+    """`files:` entries for a step: each module's exact source at /tmp/dig/dig_stages/<module>.py."""
+    return [{"path": f"{POD_DIR}/{m}.py", "contents": module_source(m)} for m in modules_for_step(step)]
+
+
+def source_path(module: str) -> Path:
+    return STAGES_DIR / f"{module}.py"

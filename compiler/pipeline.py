@@ -1,0 +1,118 @@
+"""One compile, end to end: compose -> validate config -> plan -> render/emit -> validate output -> write."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler.compose import Composer, Request
+from compiler.emit import dump_yaml
+from compiler.errors import Diagnostic, DigError
+from compiler.model import build_workflow
+from compiler.paths import BUILD_DIR, REPO_ROOT
+from compiler.validate_config import validate_config
+
+HEADER = (
+    "# Compiled by dig from conf/ ({choices}).\n"
+    "# Submit: osmo workflow submit <this file> --pool <pool> --set name={flow}-$STAMP\n"
+)
+
+
+@dataclass
+class Compiled:
+    text: str
+    key: str  # compile key, e.g. day0/pcb__0603_H100__pretrained
+    config: dict[str, Any]
+    choices: dict[str, str]
+    diagnostics: list[Diagnostic]
+    default_path: Path
+
+
+def compile_key(config: dict[str, Any]) -> str:
+    flow, knobs = config["flow"], config["knobs"]
+    parts = ["shared" if flow["usecase_free"] else config["usecase"]["key"]]
+    if flow["uses_board"]:
+        parts.append(config["board"]["key"])
+    if "use_pretrained_checkpoint" in knobs:
+        parts.append("pretrained" if knobs["use_pretrained_checkpoint"] else "finetune")
+    return f"{flow['key']}/{'__'.join(parts)}"
+
+
+def override_hash(req: Request, choices: dict[str, str]) -> str | None:
+    """A short hash of what the compile key does not show (value overrides, preset, endpoint)."""
+    extra = [f"{g}={choices[g]}" for g, default in (("knobs", "default"), ("endpoint", "cluster"))
+             if choices.get(g) != default]
+    extra += [r for r in req.value_overrides() if r.split("=", 1)[0] not in ("out", "strict")]
+    if not extra:
+        return None
+    return hashlib.sha256("\n".join(extra).encode()).hexdigest()[:8]
+
+
+def check_output(text: str, source: str) -> None:
+    """Every workflow we write passes the offline OSMO validator first (invariant 5)."""
+    from compiler.osmo_validate import validate_text
+
+    findings = [f for f in validate_text(text, source=source) if f.severity == "error"]
+    if findings:
+        raise DigError([Diagnostic("error", f"output:{f.path}", f"{f.message} (compiler bug: please report)")
+                        for f in findings])
+
+
+def compile_request(req: Request, *, composer: Composer | None = None, prefs: dict[str, str] | None = None,
+                    check: bool = True) -> Compiled:
+    composer = composer or Composer()
+    composed = composer.compose(req, prefs)
+    explicit = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
+    explicit |= set(_preset_knobs(composed.config))
+    config, diagnostics = validate_config(composed.config, explicit=explicit, choices=composed.choices)
+    workflow = build_workflow(config)
+    choices_text = " ".join(f"{g}={o}" for g, o in composed.choices.items())
+    text = HEADER.format(choices=choices_text, flow=config["flow"]["key"]) + dump_yaml(workflow)
+    key = compile_key(config)
+    if config["name"]:
+        text = text.replace("--set name={flow}-$STAMP".format(flow=config["flow"]["key"]), "(name is compiled in)")
+    if check:
+        check_output(text, key)
+    digest = override_hash(req, composed.choices)
+    default = BUILD_DIR / f"{key}{'__' + digest if digest else ''}.yaml"
+    return Compiled(text, key, config, composed.choices, diagnostics + composed.notices, default)
+
+
+def _preset_knobs(config: dict[str, Any]) -> list[str]:
+    return []  # presets set knobs explicitly but do not count as sizing intent
+
+
+def output_path(compiled: Compiled) -> Path:
+    out = compiled.config.get("out")
+    if out:
+        path = Path(out).expanduser()
+        return path if path.is_absolute() else Path.cwd() / path
+    return compiled.default_path
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write via a temp file in the same directory and os.replace: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT)) if Path.cwd() == REPO_ROOT else str(path.resolve())
+    except ValueError:
+        return str(path.resolve())

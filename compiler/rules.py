@@ -1,0 +1,339 @@
+"""Cross-field rules: what spec/failure_modes.md §A says a compiler can catch, each with a severity.
+
+Every rule is a function `(config, explicit) -> list[Diagnostic]` registered in RULES with the
+failure-mode id(s) it covers; the table in the README is generated from RULES.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from typing import Any
+
+from compiler.errors import Diagnostic
+
+MODEL_ID = "nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL"
+Rule = Callable[[dict[str, Any], set[str]], list[Diagnostic]]
+RULES: list[tuple[str, str, Rule]] = []
+
+
+def rule(ids: str, summary: str):
+    def deco(fn: Rule) -> Rule:
+        RULES.append((ids, summary, fn))
+        return fn
+
+    return deco
+
+
+def finetune_scheduled(config: dict[str, Any]) -> bool:
+    knobs = config["knobs"]
+    return config["flow"]["key"] == "finetune" or knobs.get("use_pretrained_checkpoint") is False
+
+
+def _err(key: str, message: str, got: object = None, allowed: str | None = None, rid: str = "") -> Diagnostic:
+    return Diagnostic("error", key, message, got, allowed, rid)
+
+
+def _warn(key: str, message: str, got: object = None, allowed: str | None = None, rid: str = "") -> Diagnostic:
+    return Diagnostic("warning", key, message, got, allowed, rid)
+
+
+def _gib(quantity: str) -> float:
+    m = re.match(r"^([0-9.]+)([A-Za-z]*)$", quantity)
+    if not m:
+        return 0.0
+    number, unit = float(m.group(1)), m.group(2)
+    scale = {"Ti": 1024, "TiB": 1024, "T": 1e12 / 2**30, "Gi": 1, "GiB": 1, "G": 1e9 / 2**30,
+             "Mi": 1 / 1024, "MiB": 1 / 1024, "M": 1e6 / 2**30, "Ki": 1 / 2**20, "KiB": 1 / 2**20,
+             "K": 1e3 / 2**30, "B": 1 / 2**30}
+    return number * scale.get(unit, 1 / 2**30)
+
+
+@rule("A16", "defect_modes: `all` or a comma list of shift/tombstone/sideflip, no spaces, empties or repeats")
+def _defect_modes(config, explicit):
+    knobs = config["knobs"]
+    if "defect_modes" not in knobs:
+        return []
+    from dig_stages.structural import parse_defect_modes
+
+    try:
+        parse_defect_modes(knobs["defect_modes"])
+    except ValueError as exc:
+        return [_err("knobs.defect_modes", str(exc), knobs["defect_modes"],
+                     "all, or e.g. shift,tombstone (no spaces)", "A16")]
+    return []
+
+
+@rule("A19", "anomaly types must be ones the shipped checkpoint was trained on (use_pretrained_checkpoint=true)")
+def _taxonomy(config, explicit):
+    knobs = config["knobs"]
+    pairs = knobs.get("anomaly_types_json")
+    if pairs is None:
+        return []
+    out = []
+    seen = set()
+    for pair in pairs:
+        if tuple(pair) in seen:
+            out.append(_err("knobs.anomaly_types_json", "lists the same [material, defect] pair twice", pair,
+                            rid="A18"))
+        seen.add(tuple(pair))
+    if knobs.get("use_pretrained_checkpoint") is True:
+        shipped = [list(p) for p in config["usecase"]["anomaly_types"]]
+        unknown = [p for p in pairs if list(p) not in shipped]
+        if unknown:
+            out.append(_err("knobs.anomaly_types_json", f"the shipped {config['usecase']['key']} checkpoint was not "
+                            "trained on these pairs (validate_jsonl.py would fail: TEXTURE+TYPE_C not supported); "
+                            "pick from the allowed pairs or finetune first (use_pretrained_checkpoint=false)",
+                            unknown, str(shipped), "A19"))
+    return out
+
+
+@rule("A20", "anomaly materials should be produced by the board's crop (class_dirs)")
+def _materials_vs_board(config, explicit):
+    knobs, books = config["knobs"], config["cookbooks"]
+    pairs = knobs.get("anomaly_types_json")
+    crop = (books.get("day0_crop") or books.get("usd2roi_nvpcb") or {}).get("crop")
+    if not pairs or not crop or config["flow"]["variant"] not in ("texture", "real_alignment"):
+        return []
+    produced = sorted(set((crop.get("class_dirs") or {}).values()))
+    missing = sorted({p[0] for p in pairs} - set(produced))
+    if missing:
+        return [_warn("knobs.anomaly_types_json", f"materials {missing} are not cropped from board "
+                      f"'{config['board']['key']}' (its crop.class_dirs give {produced}); their defects get no "
+                      "images", missing, ", ".join(produced), "A20")]
+    return []
+
+
+@rule("A21", "default_spatial_dependency=text needs knobs.roi_prompt")
+def _text_mode(config, explicit):
+    knobs = config["knobs"]
+    mode = knobs.get("default_spatial_dependency")
+    if mode == "text" and not knobs.get("roi_prompt"):
+        return [_err("knobs.roi_prompt", "is required when default_spatial_dependency=text (the ROI is found "
+                     "from this free-text prompt)", None, 'e.g. knobs.roi_prompt="the solder joint"', "A21")]
+    if mode != "text" and knobs.get("roi_prompt"):
+        return [_warn("knobs.roi_prompt", f"is ignored with default_spatial_dependency={mode}", knobs["roi_prompt"],
+                      rid="A21")]
+    return []
+
+
+@rule("A35 A36 A37", "finetune iteration hygiene of cookbooks.ag_config (save/validation/logging vs max_iter)")
+def _iterations(config, explicit):
+    book = config["cookbooks"].get("ag_config")
+    if not book or not finetune_scheduled(config):
+        return []
+    from dig_stages.finetune import iteration_hygiene
+
+    trainer = dict(book.get("trainer") or {})
+    trainer["save_iter"] = (book.get("checkpoint") or {}).get("save_iter")
+    out = []
+    for severity, message in iteration_hygiene(trainer):
+        field = "checkpoint.save_iter" if "save_iter" in message.split(")")[0] else \
+            "trainer." + message.split(" ")[0].split(".")[-1]
+        out.append(Diagnostic(severity, f"cookbooks.ag_config.{field}", message,
+                              rule="A35" if severity == "error" else "A36"))
+    save, val = trainer.get("save_iter"), trainer.get("validation_iter")
+    if isinstance(save, int) and isinstance(val, int) and save > 0 and val % save != 0:
+        out.append(_warn("cookbooks.ag_config.trainer.validation_iter", f"({val}) is not a multiple of "
+                         f"checkpoint.save_iter ({save}): validated steps without a saved checkpoint are skipped "
+                         "by best-step selection", val, f"a multiple of {save}", "A37"))
+    return out
+
+
+@rule("A4", "setup for glass needs knobs.uc3_zip_url_root (the prefix holding mobile_screen.zip)")
+def _uc3(config, explicit):
+    knobs = config["knobs"]
+    if "uc3_zip_url_root" not in knobs:
+        return []
+    value = knobs["uc3_zip_url_root"]
+    if not value:
+        root = config["dig_url_root"]
+        return [_err("knobs.uc3_zip_url_root", "is required for setup with usecase=glass: the storage prefix that "
+                     "holds mobile_screen.zip (upstream defaulted to '' which OSMO rejects)", value,
+                     f"e.g. knobs.uc3_zip_url_root={root}/uploads/glass-zip", "A4")]
+    if value.rstrip("/").endswith("mobile_screen.zip"):
+        return [_err("knobs.uc3_zip_url_root", "must be the prefix that contains mobile_screen.zip, not the file",
+                     value, value.rstrip("/").rsplit("/", 1)[0], "A4")]
+    return []
+
+
+@rule("A29", "pretrained_model_sizes with 14B needs storage_large >= 300Gi")
+def _pretrained_storage(config, explicit):
+    knobs = config["knobs"]
+    if "14B" in str(knobs.get("pretrained_model_sizes", "")).split() and _gib(knobs["storage_large"]) < 300:
+        return [_err("knobs.storage_large", "is too small for the 14B checkpoint (~64 GB more)",
+                     knobs["storage_large"], ">= 300Gi", "A29")]
+    return []
+
+
+@rule("A23", "model_size must match the checkpoint (shipped and freshly trained ones are 2B)")
+def _model_size(config, explicit):
+    knobs = config["knobs"]
+    if knobs.get("model_size") == "14b":
+        if finetune_scheduled(config):
+            return [_err("knobs.model_size", "finetuning trains a 2B model (experiment predict2_anomaly_gen_ddp_2b); "
+                         "inference on it needs model_size=2b", "14b", "2b", "A23")]
+        return [_warn("knobs.model_size", "the shipped checkpoints are 2B; 14b only fits a 14B checkpoint you put "
+                      f"under models/{config['usecase']['key']}", "14b", "2b", "A23")]
+    return []
+
+
+@rule("A25", "Day 1 real-photo alignment: the real photo should be the board's own")
+def _real_photo(config, explicit):
+    knobs = config["knobs"]
+    photo = knobs.get("real_image_filename")
+    own = config["board"].get("real_image_filename")
+    if photo and own and photo != own:
+        return [_warn("knobs.real_image_filename", f"is not the photo of board '{config['board']['key']}'; "
+                      "registration (min_mi 0) would align to the wrong board without failing", photo, own, "A25")]
+    return []
+
+
+@rule("A27", "use_usd2roi_day1=false switches real-photo alignment to manual-ROI wiring")
+def _usd2roi_flag(config, explicit):
+    if config["knobs"].get("use_usd2roi_day1") is False:
+        return [_warn("knobs.use_usd2roi_day1", "=false drops the alignment render; use flow=day1_manual_roi for "
+                      "manual ROIs instead", False, "true", "A27")]
+    return []
+
+
+@rule("A14", "structural render_patches=1 may land on an empty cell")
+def _structural_patches(config, explicit):
+    knobs = config["knobs"]
+    if config["flow"]["key"] == "structural" and knobs.get("render_patches") == 1:
+        return [_warn("knobs.render_patches", "=1 can render an empty cell and fail with 0 crops; use >= 2 "
+                      "(3 recommended)", 1, "-1 or >= 2", "A14")]
+    return []
+
+
+_SIZING = {
+    "train": (lambda g: max(16, 8 * g), lambda g: max(64, 48 * g)),
+    "infer": (lambda g: 4 * g, lambda g: max(64, 48 * g)),
+}
+
+
+@rule("A28", "GPU scaling: cpu and memory follow the sizing rule (derived when not given, warned when below)")
+def _sizing(config, explicit):
+    knobs = config["knobs"]
+    out = []
+    for prefix, (cpu_rule, mem_rule) in _SIZING.items():
+        gpu_key = f"{prefix}_gpu"
+        if gpu_key not in knobs:
+            continue
+        gpus = knobs[gpu_key]
+        need_cpu, need_mem = cpu_rule(gpus), mem_rule(gpus)
+        for key, need, have, fmt in (
+            (f"{prefix}_cpu", need_cpu, knobs[f"{prefix}_cpu"], str),
+            (f"{prefix}_memory", need_mem, _gib(knobs[f"{prefix}_memory"]), lambda v: f"{v}Gi"),
+        ):
+            if have >= need:
+                continue
+            if key in explicit or gpu_key not in explicit:
+                out.append(_warn(f"knobs.{key}", f"is below the sizing rule for {gpus} GPU(s) "
+                                 "(spec/endpoint_and_sizing.md §2); ranks may be OOM-killed", knobs[key],
+                                 f">= {fmt(need)}", "A28"))
+            else:
+                knobs[key] = need if key.endswith("_cpu") else f"{need}Gi"
+                out.append(Diagnostic("notice", f"knobs.{key}", f"derived {knobs[key]} from {gpu_key}={gpus} "
+                                      "(sizing rule); set it explicitly to override", rule="A28"))
+    for key in ("render_gpu", "augment_gpu"):
+        if knobs.get(key, 1) > 1:
+            out.append(_warn(f"knobs.{key}", "render and image-edit are single-pod stages; extra GPUs sit idle",
+                             knobs[key], "1", "A28"))
+    return out
+
+
+@rule("A39", "no top-level key may appear in both the render cookbook and pcba_target")
+def _boundary(config, explicit):
+    books = config["cookbooks"]
+    target = books.get("pcba_target")
+    out = []
+    for name in ("day0_image", "defect_image"):
+        if target and books.get(name):
+            shared = sorted(set(target) & set(books[name]) - {"horizontal_aperture"})
+            if shared:
+                out.append(_err(f"cookbooks.{name}", f"shares keys {shared} with cookbooks.pcba_target "
+                                "(sdg_pipeline.py: Config boundary violation)", shared, rid="A39"))
+    return out
+
+
+@rule("A40 A41 A43", "structural render cookbook: explicit component_types list; writer emits `defect` labels")
+def _defect_image(config, explicit):
+    book = config["cookbooks"].get("defect_image")
+    if not book:
+        return []
+    out = []
+    types = book.get("component_types")
+    if not isinstance(types, list) or not types:
+        out.append(_err("cookbooks.defect_image.component_types", "must be an explicit, non-empty list of "
+                        "component prim names (no ALL handler in the structural pipeline)", types,
+                        "e.g. [_0603_H100]", "A40"))
+    if "defect" not in (book.get("writer") or {}).get("semantic_types", []):
+        out.append(_err("cookbooks.defect_image.writer.semantic_types", "must include 'defect', or no defect "
+                        "labels are written", (book.get("writer") or {}).get("semantic_types"), "[defect]", "A43"))
+    return out
+
+
+@rule("A44", "every crop class must be a label class of the cookbook's semantics rules")
+def _crop_classes(config, explicit):
+    books = config["cookbooks"]
+    out = []
+    for crop_book, sem_book in (("day0_crop", "day0_image"), ("usd2roi_nvpcb", "usd2roi_nvpcb")):
+        if crop_book not in books or sem_book not in books:
+            continue
+        crop = books[crop_book].get("crop") or {}
+        labels = {r.get("labels", {}).get("class") for r in books[sem_book].get("semantics") or []}
+        for cls in crop.get("classes") or []:
+            if cls not in labels:
+                out.append(_err(f"cookbooks.{crop_book}.crop.classes", f"class '{cls}' is not produced by "
+                                f"cookbooks.{sem_book}.semantics (0 ROI crops would be emitted)", cls,
+                                ", ".join(sorted(filter(None, labels))), "A44"))
+            if cls not in (crop.get("class_dirs") or {}):
+                out.append(_err(f"cookbooks.{crop_book}.crop.class_dirs", f"has no material directory for class "
+                                f"'{cls}'", crop.get("class_dirs"), rid="A44"))
+        for pattern in (r.get("match", "") for r in books[sem_book].get("semantics") or []):
+            try:
+                fnmatch.translate(pattern)
+            except Exception:  # pragma: no cover - fnmatch.translate accepts any str
+                out.append(_err(f"cookbooks.{sem_book}.semantics", "has an invalid match glob", pattern))
+    return out
+
+
+@rule("A45", "cookbook max_image_count is always replaced by knobs.render_patches")
+def _max_image_count(config, explicit):
+    out = []
+    for name, sentinel in (("day0_image", "__MAX_IMAGE_COUNT__"),):
+        book = config["cookbooks"].get(name)
+        if book and book.get("max_image_count") != sentinel:
+            out.append(_warn(f"cookbooks.{name}.max_image_count", "has no effect: it is always set from "
+                             "knobs.render_patches", book.get("max_image_count"), "knobs.render_patches", "A45"))
+    return out
+
+
+@rule("A24 B18", "image-edit endpoint: a URL is needed; the model id is fixed")
+def _endpoint(config, explicit):
+    if config["flow"]["variant"] not in ("texture", "good", "structural"):
+        return []
+    url = config["endpoint"].get("url")
+    if not url:
+        return [_err("endpoint.url", "is required with endpoint=external (the /v1 base URL reachable from the pods)",
+                     None, "endpoint.url=https://<host>/v1, or save it: python -m compiler.prefs set "
+                     "external_endpoint_url=https://<host>/v1", "A24")]
+    if not url.rstrip("/").endswith("/v1"):
+        return [_warn("endpoint.url", "does not end with /v1; the client calls <base>/models and "
+                      "<base>/images/edits", url, "https://<host>/v1", "A24")]
+    return []
+
+
+@rule("A2 A9", "a use case without boards only takes flows that need no board")
+def _usecase_flow(config, explicit):
+    # Composition already rejects flow/use-case pairs; this keeps the rule table complete.
+    return []
+
+
+def check_rules(config: dict[str, Any], *, explicit: set[str]) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    for _ids, _summary, fn in RULES:
+        out.extend(fn(config, explicit))
+    return out

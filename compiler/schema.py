@@ -1,0 +1,213 @@
+"""The JSON Schema (Draft 2020-12) of the composed config, generated from conf/ and exported for editors.
+
+    python -m compiler.schema            # write compiler/schemas/config.schema.json
+    python -m compiler.schema --check    # exit 1 if the committed schema is stale
+
+Knob fragments come from compiler.knobs; the knob set of each flow variant and the shape of each
+cookbook (every shipped field, its type, nothing else) are read off the config groups.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import lru_cache
+from typing import Any
+
+from compiler.knobs import KNOB_SCHEMAS, TOP_LEVEL_SCHEMAS
+from compiler.paths import CONF_DIR, SCHEMA_DIR, group_options
+
+SCHEMA_PATH = SCHEMA_DIR / "config.schema.json"
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+# Cookbook fields whose shipped value does not show every type they take.
+COOKBOOK_FIELD_OVERRIDES: dict[str, dict[str, Any]] = {
+    "day0_crop.crop.max_emit": {"type": ["integer", "null"], "minimum": 1},
+    "day0_crop.crop.max_area": {"type": ["integer", "null"], "minimum": 1},
+    "usd2roi_nvpcb.crop.max_area": {"type": ["integer", "null"], "minimum": 1},
+    "usd2roi_nvpcb.registration.min_mi": {"type": ["number", "null"]},
+    "ag_config.checkpoint.save_iter": {"type": "integer", "minimum": 1},
+    "ag_config.trainer.max_iter": {"type": "integer", "minimum": 1},
+    "ag_config.trainer.validation_iter": {"type": "integer", "minimum": 1},
+    "ag_config.trainer.logging_iter": {"type": "integer", "minimum": 1},
+}
+# Fields a cookbook may carry although the shipped files lack them.
+COOKBOOK_EXTRA_FIELDS: dict[str, dict[str, Any]] = {
+    "day0_image.horizontal_aperture": {"type": "number", "exclusiveMinimum": 0},
+    "pcba_target.horizontal_aperture": {"type": "number", "exclusiveMinimum": 0},
+    "defect_image.horizontal_aperture": {"type": "number", "exclusiveMinimum": 0},
+}
+
+
+def _type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _merge_types(a: set[str]) -> list[str] | str:
+    if "number" in a:
+        a.discard("integer")
+    types = sorted(a)
+    return types[0] if len(types) == 1 else types
+
+
+def infer_schema(samples: list[Any], path: str = "") -> dict[str, Any]:
+    """A strict schema that every sample satisfies: same keys (no others), same types."""
+    if path in COOKBOOK_FIELD_OVERRIDES:
+        return dict(COOKBOOK_FIELD_OVERRIDES[path])
+    types = {_type_of(s) for s in samples}
+    schema: dict[str, Any] = {"type": _merge_types(set(types))}
+    dicts = [s for s in samples if isinstance(s, dict)]
+    if dicts:
+        keys = list(dict.fromkeys(k for d in dicts for k in d))
+        schema["properties"] = {k: infer_schema([d[k] for d in dicts if k in d], f"{path}.{k}".lstrip("."))
+                                for k in keys}
+        for extra, fragment in COOKBOOK_EXTRA_FIELDS.items():
+            parent, _, leaf = extra.rpartition(".")
+            if parent == path:
+                schema["properties"][leaf] = fragment
+        schema["additionalProperties"] = False
+    lists = [s for s in samples if isinstance(s, list)]
+    items = [i for s in lists for i in s]
+    if items:
+        schema["items"] = infer_schema(items, f"{path}[]")
+    return schema
+
+
+def _load(group: str, option: str) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+    return OmegaConf.to_container(conf, resolve=False)  # type: ignore[return-value]
+
+
+def variant_knob_sets() -> dict[str, list[str]]:
+    """Knob names of each flow variant, as the compose step computes them."""
+    out: dict[str, list[str]] = {}
+    for flow in group_options("flow"):
+        data = _load("flow", flow)
+        for name, variant in data["flow"]["variants"].items():
+            knobs = [k for k in data["knobs"] if k not in variant.get("drop_knobs", [])]
+            previous = out.get(name)
+            if previous is not None and previous != knobs:
+                raise ValueError(f"variant '{name}' has two different knob sets")
+            out[name] = knobs
+    return out
+
+
+def build_schema() -> dict[str, Any]:
+    flows = {f: _load("flow", f)["flow"] for f in group_options("flow")}
+    usecases = [_load("usecase", u) for u in group_options("usecase")]
+    boards = [_load("board", b) for b in group_options("board")]
+    variants = variant_knob_sets()
+    cookbook_samples: dict[str, list[Any]] = {}
+    for source in usecases + boards:
+        for name, value in (source.get("cookbooks") or {}).items():
+            cookbook_samples.setdefault(name, []).append(value)
+
+    defs: dict[str, Any] = {f"knob_{k}": v for k, v in sorted(KNOB_SCHEMAS.items())}
+    for variant, knobs in sorted(variants.items()):
+        missing = [k for k in knobs if k not in KNOB_SCHEMAS]
+        if missing:
+            raise ValueError(f"knobs without a type in compiler/knobs.py: {missing}")
+        defs[f"knobs_{variant}"] = {
+            "type": "object", "additionalProperties": False, "required": knobs,
+            "properties": {k: {"$ref": f"#/$defs/knob_{k}"} for k in knobs},
+        }
+    for name, samples in sorted(cookbook_samples.items()):
+        defs[f"cookbook_{name}"] = infer_schema(samples, name)
+
+    usecase_schema = infer_schema([u["usecase"] for u in usecases])
+    usecase_schema["properties"]["key"] = {"enum": [u["usecase"]["key"] for u in usecases]}
+    board_schema = infer_schema([b["board"] for b in boards])
+    board_schema["properties"]["key"] = {"enum": [str(b["board"]["key"]) for b in boards]}
+    board_schema["properties"]["structural_render_patches"] = {"type": ["integer", "null"]}
+    board_schema["properties"]["real_image_filename"] = {"type": ["string", "null"]}
+
+    schema: dict[str, Any] = {
+        "$schema": DRAFT,
+        "$id": "https://github.com/dig/dig/compiler/schemas/config.schema.json",
+        "title": "dig: composed configuration of one DIG workflow compile",
+        "description": "Generated by `python -m compiler.schema` from conf/ and compiler/knobs.py; do not edit.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "dig_url_root", "pool", "out", "strict", "flow", "usecase", "board", "endpoint",
+                     "preset", "knobs", "cookbooks"],
+        "properties": {
+            **TOP_LEVEL_SCHEMAS,
+            "flow": {
+                "type": "object", "additionalProperties": False,
+                "required": ["key", "variant", "title", "uses_board", "usecase_free"],
+                "properties": {
+                    "key": {"enum": sorted(flows)},
+                    "variant": {"enum": sorted(variants)},
+                    "title": {"type": "string"},
+                    "uses_board": {"type": "boolean"},
+                    "usecase_free": {"type": "boolean"},
+                },
+            },
+            "usecase": usecase_schema,
+            "board": board_schema,
+            "endpoint": {
+                "type": "object", "additionalProperties": False, "required": ["key", "url"],
+                "properties": {
+                    "key": {"enum": group_options("endpoint")},
+                    "url": {"type": ["string", "null"], "maxLength": 2048,
+                            "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%-]+)*/?$"},
+                },
+            },
+            "preset": {"enum": group_options("knobs")},
+            "knobs": {"type": "object"},
+            "cookbooks": {
+                "type": "object", "additionalProperties": False,
+                "properties": {name: {"$ref": f"#/$defs/cookbook_{name}"} for name in sorted(cookbook_samples)},
+            },
+        },
+        "allOf": [
+            {"if": {"properties": {"flow": {"properties": {"variant": {"const": v}}}}},
+             "then": {"properties": {"knobs": {"$ref": f"#/$defs/knobs_{v}"}}}}
+            for v in sorted(variants)
+        ],
+        "$defs": defs,
+    }
+    return schema
+
+
+def render_schema() -> str:
+    return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    text = render_schema()
+    if "--check" in args:
+        if not SCHEMA_PATH.is_file() or SCHEMA_PATH.read_text(encoding="utf-8") != text:
+            print(f"{SCHEMA_PATH} is stale: run `python -m compiler.schema`", file=sys.stderr)
+            return 1
+        return 0
+    SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+    tmp = SCHEMA_PATH.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(SCHEMA_PATH)
+    print(SCHEMA_PATH)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Validate a composed config: normalise types, check the JSON Schema, then the cross-field rules."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from compiler.errors import Diagnostic, DigError, did_you_mean
+from compiler.knobs import normalise_knobs, pattern_hint
+from compiler.rules import check_rules
+from compiler.schema import load_schema
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    # The schema itself is checked by a test (check_schema costs ~1 s here), not on every compile.
+    return Draft202012Validator(load_schema())
+
+
+def _key(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(config)"
+
+
+def _schema_at(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if ref and ref.startswith("#/$defs/"):
+        return root["$defs"][ref.split("/")[-1]]
+    return schema
+
+
+def _allowed(schema: dict[str, Any]) -> str | None:
+    if "description" in schema and ("anyOf" in schema or "oneOf" in schema):
+        return schema["description"]
+    if "enum" in schema:
+        return ", ".join(map(str, schema["enum"]))
+    if "const" in schema:
+        return repr(schema["const"])
+    if "pattern" in schema:
+        return pattern_hint(schema["pattern"]) or f"a string matching {schema['pattern']}"
+    parts = []
+    if "type" in schema:
+        parts.append(f"type {schema['type']}")
+    for bound in ("minimum", "maximum", "minLength", "maxLength", "minItems", "maxItems"):
+        if bound in schema:
+            parts.append(f"{bound} {schema[bound]}")
+    return ", ".join(parts) or None
+
+
+def schema_diagnostics(config: dict[str, Any]) -> list[Diagnostic]:
+    root = load_schema()
+    out: list[Diagnostic] = []
+    for err in sorted(_validator().iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
+        if err.validator in ("allOf", "if", "then"):
+            continue
+        key = _key(err.absolute_path)
+        schema = _schema_at(err.schema, root)
+        if err.validator == "additionalProperties":
+            known = list(schema.get("properties", {}))
+            extras = [k for k in err.instance if k not in known] if isinstance(err.instance, dict) else []
+            for extra in extras:
+                out.append(Diagnostic("error", f"{key}.{extra}", f"unknown key{did_you_mean(extra, known)}",
+                                      extra, ", ".join(known)))
+            continue
+        value = err.instance
+        if err.validator == "pattern" and schema.get("pattern", "").endswith("(Ti|TiB|T|Gi|GiB|G|Mi|MiB|M|Ki|KiB|K|B)$"):
+            message = "needs a unit (OSMO reads a bare number as bytes)"
+        elif err.validator == "type" and key.endswith(("memory", "storage", "memory_large", "storage_large")):
+            message = f"needs a unit: write {value}Gi, not {value}"
+        elif err.validator in ("anyOf", "oneOf"):
+            message = "is not one of the allowed forms"
+        else:
+            message = err.message if len(err.message) < 160 else err.message[:157] + "..."
+        out.append(Diagnostic("error", key, message, value, _allowed(schema)))
+    return out
+
+
+def validate_config(config: dict[str, Any], *, explicit: set[str] | frozenset[str] = frozenset(),
+                    choices: dict[str, str] | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
+    """Return the normalised config and its warnings/notices; raise DigError on any error.
+
+    `explicit` names the knobs the user set (command line or preset): sizing derivation and
+    defaults only touch knobs that were not set explicitly.
+    """
+    config = dict(config)
+    config["knobs"] = normalise_knobs(config["knobs"])
+    errors = schema_diagnostics(config)
+    if errors:
+        raise DigError(errors, choices=choices)
+    diagnostics = check_rules(config, explicit=set(explicit))
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if config.get("strict"):
+        errors += [
+            Diagnostic("error", d.key, f"{d.message} (strict=true turns warnings into errors)", d.got, d.allowed,
+                       d.rule) for d in diagnostics if d.severity == "warning"
+        ]
+    if errors:
+        raise DigError(errors, choices=choices)
+    return config, [d for d in diagnostics if d.severity != "error"]
+
+
+_SAFE_TEXT = re.compile(r"\{\{|\{%|\{#|%\}|#\}|\}\}")
+
+
+def jinja_marker(value: str) -> bool:
+    """True when text would be read as Jinja by OSMO's two render passes."""
+    return bool(_SAFE_TEXT.search(value))
