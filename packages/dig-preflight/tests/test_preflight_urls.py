@@ -1,0 +1,244 @@
+"""`urls` preflight against a real moto S3 server over HTTP: present, missing, empty, faults."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dig_preflight.cli import main
+
+
+def run(capsys, *args: str) -> tuple[int, dict]:
+    code = main(["urls", *args, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def failed(report: dict) -> list[dict]:
+    return [c for c in report["checks"] if c["status"] in ("fail", "error")]
+
+
+ALL_PRESENT = [
+    ("day0", "pcb", []),
+    ("good_image", "pcb", []),
+    ("structural", "pcb", []),
+    ("day1", "pcb", []),
+    ("day1", "metal_surface", []),
+    ("day1", "glass", []),
+    ("day1_manual_roi", "glass", []),
+    ("day1_manual_roi", "metal_surface", []),
+    ("finetune", "metal_surface", []),
+    ("finetune", "pcb", []),
+    ("setup", "glass", []),
+    ("day0", "pcb", ["--board", "1152819000"]),
+    ("day1", "pcb", ["--board", "1152819000"]),
+    ("day0", "pcb", ["--no-use-pretrained-checkpoint"]),
+]
+
+
+@pytest.mark.parametrize(("flow", "usecase", "extra"), ALL_PRESENT)
+def test_preflight_everything_present(capsys, make_bucket, snapshot, flow, usecase, extra):
+    bucket = make_bucket()
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", flow, "--usecase", usecase, "--root", f"s3://{bucket}/dig",
+                       "--name", "fresh-run", *extra)
+    assert failed(report) == [] and code == 0
+    assert report["ok"] is True
+    assert snapshot(bucket) == before
+
+
+def test_preflight_day0_checks_the_files_inside(capsys, make_bucket, snapshot):
+    bucket = make_bucket()
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "r1")
+    names = {c["name"] for c in report["checks"] if c["status"] == "ok"}
+    assert code == 0
+    assert {
+        "pretrained models", "pcb checkpoint", "pcb checkpoint: ag_config.yaml", "pcb checkpoint: step 14000",
+        "pcb raw dataset: defect_spec.jsonl", "pcb raw dataset: mask IC/bridge",
+        "pcb raw dataset: mask passive_component/excess_solder", "pcb raw dataset: mask passive_component/missing",
+        "PCBA USD assets: scene spark_lighting.usd", "run 'r1' output",
+    } <= names
+    # Day 0 reads no real photo (only the Day 1 real-alignment variant does).
+    assert not any("real photo" in c["name"] for c in report["checks"])
+    # The pcb masks live under the one wrapper folder PCB/.
+    mask = next(c for c in report["checks"] if c["name"] == "pcb raw dataset: mask IC/bridge")
+    assert mask["target"].endswith("/dig/datasets/pcb/raw/PCB/IC/mask/bridge/")
+    assert snapshot(bucket) == before
+
+
+MISSING = [
+    # (flow, usecase, dropped key prefix under dig/, check name that must fail)
+    ("day0", "pcb", "models/pretrained/", "pretrained models"),
+    ("day0", "pcb", "models/pcb/", "pcb checkpoint"),
+    ("day0", "pcb", "models/pcb/ag_config.yaml", "pcb checkpoint: ag_config.yaml"),
+    ("day0", "pcb", "models/pcb/iter_000014000.pt", "pcb checkpoint: step 14000"),
+    ("day0", "pcb", "datasets/pcb/raw/", "pcb raw dataset"),
+    ("day0", "pcb", "datasets/pcb/raw/defect_spec.jsonl", "pcb raw dataset: defect_spec.jsonl"),
+    ("day0", "pcb", "datasets/pcb/raw/PCB/IC/mask/bridge/", "pcb raw dataset: mask IC/bridge"),
+    ("day0", "pcb", "datasets/pcb/raw/PCB/passive_component/mask/missing/",
+     "pcb raw dataset: mask passive_component/missing"),
+    ("day0", "pcb", "datasets/pcb/assets/", "PCBA USD assets"),
+    ("day0", "pcb", "datasets/pcb/assets/spark_lighting.usd", "PCBA USD assets: scene spark_lighting.usd"),
+    ("day1", "pcb", "datasets/pcb/assets/input_real_image/0603_H100.jpg", "PCBA USD assets: real photo 0603_H100.jpg"),
+    ("day1", "metal_surface", "models/metal_surface/iter_000010000.pt", "metal_surface checkpoint: step 10000"),
+    ("day1", "metal_surface", "datasets/metal_surface/raw/metal_surface/mask/MT_Fray/",
+     "metal_surface raw dataset: mask metal_surface/MT_Fray"),
+    ("day1", "glass", "datasets/glass/raw/Phone/mask/stain/", "glass raw dataset: mask Phone/stain"),
+    ("finetune", "glass", "datasets/glass/raw/defect_spec.jsonl", "glass raw dataset: defect_spec.jsonl"),
+    ("good_image", "pcb", "datasets/pcb/assets/", "PCBA USD assets"),
+    ("setup", "glass", "uploads/glass-zip/", "glass Roboflow zip: mobile_screen.zip"),
+]
+
+
+@pytest.mark.parametrize(("flow", "usecase", "drop", "check"), MISSING, ids=[m[2] + "-" + m[0] for m in MISSING])
+def test_preflight_each_missing_artifact_fails_alone(capsys, make_bucket, snapshot, flow, usecase, drop, check):
+    bucket = make_bucket(drop=(drop,))
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", flow, "--usecase", usecase, "--root", f"s3://{bucket}/dig")
+    assert code == 1
+    bad = failed(report)
+    assert [c["name"] for c in bad] == [check], bad
+    assert bad[0]["status"] == "fail" and bad[0]["hint"]
+    assert snapshot(bucket) == before
+
+
+def test_preflight_empty_prefix_is_not_present(capsys, make_bucket, snapshot):
+    # Only a directory marker and a zero-byte object: the upstream CLI-text check passed this.
+    bucket = make_bucket(drop=("models/pretrained/",),
+                         extra={"models/pretrained/": b"", "models/pretrained/pretrained/empty.bin": b""})
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "finetune", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
+    assert code == 1
+    (bad,) = failed(report)
+    assert bad["name"] == "pretrained models" and "empty" in bad["detail"]
+    assert snapshot(bucket) == before
+
+
+def test_preflight_checkpoint_step_absent_lists_present_steps(capsys, make_bucket, snapshot):
+    bucket = make_bucket(extra={"models/pcb/iter_000012000.pt": b"w"})
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "day1_manual_roi", "--usecase", "pcb", "--root", f"s3://{bucket}/dig",
+                       "--checkpoint-step", "13000")
+    assert code == 1
+    (bad,) = failed(report)
+    assert bad["name"] == "pcb checkpoint: step 13000"
+    assert bad["target"].endswith("/models/pcb/iter_000013000.pt")
+    assert "12000, 14000" in bad["detail"] and bad["hint"] == "pass --checkpoint-step 14000"
+    assert snapshot(bucket) == before
+
+
+def test_preflight_prefix_is_a_directory_not_a_string_prefix(capsys, make_bucket, snapshot):
+    # models/pcb2/... must not satisfy models/pcb.
+    bucket = make_bucket(drop=("models/pcb/",), extra={"models/pcb2/iter_000014000.pt": b"w"})
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
+    assert code == 1 and [c["name"] for c in failed(report)] == ["pcb checkpoint"]
+    assert snapshot(bucket) == before
+
+
+def test_preflight_missing_bucket(capsys, s3_env):
+    code, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", "s3://no-such-dig-bucket/dig")
+    assert code == 1
+    bucket_row = report["checks"][0]
+    assert bucket_row["name"] == "bucket" and bucket_row["status"] == "fail"
+    assert "'no-such-dig-bucket' does not exist" in bucket_row["detail"]
+    # The artifacts in it are reported as not checked rather than as four separate misses.
+    assert {c["status"] for c in report["checks"][1:]} == {"skip"}
+
+
+def test_preflight_existing_run_name(capsys, make_bucket, snapshot):
+    bucket = make_bucket()
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "day1", "--usecase", "glass", "--root", f"s3://{bucket}/dig",
+                       "--name", "old-run")
+    assert code == 1
+    (bad,) = failed(report)
+    assert bad["name"] == "run 'old-run' output" and "overwrite" in bad["detail"]
+    # A name that only shares a prefix with an existing run is free.
+    code, report = run(capsys, "--flow", "day1", "--usecase", "glass", "--root", f"s3://{bucket}/dig",
+                       "--name", "old")
+    assert code == 0
+    assert snapshot(bucket) == before
+
+
+def test_preflight_custom_usecase_flat_masks_and_wrong_files(capsys, make_bucket, snapshot):
+    extra = {
+        "models/widgets/ag_config.yaml": b"x", "models/widgets/iter_000014000.pt": b"w",
+        "datasets/widgets/raw/defect_spec.jsonl": b'{"defect_type": "widget+dent"}\n{"defect_type": "widget+scuff"}\n',
+        "datasets/widgets/raw/dent/a.png": b"png",  # flat custom upload
+        "datasets/widgets/raw/widget/mask/scuff/readme.txt": b"no images here",
+    }
+    bucket = make_bucket(extra=extra)
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "day1_manual_roi", "--usecase", "widgets", "--root", f"s3://{bucket}/dig",
+                       "--anomaly-types", '[["widget","dent"],["widget","scuff"]]')
+    assert code == 1
+    (bad,) = failed(report)
+    assert bad["name"] == "widgets raw dataset: mask widget/scuff"
+    assert "readme.txt" in bad["detail"]
+    ok = next(c for c in report["checks"] if c["name"] == "widgets raw dataset: mask widget/dent")
+    assert ok["status"] == "ok" and ok["target"].endswith("/raw/dent/")
+    assert snapshot(bucket) == before
+
+
+def test_preflight_scene_found_by_basename_search(capsys, make_bucket, snapshot):
+    bucket = make_bucket(drop=("datasets/pcb/assets/spark_lighting.usd",),
+                         extra={"datasets/pcb/assets/scenes/spark_lighting.usd": b"#usda"})
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "structural", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
+    assert code == 0
+    row = next(c for c in report["checks"] if "scene" in c["name"])
+    assert row["target"].endswith("assets/scenes/spark_lighting.usd") and "basename search" in row["detail"]
+    assert snapshot(bucket) == before
+
+
+def test_preflight_malformed_defect_spec(capsys, make_bucket, snapshot):
+    bucket = make_bucket(extra={"datasets/pcb/raw/defect_spec.jsonl": b'{"defect_type": "IC+bridge"}\nnot json\n'})
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
+    assert code == 1
+    (bad,) = failed(report)
+    assert bad["name"] == "pcb raw dataset: defect_spec.jsonl" and "line 2" in bad["detail"]
+    assert snapshot(bucket) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--flow", "day0", "--usecase", "glass"], "only for usecase pcb"),
+        (["--flow", "day1", "--anomaly-types", '[["IC"]]'], "entry 0"),
+        (["--flow", "day1", "--anomaly-types", "not json"], "Expecting value"),
+        (["--flow", "day1", "--root", "gs://b/dig"], "must be an s3:// URL"),
+    ],
+)
+def test_preflight_usage_errors_exit_2(capsys, s3_env, args, message):
+    code, report = run(capsys, *args)
+    assert code == 2 and message in report["checks"][0]["detail"]
+
+
+def test_preflight_request_count_is_flat_in_bucket_size(capsys, make_bucket, bulk_put):
+    """Requests grow with the required artifacts, never with the objects stored beside them."""
+    bucket = make_bucket(fresh=True)
+    _, small = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "n")
+    # 1,200 objects of clutter inside every prefix the check lists (more than one 1,000-key page).
+    bulk_put(bucket, {
+        f"dig/{where}/{i:05d}.bin": b"x"
+        for i in range(1200)
+        for where in ("models/pretrained/pretrained/a", "datasets/pcb/raw/PCB/IC/clean_image", "runs/other",
+                      "datasets/pcb/assets/materials", "models/pcb/a")
+    })
+    _, big = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "n")
+    assert big["ok"] and small["ok"]
+    assert big["s3_requests"] == small["s3_requests"] <= 20
+
+
+def test_preflight_table_output(capsys, make_bucket):
+    bucket = make_bucket(drop=("models/pcb/iter_000014000.pt",))
+    code = main(["urls", "--flow", "day0", "--root", f"s3://{bucket}/dig"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.splitlines()[0].startswith("STATUS")
+    assert "FAIL    pcb checkpoint: step 14000" in out
+    assert "-> upload ag_config.yaml and iter_000014000.pt" in out
+    assert out.rstrip().endswith("exit 1")
