@@ -190,10 +190,25 @@ def jinja_env() -> jinja2.sandbox.SandboxedEnvironment:
     return jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined)
 
 
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    # The schema has no recursion, and $ref resolution is jsonschema's main per-call cost.
+    if isinstance(node, dict):
+        if "$ref" in node and node["$ref"].startswith("#/$defs/"):
+            target = _inline_refs(defs[node["$ref"].removeprefix("#/$defs/")], defs)
+            rest = {k: _inline_refs(v, defs) for k, v in node.items() if k != "$ref"}
+            return {**target, **rest}
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
 @functools.lru_cache(maxsize=1)
 def _schema_validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    inlined = _inline_refs(schema, schema.get("$defs", {}))
+    inlined["$schema"] = schema["$schema"]
+    return jsonschema.Draft202012Validator(inlined)
 
 
 def schema() -> dict[str, Any]:
@@ -296,14 +311,18 @@ def _render(
     locate: Any,
 ) -> str | None:
     """Render ``source`` like OSMO; on failure add findings and return None."""
-    env = jinja_env()
     protected, tokens = _protect_tokens(source)
+    if all(SIMPLE_VAR_RE.match(protected, m.start()) for m in JINJA_MARK_RE.finditer(protected)):
+        # Only plain `{{ var }}` outputs: Jinja would print str(value), so substitute directly
+        # (parsing and compiling a large workflow costs milliseconds).
+        fast = _render_simple(protected, variables, tokens, allow_unset, out)
+        if fast is not None:
+            return fast
     try:
-        ast = env.parse(protected)
+        template, undeclared = _compile(protected)
     except jinja2.TemplateSyntaxError as exc:
         _report_syntax_error(exc, source, line_offset, out, locate)
         return None
-    undeclared = jinja2.meta.find_undeclared_variables(ast)
     context = dict(variables)
     context.update(tokens)
     for var in sorted((undeclared & allow_unset) - variables.keys()):
@@ -313,7 +332,6 @@ def _render(
             f"{var} is set at submit time (`osmo workflow submit --set {var}=...`); "
             f"checked with the stand-in value {var!r}",
         )
-    template = env.from_string(ast)
     missing: list[str] = []
     # Render again after each undefined variable so that one run names all of them.
     for _ in range(50):
@@ -353,6 +371,37 @@ def _render(
             f"pass `--set {var}=...`, or allow it with `--allow-unset {var}`{hint}",
         )
     return None if missing else rendered
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(protected: str) -> tuple[jinja2.Template, frozenset[str]]:
+    """Parse and compile once per text: compiling a workflow costs milliseconds."""
+    env = jinja_env()
+    ast = env.parse(protected)
+    return env.from_string(ast), frozenset(jinja2.meta.find_undeclared_variables(ast))
+
+
+def _render_simple(
+    protected: str, variables: dict[str, Any], tokens: dict[str, str], allow_unset: set[str], out: _Collector
+) -> str | None:
+    """Render a text whose only Jinja is ``{{ var }}``; None when a variable is undefined (Jinja path)."""
+    names = {m.group(1) for m in SIMPLE_VAR_RE.finditer(protected)}
+    context = {**variables, **tokens}
+    missing = names - context.keys() - allow_unset
+    if missing:
+        return None
+    for var in sorted((names & allow_unset) - context.keys()):
+        context[var] = var
+        out.note(
+            "workflow",
+            f"{var} is set at submit time (`osmo workflow submit --set {var}=...`); "
+            f"checked with the stand-in value {var!r}",
+        )
+    return SIMPLE_VAR_RE.sub(lambda m: _jinja_str(context[m.group(1)]), protected)
+
+
+def _jinja_str(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 def _report_syntax_error(
@@ -515,7 +564,12 @@ def validate_text(
     if templated:
         variables = {**defaults, **sets}
         scratch = _Collector()
-        locate = _make_locator(wf, raw_doc)
+
+        def locate(file_line: int) -> tuple[str, str] | None:
+            # Built only on a syntax error: composing the raw YAML costs as much as the render.
+            locator = _make_locator(wf, raw_doc)
+            return locator(file_line) if locator else None
+
         rendered = _render(wf.text, variables, allowed, wf.line - 1, scratch, locate)
         if lexical_errors:
             # The scan already named each offending marker with its place; keep render notes only.
