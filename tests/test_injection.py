@@ -1,0 +1,54 @@
+"""The code a pod runs is the code the tests ran: injected dig_stages modules, byte for byte."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from compiler.inject import NEVER_INJECTED, POD_DIR, modules_for_step, source_path, step_table
+from compiler.matrix import shipped_matrix
+
+POD_STEPS = ["render-day0", "render-structural", "render-day1", "image-edit", "infer-day0", "infer-day1",
+             "infer-manual", "finetune", "setup-pretrained", "setup-model", "setup-data", "setup-assets"]
+
+
+def _tasks(text):
+    doc = yaml.load(text, Loader=yaml.CSafeLoader)
+    for group in doc["workflow"]["groups"]:
+        yield from group["tasks"]
+
+
+@pytest.mark.parametrize("key", [e.path for e in shipped_matrix()])
+def test_injected_modules_are_byte_identical_to_the_package(key, matrix_texts):
+    for task in _tasks(matrix_texts[key]):
+        injected = [f for f in task["files"] if f["path"].startswith(POD_DIR + "/")]
+        assert injected, f"{key}:{task['name']} runs no dig_stages code"
+        for f in injected:
+            module = f["path"].rsplit("/", 1)[1][:-3]
+            assert f["contents"] == source_path(module).read_text(encoding="utf-8"), f["path"]
+        # Exactly the step's import closure, nothing more.
+        launcher = next(f for f in task["files"] if f["path"] == task["args"][0])["contents"]
+        step = re.search(r"-m dig_stages (\S+)", launcher).group(1)
+        assert sorted(f["path"] for f in injected) == sorted(f"{POD_DIR}/{m}.py" for m in modules_for_step(step))
+
+
+@pytest.mark.parametrize("step", POD_STEPS)
+def test_pod_steps_never_pull_usd_code(step):
+    mods = set(modules_for_step(step))
+    assert not mods & NEVER_INJECTED
+    assert {"__init__", "__main__"} <= mods
+
+
+def test_every_pod_step_is_registered():
+    table = step_table()
+    assert set(POD_STEPS) <= set(table)
+
+
+def test_launchers_are_a_few_lines(matrix_texts):
+    for key, text in matrix_texts.items():
+        for task in _tasks(text):
+            launcher = next(f for f in task["files"] if f["path"] == task["args"][0])["contents"]
+            assert len(launcher.strip().splitlines()) <= 8, (key, task["name"])
+            assert "exec " in launcher and "--spec /tmp/dig/spec.json" in launcher
