@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from dig_stages import _common, pod
 
 PKG = Path(__file__).resolve().parents[1] / "dig_stages"
@@ -93,6 +92,7 @@ def test_find_first_is_shallowest_then_sorted(tmp_path):
         ('scene: "__SCENE__"\n', 'scene: "/a b/s.usd"\n'),
         ("scene: '__SCENE__'\n", 'scene: "/a b/s.usd"\n'),
     ],
+    ids=["bare", "double-quoted", "single-quoted"],
 )
 def test_fill_sentinels_json_quotes(text, expected):
     assert _common.fill_sentinels(text, {"__SCENE__": "/a b/s.usd"}, required=["__SCENE__"]) == expected
@@ -177,7 +177,7 @@ def test_find_scene_and_real_image(tmp_path):
         pod.find_real_image(tmp_path, "x.jpg")
 
 
-def test_find_crop_root(tmp_path):
+def test_find_roi_tree_root(tmp_path):
     assert pod.find_crop_root(tmp_path) is None
     (tmp_path / "crop").mkdir()  # empty: falls through to the search, which finds itself
     (tmp_path / "w" / "x" / "crop" / "IC").mkdir(parents=True)

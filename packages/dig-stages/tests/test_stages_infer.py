@@ -99,6 +99,8 @@ def test_day0_cad_copies_labels_or_fails(stages_pod, tmp_path, stages_png_writer
         (lambda o, t: o.update(pretrained_src_in=str(t / "augment")), "pretrained/ not found"),
         (lambda o, t: o.update(ag_root=str(t / "nothing")), "prep_testcase.sh not in image"),
     ],
+    ids=["no-clean", "no-masks", "no-submask-dir", "bad-pair", "text-no-prompt", "bad-step", "no-pretrained",
+         "no-ag-scripts"],
 )
 def test_day0_errors(stages_pod, tmp_path, stages_png_writer, mutate, fragment):
     opts = _day0_opts(stages_pod, tmp_path, stages_png_writer)

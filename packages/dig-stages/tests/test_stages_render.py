@@ -62,6 +62,7 @@ def test_day0_happy_path(stages_pod, tmp_path, capsys):
         ({}, {"min_shm_gib": 10**9}, "GiB; need >= 1000000000 GiB", 1),
         ({}, {"pcba_target": "/nonexistent/pcba_target.yaml"}, "pcba_target.yaml not mounted", 1),
     ],
+    ids=["no-roi", "no-frames", "kit-fails", "roi-tool-fails", "no-scene", "no-nvoptix", "small-shm", "no-target"],
 )
 def test_day0_failures(stages_pod, tmp_path, monkeypatch, env, mutate, fragment, code):
     opts = _day0_opts(stages_pod, tmp_path)
@@ -119,8 +120,9 @@ def test_structural_happy_path_mirrors_work_dir(stages_pod, tmp_path, monkeypatc
         ("", "crop_components.py produced no per-mode rgb crops under"),
         ("FLAT", "found a flat cropped/rgb/ without a <mode> level"),
     ],
+    ids=["none", "flat"],
 )
-def test_structural_crop_check(stages_pod, tmp_path, monkeypatch, modes_env, fragment):
+def test_structural_mode_tree_check(stages_pod, tmp_path, monkeypatch, modes_env, fragment):
     monkeypatch.setenv("FAKE_MODES", modes_env)
     with pytest.raises(_common.StageError) as err:
         render.run_structural(_structural_opts(stages_pod, tmp_path))
@@ -171,7 +173,7 @@ def test_day1_register_exit_code_passthrough(stages_pod, tmp_path, monkeypatch):
     assert "usd2roi_crop" not in stages_pod.tools_called()
 
 
-def test_day1_no_crops(stages_pod, tmp_path, monkeypatch):
+def test_day1_no_roi_images(stages_pod, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_NO_ROI", "1")
     with pytest.raises(_common.StageError, match="0 ROI crops emitted under"):
         render.run_day1(_day1_opts(stages_pod, tmp_path))
