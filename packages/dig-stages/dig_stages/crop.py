@@ -199,11 +199,7 @@ def _label_runs(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """Run-length labelling: horizontal runs, run pairs of adjacent rows that touch, union by min-label
     hooking with pointer jumping. Work is per run and per touching pair, all in array operations."""
     h, w = mask.shape
-    padded = np.zeros((h, w + 2), np.int8)
-    padded[:, 1:-1] = mask
-    d = np.diff(padded, axis=1)
-    rs, ss = np.nonzero(d == 1)
-    _, es = np.nonzero(d == -1)  # same raster order as the starts: run k ends at es[k] (exclusive)
+    rs, ss, es = _runs(mask)
     n_runs = len(rs)
     if n_runs == 0:
         return 0, np.zeros((h, w), np.int32), np.zeros((1, 4), np.int64)
@@ -236,13 +232,28 @@ def _label_runs(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     flat = np.repeat(rs * w + ss - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
     labels = np.zeros(h * w, np.int32)
     labels[flat] = np.repeat(run_label, lengths)
+    return n, labels.reshape(h, w), _run_boxes(run_label, rs, ss, es, n)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal runs of a mask in raster order: (row, start, end-exclusive)."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    d = np.diff(padded, axis=1)
+    rs, ss = np.nonzero(d == 1)
+    _, es = np.nonzero(d == -1)  # same raster order as the starts: run k ends at es[k]
+    return rs, ss, es
+
+
+def _run_boxes(run_label: np.ndarray, rs: np.ndarray, ss: np.ndarray, es: np.ndarray, n: int) -> np.ndarray:
+    """(n+1, 4) x0 y0 x1 y1 per label of the runs (row 0 unused), reduced over runs, not pixels."""
     boxes = np.zeros((n + 1, 4), np.int64)
     boxes[1:, :2] = np.iinfo(np.int64).max
     np.minimum.at(boxes[:, 0], run_label, ss)
     np.minimum.at(boxes[:, 1], run_label, rs)
     np.maximum.at(boxes[:, 2], run_label, es)
     np.maximum.at(boxes[:, 3], run_label, rs + 1)
-    return n, labels.reshape(h, w), boxes
+    return boxes
 
 
 def _use_cv2(backend: str) -> bool:
@@ -263,8 +274,8 @@ def crop_cell(
     """ROIs of one scan-grid frame, in emission order (NNNN order per material).
 
     Components: whitelisted-class pixels, closed with radius `morph_kernel`, 8-connected.
-    `area` = whitelisted pixels in the component (min_area/max_area); `coverage` = area / component
-    bbox area (min_coverage); `edge_skip` drops components whose bbox touches the frame border
+    `area` = whitelisted pixels in the component (min_area/max_area); its bbox is theirs;
+    `coverage` = area / bbox area (min_coverage); `edge_skip` drops components whose bbox touches the frame border
     (they are cut by the frame); the emitted box is the bbox padded by `offset` and clipped to the
     frame. Order: raster order of the component bbox (top, then left), bridge crops after the
     singles; `max_emit` then caps each material.
@@ -278,12 +289,14 @@ def crop_cell(
     mask = cls_img >= 0
     if not mask.any():
         return []
-    n, comp, boxes = label_components(close_mask(mask, c["morph_kernel"], backend), backend)
-    # per component x class pixel counts in one bincount (original, not closed, pixels)
+    # the close only groups meshes into components; boxes and counts use the labelled pixels, so a
+    # close never stretches a box (e.g. onto the frame border, where OpenCV's border keeps it)
+    n, comp, _ = label_components(close_mask(mask, c["morph_kernel"], backend), backend)
+    rs, ss, es = _runs(mask)
+    boxes = _run_boxes(comp[rs, ss], rs, ss, es, n)[1:]
     counts = np.bincount(
         comp[mask].astype(np.int64) * len(classes) + cls_img[mask], minlength=(n + 1) * len(classes)
     ).reshape(n + 1, len(classes))[1:]
-    boxes = boxes[1:]
     area = counts.sum(axis=1)
     dominant = counts.argmax(axis=1)
     bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]

@@ -152,6 +152,12 @@ def test_morph_kernel_closes_gaps_up_to_twice_its_radius(gap, radius, count):
         assert rois[0].area == 200 and rois[0].component_box == (20, 20, 40 + gap, 30)
 
 
+def test_close_never_stretches_a_box_onto_the_border():
+    # 1 px above the bottom border: OpenCV's close border would extend the closed region to it
+    (roi,) = run([("capacitor", 20, 80, 40, 99)], morph_kernel=2, edge_skip=True)
+    assert roi.component_box == (20, 80, 40, 99)
+
+
 def test_comma_joined_label_counts_for_each_of_its_classes():
     rgb, seg, _ = frame([("capacitor", 20, 20, 30, 30)])
     labels = {"(255, 197, 25, 255)": {"class": "solder,capacitor"}}
