@@ -17,7 +17,7 @@ import numpy as np
 # Fine levels are sampled: a fixed, jittered-grid subset keeps the objective deterministic (smooth
 # for the parabolic refinement) while bounding the cost of one MI evaluation.
 DEFAULT_SAMPLES = 1 << 16
-COARSE_MIN_DIM = 128  # the auto pyramid stops when the top level would be smaller than this
+COARSE_MIN_DIM = 96  # the auto pyramid stops before the top level would be smaller than this
 
 
 @dataclass
@@ -123,9 +123,11 @@ def to_gray(img: np.ndarray) -> np.ndarray:
     """Luminance as float32 (Rec. 601 weights; alpha dropped)."""
     a = np.asarray(img)
     if a.ndim == 3:
-        a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) if a.shape[2] >= 3 else a[
-            ..., 0
-        ].astype(np.float32)
+        a = (
+            a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+            if a.shape[2] >= 3
+            else a[..., 0].astype(np.float32)
+        )
     return a.astype(np.float32, copy=False)
 
 
@@ -150,7 +152,9 @@ def _pyramid(g: np.ndarray, levels: int) -> list[np.ndarray]:
     return pyr
 
 
-def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _sample(
+    img: np.ndarray, x: np.ndarray, y: np.ndarray, nearest: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear (or nearest) samples of a 2D image at float coords; returns (values, inside-mask)."""
     h, w = img.shape
     inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
@@ -191,7 +195,9 @@ def mutual_information(joint: np.ndarray) -> tuple[float, float]:
 class _Level:
     """One pyramid level: fixed samples (pre-binned) and the moving image, ready for MI evaluations."""
 
-    def __init__(self, fixed: np.ndarray, moving: np.ndarray, scale: float, bins: int, samples: int, seed: int):
+    def __init__(
+        self, fixed: np.ndarray, moving: np.ndarray, scale: float, bins: int, samples: int, seed: int
+    ):
         self.moving = moving
         self.scale = scale
         self.bins = bins
@@ -304,7 +310,9 @@ def register(
 
     rot = p.rot_range_deg
     sxr, syr, shift = d["sx_range"], d["sy_range"], d["shift_range"]
-    x = np.array([math.radians((rot[0] + rot[1]) / 2), (sxr[0] + sxr[1]) / 2, (syr[0] + syr[1]) / 2, 0.0, 0.0])
+    x = np.array(
+        [math.radians((rot[0] + rot[1]) / 2), (sxr[0] + sxr[1]) / 2, (syr[0] + syr[1]) / 2, 0.0, 0.0]
+    )
     lo = np.array([math.radians(min(rot[:2])), min(sxr[:2]), min(syr[:2]), -shift, -shift])
     hi = np.array([math.radians(max(rot[:2])), max(sxr[:2]), max(syr[:2]), shift, shift])
     evals = 0
@@ -321,13 +329,21 @@ def register(
         if lvl == levels - 1:
             x, best = _coarse_search(f, x, lo, hi, units, rot, sxr, syr, p.shift_step)
         best = f(x)
-        x, best = _refine(f, x, best, units, h_start=1.0 if lvl == levels - 1 else 0.5,
-                          h_min=0.02 if lvl == 0 else 0.25)
+        x, best = _refine(
+            f, x, best, units, h_start=1.0 if lvl == levels - 1 else 0.5, h_min=0.02 if lvl == 0 else 0.25
+        )
         x = np.clip(x, lo, hi)
         evals += L.evals
-    # report MI/NMI on the finest level's samples with plain (hard) bins, the number users compare
-    t = Transform(math.degrees(x[0]), x[1] * resize[0], x[2] * resize[1], x[3] * resize[0], x[4] * resize[1],
-                  cf, ((moving.shape[1] - 1) / 2, (moving.shape[0] - 1) / 2))
+    # MI/NMI as optimised: the finest level's samples, linear binning on the moving side
+    t = Transform(
+        math.degrees(x[0]),
+        x[1] * resize[0],
+        x[2] * resize[1],
+        x[3] * resize[0],
+        x[4] * resize[1],
+        cf,
+        ((moving.shape[1] - 1) / 2, (moving.shape[0] - 1) / 2),
+    )
     mi, nmi = mutual_information(L.joint(matrix(x)))
     return t, mi, nmi, levels, evals + 1
 
@@ -372,7 +388,12 @@ def _coarse_search(
 
 
 def _refine(
-    f: Callable[[np.ndarray], float], x: np.ndarray, fx: float, units: np.ndarray, h_start: float, h_min: float
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    fx: float,
+    units: np.ndarray,
+    h_start: float,
+    h_min: float,
 ) -> tuple[np.ndarray, float]:
     """Coordinate ascent with a parabola through (-h, 0, +h) per parameter; h halves when steps get small."""
     h = h_start
@@ -400,7 +421,9 @@ def _refine(
     return x, fx
 
 
-def warp(moving: np.ndarray, transform: Transform, out_shape: tuple[int, int], interp: str = "bilinear") -> np.ndarray:
+def warp(
+    moving: np.ndarray, transform: Transform, out_shape: tuple[int, int], interp: str = "bilinear"
+) -> np.ndarray:
     """Resample `moving` into the reference frame (edge pixels repeat outside it); keeps dtype and channels."""
     h, w = out_shape
     m = transform.matrix()
@@ -447,7 +470,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--moving")
     ap.add_argument("--output")
     ap.add_argument("--metadata", help="default: <output>.json")
-    ap.add_argument("--apply-to", nargs="*", default=[], help="more images (e.g. masks) to warp with the same transform")
+    ap.add_argument(
+        "--apply-to", nargs="*", default=[], help="more images (e.g. masks) to warp with the same transform"
+    )
     ap.add_argument("--interp", choices=("bilinear", "nearest"))
     ap.add_argument("--min-mi", type=float)
     args = ap.parse_args(argv)
@@ -473,7 +498,11 @@ def main(argv: list[str]) -> int:
 
     ref, mov = _load(spec["reference"]), _load(spec["moving"])
     res = align(ref, mov, params)
-    meta = res.metadata() | {"reference": spec["reference"], "moving": spec["moving"], "interp": params.interp}
+    meta = res.metadata() | {
+        "reference": spec["reference"],
+        "moving": spec["moving"],
+        "interp": params.interp,
+    }
     if params.ignored:
         meta["ignored_params"] = params.ignored
     out = Path(spec["output"])
@@ -489,7 +518,9 @@ def main(argv: list[str]) -> int:
         f"shift ({res.transform.tx:.2f}, {res.transform.ty:.2f}) px, MI {res.mi:.4f}, {res.seconds:.2f} s"
     )
     if not res.passed:
-        print(f"ERROR: MI {res.mi:.4f} below min_mi {params.min_mi}; the image does not match the reference",
-              file=sys.stderr)
+        print(
+            f"ERROR: MI {res.mi:.4f} below min_mi {params.min_mi}; the image does not match the reference",
+            file=sys.stderr,
+        )
         return 2
     return 0

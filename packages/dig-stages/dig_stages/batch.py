@@ -126,7 +126,10 @@ def batch_config(
         if model:
             img["model"] = model
     cfg["data"] = [
-        {"inputs": {"rgb": e.input}, "output": {"video": e.output, "caption": e.caption, "metadata": e.metadata}}
+        {
+            "inputs": {"rgb": e.input},
+            "output": {"video": e.output, "caption": e.caption, "metadata": e.metadata},
+        }
         for e in entries
     ]
     return cfg

@@ -49,8 +49,14 @@ ROUTES = ("images", "chat")
 class EditError(RuntimeError):
     """A request that failed; `retryable` is true for 429, 5xx, transport errors and unusable 200 bodies."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.retryable = retryable
@@ -86,8 +92,20 @@ class ClientConfig:
         """Spec values, then env `IMAGE_EDIT_ENDPOINT` / `IMAGE_EDIT_MODEL` when non-empty, `HF_TOKEN` as bearer."""
         env = dict(os.environ if env is None else env)
         cfg = cls()
-        for k in ("endpoint", "model", "prompt", "route", "output_format", "concurrency", "timeout_s",
-                  "max_retries", "backoff_base_s", "backoff_max_s", "align", "jpeg_quality"):
+        for k in (
+            "endpoint",
+            "model",
+            "prompt",
+            "route",
+            "output_format",
+            "concurrency",
+            "timeout_s",
+            "max_retries",
+            "backoff_base_s",
+            "backoff_max_s",
+            "align",
+            "jpeg_quality",
+        ):
             if spec.get(k) is not None:
                 setattr(cfg, k, spec[k])
         if spec.get("generation") is not None:
@@ -153,7 +171,9 @@ def _decode_image(b64: str) -> Image.Image:
 class EditClient:
     """HTTP client for the vLLM-Omni image-edit routes (endpoint_and_sizing.md §1.2b), stdlib only."""
 
-    def __init__(self, cfg: ClientConfig, sleep: Callable[[float], None] = time.sleep, seed: int | None = None):
+    def __init__(
+        self, cfg: ClientConfig, sleep: Callable[[float], None] = time.sleep, seed: int | None = None
+    ):
         self.cfg = cfg
         self.base = cfg.endpoint.rstrip("/")
         self._sleep = sleep
@@ -190,7 +210,9 @@ class EditClient:
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             # timeouts and resets: the server may be busy or restarting, so these are retried too
             reason = getattr(exc, "reason", exc)
-            raise EditError(self._scrub(f"{method} {path}: {type(exc).__name__}: {reason}"), retryable=True) from None
+            raise EditError(
+                self._scrub(f"{method} {path}: {type(exc).__name__}: {reason}"), retryable=True
+            ) from None
 
     def with_retries(self, what: Callable[[], Any], label: str) -> tuple[Any, int]:
         """Run `what` with up to max_retries retries on retryable errors; returns (result, attempts)."""
@@ -209,8 +231,10 @@ class EditClient:
                 delay = back * jitter
                 if exc.retry_after is not None:
                     delay = min(self.cfg.backoff_max_s, max(delay, exc.retry_after))
-                print(f"image-edit: {label}: {exc}; retry {attempt}/{self.cfg.max_retries} in {delay:.2f} s",
-                      file=sys.stderr)
+                print(
+                    f"image-edit: {label}: {exc}; retry {attempt}/{self.cfg.max_retries} in {delay:.2f} s",
+                    file=sys.stderr,
+                )
                 self._sleep(delay)
 
     def check_identity(self) -> list[str]:
@@ -247,8 +271,13 @@ class EditClient:
         w, h = image.size
         gen = self.cfg.generation
         if self.cfg.route == "images":
-            fields = {"model": self.cfg.model, "prompt": self.cfg.prompt, "size": f"{w}x{h}",
-                      "output_format": self.cfg.output_format, "n": "1"}
+            fields = {
+                "model": self.cfg.model,
+                "prompt": self.cfg.prompt,
+                "size": f"{w}x{h}",
+                "output_format": self.cfg.output_format,
+                "n": "1",
+            }
             fields.update({k: str(v) for k, v in gen.items()})
             body, ctype = _multipart(fields, [("image", filename, self._png(image), "image/png")])
             raw = self._request("POST", "/images/edits", body, ctype)
@@ -257,13 +286,22 @@ class EditClient:
                 if not isinstance(b64, str) or not b64:
                     raise TypeError("empty b64_json")
             except (ValueError, KeyError, IndexError, TypeError) as exc:
-                raise EditError(f"POST /images/edits: malformed body ({type(exc).__name__})", retryable=True) from None
+                raise EditError(
+                    f"POST /images/edits: malformed body ({type(exc).__name__})", retryable=True
+                ) from None
             return _decode_image(b64)
         url = "data:image/png;base64," + base64.b64encode(self._png(image)).decode()
         payload = {
             "model": self.cfg.model,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": self.cfg.prompt},
-                                                      {"type": "image_url", "image_url": {"url": url}}]}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": self.cfg.prompt},
+                        {"type": "image_url", "image_url": {"url": url}},
+                    ],
+                }
+            ],
             "height": h,
             "width": w,
             **gen,
@@ -276,10 +314,14 @@ class EditClient:
             if not isinstance(content, str) or not content.startswith("data:image"):
                 raise TypeError("no image data URL in the message")
         except (ValueError, KeyError, IndexError, TypeError, StopIteration) as exc:
-            raise EditError(f"POST /chat/completions: malformed body ({type(exc).__name__})", retryable=True) from None
+            raise EditError(
+                f"POST /chat/completions: malformed body ({type(exc).__name__})", retryable=True
+            ) from None
         return _decode_image(content)
 
-    def edit(self, image: Image.Image, filename: str = "input.png", label: str = "") -> tuple[Image.Image, int]:
+    def edit(
+        self, image: Image.Image, filename: str = "input.png", label: str = ""
+    ) -> tuple[Image.Image, int]:
         return self.with_retries(lambda: self.edit_once(image, filename), label or filename)
 
 
@@ -358,11 +400,18 @@ def process(entry: batch.Entry, client: EditClient) -> ItemResult:
         write_atomic(entry.output, _encode(arr, Path(entry.output).suffix, cfg.jpeg_quality))
         return ItemResult(entry.key, "done", attempts, time.perf_counter() - t0, mi=mi)
     except (EditError, OSError, ValueError) as exc:
-        return ItemResult(entry.key, "failed", getattr(exc, "attempts", 0), time.perf_counter() - t0,
-                          client._scrub(str(exc)))
+        return ItemResult(
+            entry.key,
+            "failed",
+            getattr(exc, "attempts", 0),
+            time.perf_counter() - t0,
+            client._scrub(str(exc)),
+        )
 
 
-def run_batch(entries: list[batch.Entry], client: EditClient, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_batch(
+    entries: list[batch.Entry], client: EditClient, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
     """Process entries with bounded concurrency; returns the summary (counts, failures, timing)."""
     log = log or (lambda s: print(s, file=sys.stderr))
     t0 = time.perf_counter()
@@ -417,26 +466,40 @@ def main(argv: list[str]) -> int:
     try:
         cfg = ClientConfig.from_spec(spec)
         align.AlignParams.from_dict(cfg.align_params)  # fail before any request on a bad block
-        entries = batch.expand(spec["input_dir"], spec["output_dir"], spec["layout"],
-                               spec.get("output_ext") or ".jpg", spec.get("side_dir") or "/tmp")
+        entries = batch.expand(
+            spec["input_dir"],
+            spec["output_dir"],
+            spec["layout"],
+            spec.get("output_ext") or ".jpg",
+            spec.get("side_dir") or "/tmp",
+        )
     except (ValueError, batch.BatchError) as exc:
         msg = str(exc)
         print(msg if msg.startswith("ERROR") else f"ERROR: {msg}", file=sys.stderr)
         return 1
     client = EditClient(cfg)
-    print(f"image-edit: {len(entries)} crops, endpoint {client.base}, model {cfg.model}, route {cfg.route}, "
-          f"concurrency {cfg.concurrency}, auth {'bearer' if cfg.token else 'none'}", file=sys.stderr)
+    print(
+        f"image-edit: {len(entries)} crops, endpoint {client.base}, model {cfg.model}, route {cfg.route}, "
+        f"concurrency {cfg.concurrency}, auth {'bearer' if cfg.token else 'none'}",
+        file=sys.stderr,
+    )
     try:
         client.check_identity()
     except (IdentityError, EditError) as exc:
         msg = str(exc)
-        print(msg if msg.startswith("ERROR") else f"ERROR: endpoint identity check failed: {msg}", file=sys.stderr)
+        print(
+            msg if msg.startswith("ERROR") else f"ERROR: endpoint identity check failed: {msg}",
+            file=sys.stderr,
+        )
         return 1
     summary = run_batch(entries, client)
     print("image-edit summary: " + json.dumps(summary), file=sys.stderr)
     if summary["failed"]:
-        print(f"ERROR: {summary['failed']} of {summary['total']} crops failed after retries; rerun the task to "
-              "resume (finished crops are skipped)", file=sys.stderr)
+        print(
+            f"ERROR: {summary['failed']} of {summary['total']} crops failed after retries; rerun the task to "
+            "resume (finished crops are skipped)",
+            file=sys.stderr,
+        )
         return 1
     if summary["done"] + summary["skipped"] == 0:
         print("ERROR: 0 image-edit images emitted", file=sys.stderr)

@@ -181,8 +181,15 @@ class FakeEditServer:
 
     def _record(self, method: str, path: str, fields: dict[str, Any], fname: str, headers: Any) -> Action:
         with self._lock:
-            self.requests.append({"method": method, "path": path, "fields": dict(fields), "filename": fname,
-                                  "authorization": headers.get("Authorization")})
+            self.requests.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "fields": dict(fields),
+                    "filename": fname,
+                    "authorization": headers.get("Authorization"),
+                }
+            )
             if method != "POST":
                 return "ok"
             i = self._count[fname]
@@ -194,5 +201,7 @@ class FakeEditServer:
 
     def posts(self, filename: str | None = None) -> int:
         with self._lock:
-            return sum(r["method"] == "POST" and (filename is None or r["filename"] == filename)
-                       for r in self.requests)
+            return sum(
+                r["method"] == "POST" and (filename is None or r["filename"] == filename)
+                for r in self.requests
+            )

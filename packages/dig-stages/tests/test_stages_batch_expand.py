@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from dig_stages import batch
 
 
@@ -17,9 +16,13 @@ def _touch(p: Path) -> None:
 
 def test_cells_layout_maps_each_roi_to_its_material_cell(tmp_path: Path) -> None:
     src = tmp_path / "in"
-    for rel in ["crop/PAD/c1/normal_img/0002.png", "crop/PAD/c1/normal_img/0001.jpg",
-                "crop/IC/c0/normal_img/0000.png", "crop/IC/c0/cad_mask/0000.png",
-                "crop/IC/c0/normal_img/notes.txt"]:
+    for rel in [
+        "crop/PAD/c1/normal_img/0002.png",
+        "crop/PAD/c1/normal_img/0001.jpg",
+        "crop/IC/c0/normal_img/0000.png",
+        "crop/IC/c0/cad_mask/0000.png",
+        "crop/IC/c0/normal_img/notes.txt",
+    ]:
         _touch(src / rel)
     entries = batch.expand(src, tmp_path / "out", "cells", ".jpg", side_dir=tmp_path / "side")
     assert [e.key for e in entries] == ["IC/c0/0000", "PAD/c1/0001", "PAD/c1/0002"]
@@ -75,15 +78,25 @@ def test_batch_config_replaces_data_and_overlays_endpoint(tmp_path: Path) -> Non
     cfg = batch.batch_config(cookbook, entries, endpoint="http://e/v1")
     assert cfg["endpoints"] == {"image_edit": {"url": "http://e/v1"}}
     assert cfg["pipeline"] == {"retry": 3}
-    assert cfg["data"] == [{"inputs": {"rgb": entries[0].input}, "output": {
-        "video": entries[0].output, "caption": entries[0].caption, "metadata": entries[0].metadata}}]
+    assert cfg["data"] == [
+        {
+            "inputs": {"rgb": entries[0].input},
+            "output": {
+                "video": entries[0].output,
+                "caption": entries[0].caption,
+                "metadata": entries[0].metadata,
+            },
+        }
+    ]
     assert cookbook["data"][0] == {"output": {"video": "/app/out/output.jpg"}}  # not mutated
 
 
 def test_cli_writes_entries_and_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _touch(tmp_path / "cropped/tilt/rgb/0001.png")
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"input_dir": str(tmp_path), "output_dir": str(tmp_path / "o"), "layout": "modes"}))
+    spec.write_text(
+        json.dumps({"input_dir": str(tmp_path), "output_dir": str(tmp_path / "o"), "layout": "modes"})
+    )
     out = tmp_path / "entries.json"
     assert batch.main(["--spec", str(spec), "--out", str(out)]) == 0
     assert [e["key"] for e in json.loads(out.read_text())] == ["tilt/0001"]

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from dig_stages import batch, edit_client
 from dig_stages.edit_fake_server import MODEL, FakeEditServer, fake_edit
+from PIL import Image
 
 SIZE = 64
 
@@ -42,8 +41,14 @@ def _tree(root: Path, layout: str = "cells", n: int = 2) -> Path:
 
 
 def _client(url: str, sleeps: list[float] | None = None, **kw: object) -> edit_client.EditClient:
-    spec = {"endpoint": url, "concurrency": 2, "timeout_s": 10, "max_retries": 2, "backoff_base_s": 0.5,
-            "align_params": {"rot_range_deg": [-1, 1, 0.5], "shift_range": 6}} | kw
+    spec = {
+        "endpoint": url,
+        "concurrency": 2,
+        "timeout_s": 10,
+        "max_retries": 2,
+        "backoff_base_s": 0.5,
+        "align_params": {"rot_range_deg": [-1, 1, 0.5], "shift_range": 6},
+    } | kw
     cfg = edit_client.ClientConfig.from_spec(spec, env={})
     rec = sleeps if sleeps is not None else []
     return edit_client.EditClient(cfg, sleep=rec.append, seed=0)
@@ -62,8 +67,15 @@ def test_happy_path_writes_aligned_images_captions_and_metadata(tmp_path: Path) 
     entries = _entries(tmp_path)
     with FakeEditServer() as srv:
         summary = edit_client.run_batch(entries, _client(srv.url), log=lambda s: None)
-    assert summary | {"seconds": 0} == {"total": 4, "done": 4, "skipped": 0, "failed": 0, "retries": 0,
-                                        "seconds": 0, "failed_items": []}
+    assert summary | {"seconds": 0} == {
+        "total": 4,
+        "done": 4,
+        "skipped": 0,
+        "failed": 0,
+        "retries": 0,
+        "seconds": 0,
+        "failed_items": [],
+    }
     for e in entries:
         src = np.asarray(Image.open(e.input))
         out = np.asarray(Image.open(e.output))
@@ -78,17 +90,24 @@ def test_happy_path_writes_aligned_images_captions_and_metadata(tmp_path: Path) 
         assert np.abs(out[inner].astype(float) - expected[inner]).mean() < 4.0
         assert Path(e.caption).read_text() == edit_client.DEFAULT_PROMPT
     fields = [r["fields"] for r in srv.requests if r["method"] == "POST"]
-    assert all(f["model"] == MODEL and f["size"] == f"{SIZE}x{SIZE}" and f["num_inference_steps"] == "30"
-               and f["guidance_scale"] == "4.0" and f["seed"] == "0" and f["prompt"] == edit_client.DEFAULT_PROMPT
-               for f in fields)
+    assert all(
+        f["model"] == MODEL
+        and f["size"] == f"{SIZE}x{SIZE}"
+        and f["num_inference_steps"] == "30"
+        and f["guidance_scale"] == "4.0"
+        and f["seed"] == "0"
+        and f["prompt"] == edit_client.DEFAULT_PROMPT
+        for f in fields
+    )
     assert _leftovers(tmp_path) == []
 
 
 def test_chat_route_and_bearer_token(tmp_path: Path) -> None:
     entries = _entries(tmp_path, "modes", 1)
     with FakeEditServer() as srv:
-        cfg = edit_client.ClientConfig.from_spec({"endpoint": srv.url, "route": "chat", "align": False},
-                                                 env={"HF_TOKEN": "hf_secret"})
+        cfg = edit_client.ClientConfig.from_spec(
+            {"endpoint": srv.url, "route": "chat", "align": False}, env={"HF_TOKEN": "hf_secret"}
+        )
         client = edit_client.EditClient(cfg, sleep=lambda s: None)
         client.check_identity()
         summary = edit_client.run_batch(entries, client, log=lambda s: None)
@@ -151,8 +170,9 @@ def test_identity_check_refuses_a_wrong_model(tmp_path: Path) -> None:
         with pytest.raises(edit_client.IdentityError, match="not nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL"):
             _client(srv.url).check_identity()
     with FakeEditServer() as srv:
-        cfg = edit_client.ClientConfig.from_spec({"endpoint": srv.url},
-                                                 env={"IMAGE_EDIT_MODEL": "qwen-image-edit"})
+        cfg = edit_client.ClientConfig.from_spec(
+            {"endpoint": srv.url}, env={"IMAGE_EDIT_MODEL": "qwen-image-edit"}
+        )
         with pytest.raises(edit_client.IdentityError, match="'qwen-image-edit' is not acceptable"):
             edit_client.EditClient(cfg).check_identity()
         assert srv.requests == []  # refused before any request
@@ -163,7 +183,9 @@ def test_env_overrides_only_when_non_empty() -> None:
     spec = {"endpoint": "http://spec/v1", "model": MODEL}
     cfg = edit_client.ClientConfig.from_spec(spec, env={"IMAGE_EDIT_ENDPOINT": "  ", "IMAGE_EDIT_MODEL": ""})
     assert (cfg.endpoint, cfg.model, cfg.token) == ("http://spec/v1", MODEL, None)
-    cfg = edit_client.ClientConfig.from_spec(spec, env={"IMAGE_EDIT_ENDPOINT": " http://env/v1 ", "HF_TOKEN": "t"})
+    cfg = edit_client.ClientConfig.from_spec(
+        spec, env={"IMAGE_EDIT_ENDPOINT": " http://env/v1 ", "HF_TOKEN": "t"}
+    )
     assert (cfg.endpoint, cfg.token) == ("http://env/v1", "t")
     assert "t" not in repr(cfg).split("token")[-1] or "token" not in repr(cfg)
 
@@ -185,17 +207,33 @@ def test_concurrency_is_bounded(tmp_path: Path) -> None:
     assert srv.max_inflight == 2
 
 
-def test_main_end_to_end_never_logs_the_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_end_to_end_never_logs_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = _tree(tmp_path / "in", "cells", 1)
     with FakeEditServer(plan={"0001.png": [400]}) as srv:
-        spec = {"input_dir": str(src), "output_dir": str(tmp_path / "out"), "layout": "cells",
-                "endpoint": "http://unused.invalid/v1", "model": MODEL, "prompt": "p", "generation":
-                {"num_inference_steps": 30, "guidance_scale": 4.0, "seed": 0}, "output_ext": ".jpg",
-                "concurrency": 2, "timeout_s": 10, "max_retries": 1, "align": True,
-                "align_params": {"rot_range_deg": [-1.0, 1.0, 0.1], "shift_step": 2, "bins": 64,
-                                 "interp": "bilinear", "no_resize": True},
-                "side_dir": str(tmp_path / "side")}
+        spec = {
+            "input_dir": str(src),
+            "output_dir": str(tmp_path / "out"),
+            "layout": "cells",
+            "endpoint": "http://unused.invalid/v1",
+            "model": MODEL,
+            "prompt": "p",
+            "generation": {"num_inference_steps": 30, "guidance_scale": 4.0, "seed": 0},
+            "output_ext": ".jpg",
+            "concurrency": 2,
+            "timeout_s": 10,
+            "max_retries": 1,
+            "align": True,
+            "align_params": {
+                "rot_range_deg": [-1.0, 1.0, 0.1],
+                "shift_step": 2,
+                "bins": 64,
+                "interp": "bilinear",
+                "no_resize": True,
+            },
+            "side_dir": str(tmp_path / "side"),
+        }
         (tmp_path / "spec.json").write_text(json.dumps(spec))
         monkeypatch.setenv("IMAGE_EDIT_ENDPOINT", srv.url)
         monkeypatch.setenv("HF_TOKEN", "hf_topsecret")
@@ -212,17 +250,30 @@ def test_main_end_to_end_never_logs_the_token(tmp_path: Path, monkeypatch: pytes
     assert all(r["authorization"] == "Bearer hf_topsecret" for r in srv.requests)
 
 
-def test_main_refuses_wrong_model_and_missing_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_refuses_wrong_model_and_missing_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = _tree(tmp_path / "in", "cells", 1)
     monkeypatch.delenv("IMAGE_EDIT_ENDPOINT", raising=False)
     monkeypatch.delenv("IMAGE_EDIT_MODEL", raising=False)
     with FakeEditServer(models=["qwen/qwen-image-edit-2511"]) as srv:
-        args = ["--input-dir", str(src), "--output-dir", str(tmp_path / "out"), "--layout", "cells",
-                "--endpoint", srv.url]
+        args = [
+            "--input-dir",
+            str(src),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--layout",
+            "cells",
+            "--endpoint",
+            srv.url,
+        ]
         assert edit_client.main(args) == 1
         assert srv.posts() == 0
     assert "ERROR: endpoint" in capsys.readouterr().err
-    assert edit_client.main(["--input-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "o"),
-                             "--layout", "modes"]) == 1
+    assert (
+        edit_client.main(
+            ["--input-dir", str(tmp_path / "none"), "--output-dir", str(tmp_path / "o"), "--layout", "modes"]
+        )
+        == 1
+    )
     assert "ERROR: no per-mode rgb crops" in capsys.readouterr().err
