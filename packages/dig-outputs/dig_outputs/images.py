@@ -79,14 +79,14 @@ def mask_bool(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def outline(img: Image.Image, mask: np.ndarray, rgb: tuple[int, int, int] = OUTLINE_RGB) -> Image.Image:
-    """`img` with the boundary of `mask` drawn on it, ~2 px wide at 640 px."""
+    """`img` with the boundary of `mask` drawn on it, ~1 % of the width thick (visible when shown small)."""
     if mask.shape != (img.height, img.width):
         raise ValueError(f"mask shape {mask.shape} does not match image {img.width}x{img.height}")
     # Pad with False so a defect touching the frame border still gets a closed outline.
     p = np.pad(mask, 1, constant_values=False)
     inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
     edge = mask & ~inner
-    for _ in range(max(0, round(img.width / 320) - 1)):
+    for _ in range(max(0, round(img.width / 100) - 1)):
         q = np.pad(edge, 1, constant_values=False)
         edge = q[1:-1, 1:-1] | q[:-2, 1:-1] | q[2:, 1:-1] | q[1:-1, :-2] | q[1:-1, 2:]
     arr = np.array(img.convert("RGB"))

@@ -159,7 +159,7 @@ table{border-collapse:collapse}
 #samples{margin-top:12px}
 #samples th,#samples td{border:1px solid #333;padding:4px;vertical-align:top}
 #samples thead th{background:#1c1c1c;position:sticky;top:0}
-#samples tbody th{text-align:left;font-weight:normal;color:#bbb;max-width:140px;word-break:break-all}
+#samples tbody th{text-align:left;font-weight:normal;color:#bbb;white-space:nowrap}
 figure{margin:0}img{display:block;width:200px;height:auto;background:#000;image-rendering:auto}
 figcaption{font-size:11px;color:#999;max-width:200px;word-break:break-all}
 td.blank{color:#666;font-size:12px;text-align:center;vertical-align:middle}
@@ -224,7 +224,8 @@ def render_html(
         out += [f'<th data-col="{_e(c.key)}">{_e(c.title)}</th>' for c in columns]
         out.append("</tr></thead><tbody>")
         for row, cells in rows:
-            out.append(f'<tr data-sample="{_e(row.key)}"><th>{_e(row.label)}</th>')
+            label = "<br>".join(_e(part) for part in row.label.split(" · "))
+            out.append(f'<tr data-sample="{_e(row.key)}"><th>{label}</th>')
             for col, cell in zip(columns, cells, strict=True):
                 if cell is None:
                     out.append(f'<td class="blank" data-col="{_e(col.key)}">no defect mask</td>')

@@ -97,7 +97,7 @@ def _restyle(ov: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     r = np.hypot((yy - h / 2) / h, (xx - w / 2) / w)
     light = 1.25 - 0.9 * r[..., None] ** 2
-    out = ov * light * (1.05, 1.0, 0.86) + (6, 4, 0)
+    out = ov * light * (1.12, 1.04, 0.8) + (10, 6, 0)
     # Specular highlight on bright metal.
     metal = ov.mean(axis=2, keepdims=True) > 170
     out = np.where(metal, out * 1.1 + 18, out)
