@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -37,3 +38,32 @@ def dump_yaml(data: Any) -> str:
     text = yaml.dump(data, Dumper=CanonicalDumper, sort_keys=False, width=2**31 - 1, allow_unicode=True,
                      default_flow_style=False, indent=2)
     return text.replace("\r\n", "\n")
+
+
+# Injected dig_stages modules are ~95% of a compiled file and identical across compiles: they are
+# emitted once per module (as the block scalar this dumper writes at the files[].contents depth) and
+# spliced in for a short placeholder, so a sweep variant only dumps and validates its own ~10 kB.
+_MARK = "DIG-STAGES-MODULE-"
+
+
+def module_placeholder(module: str) -> str:
+    return f"{_MARK}{module}"
+
+
+@lru_cache(maxsize=None)
+def _module_scalar(source: str) -> str:
+    probe = {"workflow": {"groups": [{"tasks": [{"files": [{"contents": source}]}]}]}}
+    text = dump_yaml(probe)
+    head = "      - contents: "
+    return text[text.index(head) + len(head):].rstrip("\n")
+
+
+def splice_modules(text: str, sources: dict[str, str]) -> str:
+    """Replace each `contents: DIG-STAGES-MODULE-<m>` line's value by the module's block scalar."""
+    for module, source in sources.items():
+        placeholder = module_placeholder(module)
+        needle = f"contents: {placeholder}\n"
+        if needle not in text:
+            continue
+        text = text.replace(needle, f"contents: {_module_scalar(source)}\n")
+    return text

@@ -69,9 +69,16 @@ def module_source(module: str) -> str:
     return (STAGES_DIR / f"{module}.py").read_text(encoding="utf-8")
 
 
-def stage_files(step: str) -> list[dict[str, str]]:
-    """`files:` entries for a step: each module's exact source at /tmp/dig/dig_stages/<module>.py."""
-    return [{"path": f"{POD_DIR}/{m}.py", "contents": module_source(m)} for m in modules_for_step(step)]
+def stage_files(step: str, *, placeholders: bool = False) -> list[dict[str, str]]:
+    """`files:` entries for a step: each module's exact source at /tmp/dig/dig_stages/<module>.py.
+
+    With placeholders, contents are short markers that compiler.emit.splice_modules replaces by
+    the source after dumping (same bytes, emitted once per module).
+    """
+    from compiler.emit import module_placeholder
+
+    return [{"path": f"{POD_DIR}/{m}.py", "contents": module_placeholder(m) if placeholders else module_source(m)}
+            for m in modules_for_step(step)]
 
 
 def source_path(module: str) -> Path:

@@ -33,7 +33,7 @@ class Task:
     cookbooks: list[tuple[str, str]] = field(default_factory=list)  # (in-pod path, text)
     python: str = "python3"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, placeholders: bool = False) -> dict[str, Any]:
         task: dict[str, Any] = {"name": self.name, "lead": True, "image": self.image, "resource": self.resource}
         if self.credentials:
             task["credentials"] = self.credentials
@@ -48,7 +48,7 @@ class Task:
                       "contents": render.launcher(task=self.name, summary=self.summary, step=self.step,
                                                   python=self.python)})
         files.append({"path": SPEC_PATH, "contents": render.spec_json(self.spec)})
-        files.extend(stage_files(self.step))
+        files.extend(stage_files(self.step, placeholders=placeholders))
         task["files"] = files
         task["outputs"] = [{"url": self.output}]
         return task
@@ -352,7 +352,8 @@ def plan_tasks(config: dict[str, Any]) -> list[Task]:
     return Planner(config).tasks()
 
 
-def build_workflow(config: dict[str, Any], tasks: list[Task] | None = None) -> dict[str, Any]:
+def build_workflow(config: dict[str, Any], tasks: list[Task] | None = None, *,
+                   placeholders: bool = False) -> dict[str, Any]:
     """The OSMO v2 document of one compile, as plain dicts in canonical key order."""
     k = config["knobs"]
     tasks = plan_tasks(config) if tasks is None else tasks
@@ -362,6 +363,6 @@ def build_workflow(config: dict[str, Any], tasks: list[Task] | None = None) -> d
             "name": k["workflow_name"],
             "timeout": {"exec_timeout": k["exec_timeout"], "queue_timeout": k["queue_timeout"]},
             "resources": resources(config),
-            "groups": [{"name": t.group, "tasks": [t.to_dict()]} for t in tasks],
+            "groups": [{"name": t.group, "tasks": [t.to_dict(placeholders=placeholders)]} for t in tasks],
         },
     }

@@ -229,38 +229,46 @@ class _Section:
 
 def _split_sections(text: str, out: _Collector) -> dict[str, _Section] | None:
     sections: dict[str, _Section] = {}
-    current: _Section | None = None
+    spans: dict[str, list[int]] = {}  # key -> [first line index, end index); joined once (no O(n^2) +=)
+    current: str | None = None
     lines = text.splitlines(keepends=True)
     for index, raw in enumerate(lines, start=1):
+        # Only column-0 lines can start a section; skip the rest cheaply (big block scalars).
+        if raw[:1].isspace() or raw[:1] in ("#", ""):
+            continue
         stripped = raw.rstrip("\r\n")
-        if stripped and not stripped[0].isspace() and not stripped.startswith("#"):
-            if stripped in ("---", "...") and current is None:
-                continue
-            match = TOP_KEY_RE.match(stripped)
-            if match and not stripped.startswith(("{%", "{{", "{#")):
-                key = match.group(1).strip("'\"")
-                if key not in TOP_LEVEL_KEYS:
-                    out.error(
-                        key,
-                        f"top-level key {key!r} is not allowed; remove it or move it under `workflow:` "
-                        f"(allowed: {', '.join(TOP_LEVEL_KEYS)})",
-                        index,
-                    )
-                    current = None
-                    continue
-                if key in sections:
-                    out.error(
-                        key,
-                        f"top-level key {key!r} appears twice (lines {sections[key].line} and {index}); "
-                        "keep one",
-                        index,
-                    )
-                    current = None
-                    continue
-                current = _Section(key, index, "")
-                sections[key] = current
+        if stripped in ("---", "...") and current is None:
+            continue
+        match = TOP_KEY_RE.match(stripped)
+        if not match or stripped.startswith(("{%", "{{", "{#")):
+            continue
+        key = match.group(1).strip("'\"")
         if current is not None:
-            current.text += raw
+            spans[current][1] = index - 1
+        if key not in TOP_LEVEL_KEYS:
+            out.error(
+                key,
+                f"top-level key {key!r} is not allowed; remove it or move it under `workflow:` "
+                f"(allowed: {', '.join(TOP_LEVEL_KEYS)})",
+                index,
+            )
+            current = None
+            continue
+        if key in sections:
+            out.error(
+                key,
+                f"top-level key {key!r} appears twice (lines {sections[key].line} and {index}); keep one",
+                index,
+            )
+            current = None
+            continue
+        current = key
+        sections[key] = _Section(key, index, "")
+        spans[key] = [index - 1, len(lines)]
+    if current is not None:
+        spans[current][1] = len(lines)
+    for key, (start, end) in spans.items():
+        sections[key].text = "".join(lines[start:end])
     if "workflow" not in sections:
         out.error(
             "workflow",

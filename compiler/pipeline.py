@@ -6,11 +6,13 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from compiler.compose import Composer, Request
-from compiler.emit import dump_yaml
+from compiler.emit import dump_yaml, splice_modules
+from compiler.inject import POD_DIR, module_source
 from compiler.errors import Diagnostic, DigError
 from compiler.model import build_workflow
 from compiler.paths import BUILD_DIR, REPO_ROOT
@@ -62,21 +64,45 @@ def check_output(text: str, source: str) -> None:
                         for f in findings])
 
 
-def compile_request(req: Request, *, composer: Composer | None = None, prefs: dict[str, str] | None = None,
-                    check: bool = True) -> Compiled:
+@lru_cache(maxsize=None)
+def check_module(module: str, source: str) -> None:
+    """An injected module passes the validator's second-render scan (checked once per source text)."""
+    doc = {"version": 2, "workflow": {"name": "module-check", "groups": [{"name": "g", "tasks": [{
+        "name": "t", "image": "busybox", "command": ["true"],
+        "files": [{"path": f"/tmp/dig/dig_stages/{module}.py", "contents": source}]}]}]}}
+    check_output(dump_yaml(doc), f"dig_stages/{module}.py")
+
+
+def emit_checked(workflow: dict[str, Any], header: str, key: str) -> str:
+    """Dump with module placeholders, validate that text and each module, then splice the modules in."""
+    text = header + dump_yaml(workflow)
+    check_output(text, key)
+    sources = {}
+    for group in workflow["workflow"]["groups"]:
+        for task in group["tasks"]:
+            for f in task["files"]:
+                if f["path"].startswith(POD_DIR + "/"):
+                    module = f["path"].rsplit("/", 1)[1][:-3]
+                    sources[module] = module_source(module)
+                    check_module(module, sources[module])
+    return splice_modules(text, sources)
+
+
+def compile_request(req: Request, *, composer: Composer | None = None,
+                    prefs: dict[str, str] | None = None) -> Compiled:
     composer = composer or Composer()
     composed = composer.compose(req, prefs)
     explicit = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
     explicit |= set(_preset_knobs(composed.config))
     config, diagnostics = validate_config(composed.config, explicit=explicit, choices=composed.choices)
-    workflow = build_workflow(config)
+    workflow = build_workflow(config, placeholders=True)
     choices_text = " ".join(f"{g}={o}" for g, o in composed.choices.items())
-    text = HEADER.format(choices=choices_text, flow=config["flow"]["key"]) + dump_yaml(workflow)
-    key = compile_key(config)
+    header = HEADER.format(choices=choices_text, flow=config["flow"]["key"])
     if config["name"]:
-        text = text.replace("--set name={flow}-$STAMP".format(flow=config["flow"]["key"]), "(name is compiled in)")
-    if check:
-        check_output(text, key)
+        header = header.replace("--set name={flow}-$STAMP".format(flow=config["flow"]["key"]),
+                                "(name is compiled in)")
+    key = compile_key(config)
+    text = emit_checked(workflow, header, key)
     digest = override_hash(req, composed.choices)
     default = BUILD_DIR / f"{key}{'__' + digest if digest else ''}.yaml"
     return Compiled(text, key, config, composed.choices, diagnostics + composed.notices, default)

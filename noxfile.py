@@ -1,0 +1,78 @@
+"""Developer sessions for dig. `nox -s lint tests` is what CI runs (.ci/run)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PACKAGES = ["-e", ".[test]", "-e", "packages/dig-stages", "-e", "packages/dig-preflight", "-e", "packages/dig-outputs"]
+LINT_PATHS = ["compiler", "tests", "packages", "bench", "noxfile.py"]
+
+
+def _install(session: nox.Session) -> None:
+    session.install("--upgrade", "pip")
+    session.install(*PACKAGES)
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """The preview tests drive Debian's chromium; install it when we can (root + apt), never a downloaded one."""
+    if shutil.which("chromium"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True,
+                    env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.warn("chromium is missing and cannot be installed here: browser tests will fail "
+                     "(install Debian's chromium, or set DIG_SKIP_BROWSER=1 to skip them knowingly)")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Install everything and run the whole test suite (compiler, dig-stages, dig-preflight, dig-outputs)."""
+    _install(session)
+    _ensure_chromium(session)
+    session.run("python", "-m", "compiler.schema", "--check")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over every Python path of the repo."""
+    session.install("ruff")
+    session.run("ruff", "check", *LINT_PATHS)
+
+
+@nox.session(default=False)
+def golden(session: nox.Session) -> None:
+    """Regenerate the goldens (golden/) and report what changed; CI never runs this."""
+    _install(session)
+    session.run("python", "-m", "pytest", "tests/test_golden.py", "--snapshot-update", "-q",
+                env={"DIG_PREFERENCES": os.devnull})
+
+
+@nox.session(default=False)
+def compile(session: nox.Session) -> None:
+    """Compile the shipped matrix into workflows_generated/ (the only writer of that directory)."""
+    _install(session)
+    session.run("python", "-m", "compiler.matrix", env={"DIG_PREFERENCES": os.devnull})
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks in bench/ (ratios against baselines measured in the same run)."""
+    _install(session)
+    for script in ("compile_latency.py", "sweep.py", "crop.py", "align.py", "edit_client.py", "preflight.py"):
+        session.run("python", f"bench/{script}")
+
+
+@nox.session(default=False)
+def schema(session: nox.Session) -> None:
+    """Export the composed-config JSON Schema for editors (compiler/schemas/config.schema.json)."""
+    _install(session)
+    session.run("python", "-m", "compiler.schema")
