@@ -1,0 +1,255 @@
+"""`python -m compiler.diff A.yaml B.yaml [--stat] [--json]`: semantic diff of two compiled workflows.
+
+Reports workflow name/timeouts/resources, groups and tasks added, removed or reordered, and per task
+image, resource, credentials, environment (per key), inputs, outputs and files (per path: added,
+removed, changed; JSON files by key, YAML files by key path old -> new, everything as a unified diff
+unless --stat). Exit 0 when identical, 1 when different, 2 on a usage error (like diff).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASK_FIELDS = ("group", "image", "resource", "lead", "credentials", "command", "args", "inputs", "outputs")
+MISSING = "<absent>"
+
+
+class UsageError(Exception):
+    pass
+
+
+def load(path: str) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("workflow"), dict):
+        raise UsageError(f"{path} is not an OSMO workflow (no top-level `workflow:` mapping)")
+    return doc
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf key paths of a nested mapping/list: {'a.b[0]': 1}; empty containers are leaves."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        out = {}
+        for i, sub in enumerate(value):
+            out.update(flatten(sub, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def key_changes(a: Any, b: Any) -> list[dict[str, Any]]:
+    fa, fb = flatten(a), flatten(b)
+    out = []
+    for key in list(fa) + [k for k in fb if k not in fa]:
+        old, new = fa.get(key, MISSING), fb.get(key, MISSING)
+        if old != new or (key in fa) != (key in fb):
+            out.append({"key": key, "old": old, "new": new})
+    return out
+
+
+def map_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
+    a, b = a or {}, b or {}
+    return {"added": {k: b[k] for k in b if k not in a}, "removed": {k: a[k] for k in a if k not in b},
+            "changed": {k: [a[k], b[k]] for k in a if k in b and a[k] != b[k]}}
+
+
+def _parse_structured(path: str, text: str) -> Any:
+    try:
+        if path.endswith(".json"):
+            return json.loads(text)
+        if path.endswith((".yaml", ".yml")):
+            return yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError):
+        return None
+    return None
+
+
+def file_changes(fa: list[dict[str, Any]], fb: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    ca = {f.get("path"): str(f.get("contents", f.get("localpath", ""))) for f in fa or []}
+    cb = {f.get("path"): str(f.get("contents", f.get("localpath", ""))) for f in fb or []}
+    out = []
+    for path in list(ca) + [p for p in cb if p not in ca]:
+        old, new = ca.get(path), cb.get(path)
+        if old == new:
+            continue
+        status = "added" if old is None else "removed" if new is None else "changed"
+        lines = list(difflib.unified_diff((old or "").splitlines(), (new or "").splitlines(),
+                                          f"a{path}", f"b{path}", lineterm="", n=2))
+        entry: dict[str, Any] = {
+            "path": path, "status": status,
+            "added_lines": sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++")),
+            "removed_lines": sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---")),
+            "diff": "\n".join(lines),
+        }
+        if status == "changed":
+            sa, sb = _parse_structured(str(path), old or ""), _parse_structured(str(path), new or "")
+            if sa is not None and sb is not None:
+                entry["keys"] = key_changes(sa, sb)
+        out.append(entry)
+    return out
+
+
+def _tasks(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for group in doc["workflow"].get("groups") or []:
+        for task in group.get("tasks") or []:
+            out[task.get("name")] = {**task, "group": group.get("name")}
+    return out
+
+
+def diff_docs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    wa, wb = a["workflow"], b["workflow"]
+    workflow: dict[str, Any] = {}
+    if wa.get("name") != wb.get("name"):
+        workflow["name"] = [wa.get("name"), wb.get("name")]
+    timeout = map_changes(wa.get("timeout"), wb.get("timeout"))
+    if any(timeout.values()):
+        workflow["timeout"] = timeout
+    ra, rb = wa.get("resources") or {}, wb.get("resources") or {}
+    res = {"added": [k for k in rb if k not in ra], "removed": [k for k in ra if k not in rb],
+           "changed": {k: map_changes(ra[k], rb[k]) for k in ra if k in rb and ra[k] != rb[k]}}
+    if any(res.values()):
+        workflow["resources"] = res
+    other = key_changes({k: v for k, v in a.items() if k != "workflow"}, {k: v for k, v in b.items() if k != "workflow"})
+    if other:
+        workflow["other"] = other
+
+    ga = [g.get("name") for g in wa.get("groups") or []]
+    gb = [g.get("name") for g in wb.get("groups") or []]
+    common_a, common_b = [g for g in ga if g in gb], [g for g in gb if g in ga]
+    groups = {"added": [g for g in gb if g not in ga], "removed": [g for g in ga if g not in gb],
+              "order": {"a": ga, "b": gb} if common_a != common_b else None}
+
+    ta, tb = _tasks(a), _tasks(b)
+    tasks = []
+    for name in list(ta) + [n for n in tb if n not in ta]:
+        if name not in tb:
+            tasks.append({"name": name, "status": "removed", "group": ta[name]["group"]})
+            continue
+        if name not in ta:
+            summary = {k: tb[name][k] for k in ("image", "resource", "inputs", "outputs") if k in tb[name]}
+            tasks.append({"name": name, "status": "added", "group": tb[name]["group"], "summary": summary,
+                          "files": [{"path": f.get("path"), "status": "added"} for f in tb[name].get("files") or []]})
+            continue
+        x, y = ta[name], tb[name]
+        fields = {f: [x.get(f), y.get(f)] for f in TASK_FIELDS if x.get(f) != y.get(f)}
+        env = map_changes(x.get("environment"), y.get("environment"))
+        files = file_changes(x.get("files"), y.get("files"))
+        rest = key_changes({k: v for k, v in x.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
+                           {k: v for k, v in y.items() if k not in (*TASK_FIELDS, "environment", "files", "name")})
+        if fields or any(env.values()) or files or rest:
+            tasks.append({"name": name, "status": "changed", "group": y["group"], "fields": fields,
+                          "environment": env, "files": files, "other": rest})
+    identical = not workflow and not groups["added"] and not groups["removed"] and not groups["order"] and not tasks
+    return {"identical": identical, "workflow": workflow, "groups": groups, "tasks": tasks}
+
+
+def _v(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return f"`{text}`" if len(text) < 200 else f"`{text[:197]}...`"
+
+
+def to_markdown(result: dict[str, Any], a: str, b: str, stat: bool = False) -> str:
+    out = [f"# Workflow diff: `{a}` → `{b}`", ""]
+    if result["identical"]:
+        return "\n".join(out + ["Identical (no semantic difference).", ""])
+    wf, groups = result["workflow"], result["groups"]
+    if wf:
+        out += ["## Workflow", ""]
+        if "name" in wf:
+            out.append(f"- name: {_v(wf['name'][0])} → {_v(wf['name'][1])}")
+        for key, (old, new) in (wf.get("timeout") or {}).get("changed", {}).items():
+            out.append(f"- timeout.{key}: {_v(old)} → {_v(new)}")
+        for kind in ("added", "removed"):
+            for key, val in (wf.get("timeout") or {}).get(kind, {}).items():
+                out.append(f"- timeout.{key} {kind}: {_v(val)}")
+        res = wf.get("resources") or {}
+        out += [f"- resource class added: `{r}`" for r in res.get("added", [])]
+        out += [f"- resource class removed: `{r}`" for r in res.get("removed", [])]
+        for cls, ch in res.get("changed", {}).items():
+            out += [f"- resources.{cls}.{k}: {_v(o)} → {_v(n)}" for k, (o, n) in ch["changed"].items()]
+            out += [f"- resources.{cls}.{k} added: {_v(v)}" for k, v in ch["added"].items()]
+            out += [f"- resources.{cls}.{k} removed: {_v(v)}" for k, v in ch["removed"].items()]
+        out += [f"- {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in wf.get("other", [])]
+        out.append("")
+    if groups["added"] or groups["removed"] or groups["order"]:
+        out += ["## Groups", ""]
+        out += [f"- added: `{g}`" for g in groups["added"]]
+        out += [f"- removed: `{g}`" for g in groups["removed"]]
+        if groups["order"]:
+            out.append(f"- order: {' → '.join(groups['order']['a'])}  ⇒  {' → '.join(groups['order']['b'])}")
+        out.append("")
+    for task in result["tasks"]:
+        out += [f"## Task `{task['name']}` ({task['status']}, group `{task['group']}`)", ""]
+        if task["status"] == "added":
+            out += [f"- {k}: {_v(v)}" for k, v in task["summary"].items()]
+            out += [f"- file `{f['path']}` added" for f in task["files"] if not stat]
+            out.append("")
+        if task["status"] != "changed":
+            continue
+        for field, (old, new) in task["fields"].items():
+            if isinstance(old, list | dict) and isinstance(new, list | dict):
+                # Lists of inputs/outputs: name the entry that changed, not the whole list.
+                out += [f"- {field}{'' if c['key'].startswith('[') else '.'}{c['key']}: {_v(c['old'])} → "
+                        f"{_v(c['new'])}" for c in key_changes(old, new)]
+            else:
+                out.append(f"- {field}: {_v(old)} → {_v(new)}")
+        env = task["environment"]
+        out += [f"- env `{k}`: {_v(o)} → {_v(n)}" for k, (o, n) in env["changed"].items()]
+        out += [f"- env `{k}` added: {_v(v)}" for k, v in env["added"].items()]
+        out += [f"- env `{k}` removed: {_v(v)}" for k, v in env["removed"].items()]
+        out += [f"- {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in task["other"]]
+        for f in task["files"]:
+            out.append(f"- file `{f['path']}` {f['status']} (+{f['added_lines']} −{f['removed_lines']})")
+            if stat:
+                continue
+            out += [f"  - `{c['key']}`: {_v(c['old'])} → {_v(c['new'])}" for c in f.get("keys", [])]
+            if f["diff"] and (f["status"] != "changed" or not f.get("keys")):
+                out += ["", "```diff", f["diff"], "```", ""]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    flags = {a for a in args if a.startswith("-")}
+    files = [a for a in args if not a.startswith("-")]
+    try:
+        unknown = flags - {"--stat", "--json"}
+        if unknown or len(files) != 2:
+            why = f"unknown option {sorted(unknown)[0]!r}" if unknown else f"expected 2 files, got {len(files)}"
+            raise UsageError(f"{why}; usage: python -m compiler.diff A.yaml B.yaml [--stat] [--json]")
+        result = diff_docs(load(files[0]), load(files[1]))
+    except UsageError as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        return 2
+    if "--json" in flags:
+        if "--stat" in flags:
+            for task in result["tasks"]:
+                for f in task.get("files", []):
+                    f.pop("diff", None)
+        print(json.dumps({"a": files[0], "b": files[1], **result}, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(to_markdown(result, files[0], files[1], stat="--stat" in flags), end="")
+    return 0 if result["identical"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
