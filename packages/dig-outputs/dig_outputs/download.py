@@ -121,6 +121,12 @@ def download_run(
         )
     stages, notes = source.check_stages(flow, only)
     entries = [e for s in stages for e in source.list_stage(s)]
+    if not entries:
+        raise OutputsError(
+            f"nothing to download: {', '.join(d + '/' for d in (only or flow.stage_dirs))} of run "
+            f"{source.name!r} at {source.where} hold no files",
+            hint="check --only / --flow against the stages the run wrote",
+        )
     if source.skipped_keys:
         notes.append(f"skipped {len(source.skipped_keys)} key(s) with unsafe paths, e.g. {source.skipped_keys[0]!r}")
     total = sum(e.size or 0 for e in entries)

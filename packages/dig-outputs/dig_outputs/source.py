@@ -186,6 +186,13 @@ def resolve_local(local: Path, name: str | None) -> tuple[Path, str]:
         return local / "runs" / name, name
     if local.name == "runs" and local.parent.name == "download":
         return local, name or local.parent.parent.name
+    if (local / "runs").is_dir():
+        runs = sorted(p.name for p in (local / "runs").iterdir() if p.is_dir())
+        raise OutputsError(
+            f"--local {local} looks like a storage root (it has runs/) but "
+            + (f"runs/{name}/ is not there" if name else "no --name was given"),
+            hint=f"pass --name with one of: {', '.join(runs[:20]) or 'none'}",
+        )
     return local, name or local.name
 
 

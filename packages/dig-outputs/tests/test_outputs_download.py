@@ -181,3 +181,16 @@ def test_outputs_cli_subprocess_prints_absolute_path_last(runs, tmp_path):
     )
     last = proc.stdout.strip().splitlines()[-1]
     assert last == str(tmp_path / "rel-dest" / f"{run_dir.name}.zip")
+
+
+def test_outputs_download_only_absent_optional_stage(s3_root, tmp_path, capsys):
+    assert _download(s3_root, "day1", tmp_path / "x", "--only", "finetune") == 2
+    assert "nothing to download: finetune/ of run" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_outputs_local_storage_root_needs_name(storage_dir, tmp_path, capsys):
+    assert main(["preview", "--local", str(storage_dir), "--flow", "day0", "--dest", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "looks like a storage root (it has runs/) but no --name was given" in err
+    assert "texture_defect_gen_day0-1a2b3c4d" in err
