@@ -103,7 +103,7 @@ def make_client(
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
     config = Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         s3={"addressing_style": "path"} if endpoint else {},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,

@@ -30,6 +30,9 @@ def _join(prefix: str, *parts: str) -> str:
     return posixpath.join(prefix.rstrip("/"), *parts) if prefix else posixpath.join(*parts)
 
 
+_FAILED = object()  # a sub-check already reported its storage error
+
+
 class _Abort(Exception):
     """Storage cannot be read at all (endpoint down): stop instead of timing out once per check."""
 
@@ -101,6 +104,16 @@ class StoragePreflight:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _sub(self, name: str, target: str, fn, *args):
+        """Run one sub-check; a 403 / throttle / 5xx on it becomes that sub-check's error row."""
+        try:
+            return fn(*args)
+        except (NoSuchBucket, EndpointUnreachable, NotFound):
+            raise
+        except StorageError as exc:
+            self.report.add(name, ERROR, target, exc.message, exc.hint)
+            return _FAILED
+
     def _nonempty(self, art: Artifact) -> bool:
         """Row for 'prefix present and holds a non-empty object'; False when it does not."""
         bucket, prefix = parse_url(art.url)
@@ -161,10 +174,13 @@ class StoragePreflight:
         bucket, prefix = parse_url(art.url)
         step = int(art.params["step"])
         hint = f"upload ag_config.yaml and {checkpoint_filename(step)} to {art.url}/ or pass the step it holds"
-        self._head_file(f"{art.role}: ag_config.yaml", bucket, _join(prefix, "ag_config.yaml"), hint)
+        cfg_name = f"{art.role}: ag_config.yaml"
+        self._sub(cfg_name, art.url, self._head_file, cfg_name, bucket, _join(prefix, "ag_config.yaml"), hint)
         fname = checkpoint_filename(step)
+        step_name = f"{art.role}: step {step}"
         try:
-            self.store.head(bucket, _join(prefix, fname))
+            if self._sub(step_name, f"{art.url}/{fname}", self.store.head, bucket, _join(prefix, fname)) is _FAILED:
+                return
         except NotFound:
             have = sorted(
                 int(posixpath.basename(k)[5:-3])
@@ -188,24 +204,27 @@ class StoragePreflight:
         name = f"{art.role}: defect_spec.jsonl"
         spec_types: list[list[str]] | None = None
         try:
-            text = self.store.get_bytes(bucket, spec_key).decode("utf-8", "replace")
+            data = self._sub(name, f"s3://{bucket}/{spec_key}", self.store.get_bytes, bucket, spec_key)
         except NotFound:
             self.report.add(
                 name, FAIL, f"s3://{bucket}/{spec_key}", "missing at the dataset root (finetune reads it there)",
                 "upload defect_spec.jsonl (one {\"defect_type\": \"<MATERIAL>+<DEFECT>\", ...} per line)",
             )
         else:
-            spec_types, problem = _parse_defect_spec(text)
-            if problem:
-                self.report.add(name, FAIL, f"s3://{bucket}/{spec_key}", problem, "fix the file: one JSON object per line")
-            else:
-                self.report.add(name, OK, f"s3://{bucket}/{spec_key}", f"{len(spec_types)} defect types")
+            if data is not _FAILED:
+                spec_types, problem = _parse_defect_spec(data.decode("utf-8", "replace"))
+                if problem:
+                    self.report.add(name, FAIL, f"s3://{bucket}/{spec_key}", problem,
+                                    "fix the file: one JSON object per line")
+                else:
+                    self.report.add(name, OK, f"s3://{bucket}/{spec_key}", f"{len(spec_types)} defect types")
         pairs = art.params.get("pairs") or spec_types
         if not pairs:
             self.report.add(f"{art.role}: masks", SKIP, art.url, "no anomaly types given and none readable from the spec")
             return
         for material, defect in pairs:
-            self._check_mask(art, bucket, prefix, material, defect)
+            name = f"{art.role}: mask {material}/{defect}"
+            self._sub(name, art.url, self._check_mask, art, bucket, prefix, material, defect)
 
     def _check_mask(self, art: Artifact, bucket: str, prefix: str, material: str, defect: str) -> None:
         # The pods' submask rule: <root>/<M>/mask/<D>/, the same under the root's first
@@ -246,9 +265,11 @@ class StoragePreflight:
             name = f"{art.role}: {label} {posixpath.basename(rel)}"
             key = _join(prefix, rel)
             try:
-                meta = self.store.head(bucket, key)
+                meta = self._sub(name, f"s3://{bucket}/{key}", self.store.head, bucket, key)
             except NotFound:
                 meta = None
+            if meta is _FAILED:
+                continue
             if meta and meta.get("ContentLength", 0) > 0:
                 self.report.add(name, OK, f"s3://{bucket}/{key}", f"{meta['ContentLength']} bytes")
                 continue

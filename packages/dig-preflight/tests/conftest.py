@@ -96,7 +96,7 @@ def admin(s3_env: str):
 
 
 @pytest.fixture
-def make_bucket(admin) -> Callable[..., str]:
+def make_bucket(s3_env: str, bulk_put) -> Callable[..., str]:
     """make_bucket(drop=(), extra={}) -> bucket name holding LAYOUT under dig/, minus keys starting with `drop`.
 
     Buckets are shared by every test asking for the same content (the preflight never writes,
@@ -109,10 +109,8 @@ def make_bucket(admin) -> Callable[..., str]:
         if not fresh and ident in _BUCKETS:
             return _BUCKETS[ident]
         name = f"dig-test-{os.getpid()}-{next(_counter)}"
-        admin.create_bucket(Bucket=name)
         base = {k: v for k, v in (LAYOUT if layout is None else layout).items() if not k.startswith(drop)}
-        for key, body in {**base, **(extra or {})}.items():
-            admin.put_object(Bucket=name, Key=f"{ROOT_PREFIX}/{key}", Body=body)
+        bulk_put(name, {f"{ROOT_PREFIX}/{k}": v for k, v in {**base, **(extra or {})}.items()})
         if not fresh:
             _BUCKETS[ident] = name
         return name
@@ -133,6 +131,8 @@ def bulk_put() -> Callable[[str, dict[str, bytes]], None]:
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
 
     def put(bucket: str, objects: dict[str, bytes]) -> None:
+        if bucket not in backend.buckets:
+            backend.create_bucket(bucket, "us-east-1")
         for key, body in objects.items():
             backend.put_object(bucket, key, body)
 
@@ -197,7 +197,9 @@ class FaultProxy:
                     for k, v in resp.getheaders():
                         if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
                             self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
+                    # A HEAD answer carries the object's length without a body.
+                    length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
+                    self.send_header("Content-Length", length or "0")
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(data)
