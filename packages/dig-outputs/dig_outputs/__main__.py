@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--only", action="append", metavar="STAGE",
                    help="fetch only these stage dirs (repeat or comma-separate), e.g. --only anomaly")
     d.add_argument("--jobs", type=int, default=8, help="parallel downloads (default 8)")
+    d.add_argument("--allow-missing", action="store_true",
+                   help="download what exists when a required stage is absent (failed runs: files + logs)")
     p = sub.add_parser(
         "preview",
         help="write a self-contained index.html grid of sampled outputs",
@@ -78,7 +80,8 @@ def run(argv: list[str] | None = None) -> Path:
         only = [s.strip() for item in args.only or [] for s in item.split(",") if s.strip()] or None
         dest = Path(args.dest) if args.dest else Path("outputs") / source.name
         result = download_run(
-            source, flow, dest, only=only, workflow_id=args.workflow_id, force=args.force, jobs=args.jobs
+            source, flow, dest, only=only, workflow_id=args.workflow_id, force=args.force, jobs=args.jobs,
+            allow_missing=args.allow_missing,
         )
         print(f"{result.files} file(s), {result.bytes} bytes from {', '.join(result.stages)}; "
               f"logs: {', '.join(result.logs) or 'none'}", file=sys.stderr)

@@ -101,6 +101,7 @@ def download_run(
     workflow_id: str | None = None,
     force: bool = False,
     jobs: int = 8,
+    allow_missing: bool = False,
 ) -> DownloadResult:
     """Fetch the flow's stages (or `only` those) plus task logs, zip them; the zip path is in the result."""
     if only:
@@ -119,7 +120,7 @@ def download_run(
             f"refusing to overwrite {', '.join(str(p) for p in existing)}",
             hint="pass --force to replace them, or choose another --dest",
         )
-    stages, notes = source.check_stages(flow, only)
+    stages, notes = source.check_stages(flow, only, allow_missing=allow_missing)
     entries = [e for s in stages for e in source.list_stage(s)]
     if not entries:
         raise OutputsError(
@@ -145,8 +146,10 @@ def download_run(
 
     logs: list[str] = []
     if workflow_id:
-        # Logs of every task that ran, even with --only: they explain the stages left out too.
-        ran = [s for s in flow.stage_dirs if s in set(source.present_stages())]
+        # Every task that ran, even with --only or a missing stage (a failed task's log is the one
+        # most wanted); optional stages that are absent were never scheduled, so have no task.
+        present = set(source.present_stages())
+        ran = [s for s in flow.stage_dirs if s in present or not flow.stage(s).optional]
         logs, log_notes = fetch_logs(flow, ran, workflow_id, download_dir / "logs")
         for n in log_notes:
             _say(f"note: {n}")

@@ -75,8 +75,10 @@ class RunSource(ABC):
             self.fetch(path, dest)
         return dest
 
-    def check_stages(self, flow: Flow, wanted: list[str] | None = None) -> tuple[list[str], list[str]]:
-        """`(stages to use, notes)`; raises `OutputsError` when a required stage is missing."""
+    def check_stages(
+        self, flow: Flow, wanted: list[str] | None = None, *, allow_missing: bool = False
+    ) -> tuple[list[str], list[str]]:
+        """`(stages to use, notes)`; a missing required stage raises `OutputsError` (a note if allowed)."""
         present = set(self.present_stages())
         wanted = list(wanted) if wanted else list(flow.stage_dirs)
         missing_required = [s for s in wanted if s not in present and not flow.stage(s).optional]
@@ -85,14 +87,16 @@ class RunSource(ABC):
             for s in wanted
             if s not in present and flow.stage(s).optional
         ]
-        if missing_required:
+        if missing_required and allow_missing:
+            notes += [f"{s}/ missing (required by flow {flow.name}); fetching the rest" for s in missing_required]
+        elif missing_required:
             have = ", ".join(sorted(present)) or "nothing"
             raise OutputsError(
                 f"run {self.name!r} at {self.where} is missing stage(s) "
                 f"{', '.join(d + '/' for d in missing_required)} required by flow {flow.name} "
                 f"({flow.title}: {', '.join(flow.stage_dirs)}); present: {have}",
                 hint="the run may have failed or still be running (check `osmo workflow query <id>`), "
-                "or --flow / --name does not match the run",
+                "or --flow / --name does not match the run; `download --allow-missing` fetches what exists",
             )
         return [s for s in wanted if s in present], notes
 

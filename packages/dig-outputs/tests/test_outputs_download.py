@@ -117,6 +117,18 @@ def test_outputs_download_missing_required_stage(s3_root, tmp_path, capsys):
     assert not dest.exists()
 
 
+def test_outputs_download_allow_missing_fetches_the_rest(s3_root, runs, tmp_path, capsys, osmo_bin):
+    dest = tmp_path / "partial"
+    rc = main(["download", "--root", s3_root, "--name", DAY0_NO_ANOMALY, "--flow", "day0", "--dest", str(dest),
+               "--allow-missing", "--workflow-id", "wf-7"])
+    assert rc == 0
+    assert "note: anomaly/ missing (required by flow day0); fetching the rest" in capsys.readouterr().err
+    assert _files(dest / "download" / "runs") == runs["day0_no_anomaly"].files
+    # The task that left no stage (likely the failed one) still gets its log.
+    assert sorted(p.name for p in (dest / "download" / "logs").iterdir()) == [
+        "image-edit.log", "infer-all-defects.log", "usd2roi-replicator.log"]
+
+
 def test_outputs_download_optional_finetune_absent_is_a_note(s3_root, runs, tmp_path, capsys):
     assert _download(s3_root, "day1", tmp_path / "d1") == 0
     assert "note: finetune/ not present (only written when scheduled)" in capsys.readouterr().err
