@@ -63,8 +63,11 @@ def key_changes(a: Any, b: Any) -> list[dict[str, Any]]:
 
 def map_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
     a, b = a or {}, b or {}
-    return {"added": {k: b[k] for k in b if k not in a}, "removed": {k: a[k] for k in a if k not in b},
-            "changed": {k: [a[k], b[k]] for k in a if k in b and a[k] != b[k]}}
+    return {
+        "added": {k: b[k] for k in b if k not in a},
+        "removed": {k: a[k] for k in a if k not in b},
+        "changed": {k: [a[k], b[k]] for k in a if k in b and a[k] != b[k]},
+    }
 
 
 def _parse_structured(path: str, text: str) -> Any:
@@ -87,10 +90,14 @@ def file_changes(fa: list[dict[str, Any]], fb: list[dict[str, Any]]) -> list[dic
         if old == new:
             continue
         status = "added" if old is None else "removed" if new is None else "changed"
-        lines = list(difflib.unified_diff((old or "").splitlines(), (new or "").splitlines(),
-                                          f"a{path}", f"b{path}", lineterm="", n=2))
+        lines = list(
+            difflib.unified_diff(
+                (old or "").splitlines(), (new or "").splitlines(), f"a{path}", f"b{path}", lineterm="", n=2
+            )
+        )
         entry: dict[str, Any] = {
-            "path": path, "status": status,
+            "path": path,
+            "status": status,
             "added_lines": sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++")),
             "removed_lines": sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---")),
             "diff": "\n".join(lines),
@@ -120,19 +127,27 @@ def diff_docs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     if any(timeout.values()):
         workflow["timeout"] = timeout
     ra, rb = wa.get("resources") or {}, wb.get("resources") or {}
-    res = {"added": [k for k in rb if k not in ra], "removed": [k for k in ra if k not in rb],
-           "changed": {k: map_changes(ra[k], rb[k]) for k in ra if k in rb and ra[k] != rb[k]}}
+    res = {
+        "added": [k for k in rb if k not in ra],
+        "removed": [k for k in ra if k not in rb],
+        "changed": {k: map_changes(ra[k], rb[k]) for k in ra if k in rb and ra[k] != rb[k]},
+    }
     if any(res.values()):
         workflow["resources"] = res
-    other = key_changes({k: v for k, v in a.items() if k != "workflow"}, {k: v for k, v in b.items() if k != "workflow"})
+    other = key_changes(
+        {k: v for k, v in a.items() if k != "workflow"}, {k: v for k, v in b.items() if k != "workflow"}
+    )
     if other:
         workflow["other"] = other
 
     ga = [g.get("name") for g in wa.get("groups") or []]
     gb = [g.get("name") for g in wb.get("groups") or []]
     common_a, common_b = [g for g in ga if g in gb], [g for g in gb if g in ga]
-    groups = {"added": [g for g in gb if g not in ga], "removed": [g for g in ga if g not in gb],
-              "order": {"a": ga, "b": gb} if common_a != common_b else None}
+    groups = {
+        "added": [g for g in gb if g not in ga],
+        "removed": [g for g in ga if g not in gb],
+        "order": {"a": ga, "b": gb} if common_a != common_b else None,
+    }
 
     ta, tb = _tasks(a), _tasks(b)
     tasks = []
@@ -142,19 +157,41 @@ def diff_docs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             continue
         if name not in ta:
             summary = {k: tb[name][k] for k in ("image", "resource", "inputs", "outputs") if k in tb[name]}
-            tasks.append({"name": name, "status": "added", "group": tb[name]["group"], "summary": summary,
-                          "files": [{"path": f.get("path"), "status": "added"} for f in tb[name].get("files") or []]})
+            tasks.append(
+                {
+                    "name": name,
+                    "status": "added",
+                    "group": tb[name]["group"],
+                    "summary": summary,
+                    "files": [
+                        {"path": f.get("path"), "status": "added"} for f in tb[name].get("files") or []
+                    ],
+                }
+            )
             continue
         x, y = ta[name], tb[name]
         fields = {f: [x.get(f), y.get(f)] for f in TASK_FIELDS if x.get(f) != y.get(f)}
         env = map_changes(x.get("environment"), y.get("environment"))
         files = file_changes(x.get("files"), y.get("files"))
-        rest = key_changes({k: v for k, v in x.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
-                           {k: v for k, v in y.items() if k not in (*TASK_FIELDS, "environment", "files", "name")})
+        rest = key_changes(
+            {k: v for k, v in x.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
+            {k: v for k, v in y.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
+        )
         if fields or any(env.values()) or files or rest:
-            tasks.append({"name": name, "status": "changed", "group": y["group"], "fields": fields,
-                          "environment": env, "files": files, "other": rest})
-    identical = not workflow and not groups["added"] and not groups["removed"] and not groups["order"] and not tasks
+            tasks.append(
+                {
+                    "name": name,
+                    "status": "changed",
+                    "group": y["group"],
+                    "fields": fields,
+                    "environment": env,
+                    "files": files,
+                    "other": rest,
+                }
+            )
+    identical = (
+        not workflow and not groups["added"] and not groups["removed"] and not groups["order"] and not tasks
+    )
     return {"identical": identical, "workflow": workflow, "groups": groups, "tasks": tasks}
 
 
@@ -204,8 +241,11 @@ def to_markdown(result: dict[str, Any], a: str, b: str, stat: bool = False) -> s
         for field, (old, new) in task["fields"].items():
             if isinstance(old, list | dict) and isinstance(new, list | dict):
                 # Lists of inputs/outputs: name the entry that changed, not the whole list.
-                out += [f"- {field}{'' if c['key'].startswith('[') else '.'}{c['key']}: {_v(c['old'])} → "
-                        f"{_v(c['new'])}" for c in key_changes(old, new)]
+                out += [
+                    f"- {field}{'' if c['key'].startswith('[') else '.'}{c['key']}: {_v(c['old'])} → "
+                    f"{_v(c['new'])}"
+                    for c in key_changes(old, new)
+                ]
             else:
                 out.append(f"- {field}: {_v(old)} → {_v(new)}")
         env = task["environment"]
@@ -234,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         unknown = flags - {"--stat", "--json"}
         if unknown or len(files) != 2:
-            why = f"unknown option {sorted(unknown)[0]!r}" if unknown else f"expected 2 files, got {len(files)}"
+            why = (
+                f"unknown option {sorted(unknown)[0]!r}" if unknown else f"expected 2 files, got {len(files)}"
+            )
             raise UsageError(f"{why}; usage: python -m compiler.diff A.yaml B.yaml [--stat] [--json]")
         result = diff_docs(load(files[0]), load(files[1]))
     except UsageError as exc:

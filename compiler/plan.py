@@ -42,18 +42,27 @@ def to_markdown(plan: dict[str, Any]) -> str:
     wf = plan["workflow"]
     out = [f"# Plan: {wf['title']} (`{plan['compile_key']}`)", ""]
 
-    out += [f"## {SECTIONS['workflow']}", "",
-            f"- **Flow**: `{wf['flow']}` — {wf['title']} (variant `{wf['variant']}`, "
-            f"OSMO workflow name `{wf['workflow_name']}`)",
-            f"- **Compiled file**: `{wf['file']}`",
-            f"- **Composed from**: `{' '.join(f'{g}={o}' for g, o in wf['choices'].items())}`",
-            f"- **Timeouts**: exec {wf['timeouts']['exec_timeout']}, queue {wf['timeouts']['queue_timeout']}"]
+    out += [
+        f"## {SECTIONS['workflow']}",
+        "",
+        f"- **Flow**: `{wf['flow']}` — {wf['title']} (variant `{wf['variant']}`, "
+        f"OSMO workflow name `{wf['workflow_name']}`)",
+        f"- **Compiled file**: `{wf['file']}`",
+        f"- **Composed from**: `{' '.join(f'{g}={o}' for g, o in wf['choices'].items())}`",
+        f"- **Timeouts**: exec {wf['timeouts']['exec_timeout']}, queue {wf['timeouts']['queue_timeout']}",
+    ]
     out += [f"- **{v['name']}**: `{v['value']}`" for v in wf["values"]]
     out += ["", "| resource class | size |", "|---|---|"]
     out += [f"| `{cls}` | {size} |" for cls, size in wf["resources"].items()]
 
-    out += ["", f"## {SECTIONS['preflights']}", "", "Run in this order; each exits non-zero when something "
-            "needs fixing.", "", "```bash"]
+    out += [
+        "",
+        f"## {SECTIONS['preflights']}",
+        "",
+        "Run in this order; each exits non-zero when something needs fixing.",
+        "",
+        "```bash",
+    ]
     for p in plan["preflights"]:
         out += [f"# {p['why']}", p["command"]]
     out += ["```"]
@@ -71,8 +80,20 @@ def to_markdown(plan: dict[str, Any]) -> str:
     out += ["", f"## {SECTIONS['submit_command']}", "", "```bash", *sub["lines"], "```", "", sub["note"]]
 
     go = plan["group_order"]
-    out += ["", f"## {SECTIONS['group_order']}", "", "Edges come only from `- task:` inputs.", "", "```text",
-            *go["lines"], "```", "", "```mermaid", go["mermaid"], "```"]
+    out += [
+        "",
+        f"## {SECTIONS['group_order']}",
+        "",
+        "Edges come only from `- task:` inputs.",
+        "",
+        "```text",
+        *go["lines"],
+        "```",
+        "",
+        "```mermaid",
+        go["mermaid"],
+        "```",
+    ]
 
     loc = plan["output_location"]
     out += ["", f"## {SECTIONS['output_location']}", ""]
@@ -80,7 +101,10 @@ def to_markdown(plan: dict[str, Any]) -> str:
         out.append(f"Run root: `{loc['run_root']}`")
         out.append("")
     out += [f"- `{s['task']}` → `{s['url']}`: {s['holds']}" for s in loc["stages"]]
-    out += ["", f"**Final result**: `{loc['final']}`" if loc.get("download") else f"**Final result**: {loc['final']}"]
+    out += [
+        "",
+        f"**Final result**: `{loc['final']}`" if loc.get("download") else f"**Final result**: {loc['final']}",
+    ]
     if loc.get("download"):
         out += ["", f"Download: `{loc['download']}`"]
     if loc.get("reuse"):
@@ -92,20 +116,31 @@ def to_markdown(plan: dict[str, Any]) -> str:
 
 
 def to_json(plan: dict[str, Any]) -> str:
-    doc = {"compile_key": plan["compile_key"], "headings": SECTIONS,
-           "sections": {key: plan[key] for key in SECTIONS}}
+    doc = {
+        "compile_key": plan["compile_key"],
+        "headings": SECTIONS,
+        "sections": {key: plan[key] for key in SECTIONS},
+    }
     return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
-def make_plan(overrides: list[str], *, images: int | None = None, composer: Any = None,
-              prefs: dict[str, str] | None = None, write: bool = True, file: str | None = None) -> dict[str, Any]:
+def make_plan(
+    overrides: list[str],
+    *,
+    images: int | None = None,
+    composer: Any = None,
+    prefs: dict[str, str] | None = None,
+    write: bool = True,
+    file: str | None = None,
+) -> dict[str, Any]:
     """Compile (and write, like `python -m compiler`) one request, then build its plan."""
     from compiler.compose import parse_overrides
     from compiler.pipeline import compile_request, display, output_path, write_atomic
     from compiler.prefs import load_prefs
 
-    compiled = compile_request(parse_overrides(overrides), composer=composer,
-                               prefs=load_prefs() if prefs is None else prefs)
+    compiled = compile_request(
+        parse_overrides(overrides), composer=composer, prefs=load_prefs() if prefs is None else prefs
+    )
     path = output_path(compiled)
     if write:
         write_atomic(path, compiled.text)
@@ -123,8 +158,10 @@ def write_examples(target: Path = DOCS_PLANS) -> list[Path]:
     for stem, overrides in EXAMPLES.items():
         compiled = compile_request(parse_overrides(overrides), composer=composer, prefs={})
         rel = output_path(compiled).relative_to(REPO_ROOT).as_posix()
-        header = (f"<!-- Generated by `python -m compiler.plan --write-examples` from `python -m compiler.plan "
-                  f"{' '.join(overrides)}`; do not edit. -->\n\n")
+        header = (
+            f"<!-- Generated by `python -m compiler.plan --write-examples` from `python -m compiler.plan "
+            f"{' '.join(overrides)}`; do not edit. -->\n\n"
+        )
         path = target / f"{stem}.md"
         path.write_text(header + to_markdown(build_plan(compiled, rel)), encoding="utf-8", newline="\n")
         written.append(path)

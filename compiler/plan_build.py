@@ -1,4 +1,4 @@
-"""A compiled request -> the structured plan (workflow, preflights, artifacts, submit, DAG, outputs, notes)."""
+"""A compiled request -> the structured plan: workflow, preflights, artifacts, submit, DAG, outputs, notes."""
 
 from __future__ import annotations
 
@@ -31,16 +31,16 @@ STRUCTURAL_YIELD = {1: 30, 2: 50, 3: 75, 5: 120, 10: 250}
 # What each stage directory holds (storage_layout.md §5); the final one of each flow is marked in FINAL.
 STAGE_CONTENTS = {
     "usd2roi-components": "scan-grid renders `trigger_0000/` + clean ROI crops "
-                          "`crop/<MATERIAL>/<x*_y*>/{normal_img,cad_mask}/` + labels JSON",
+    "`crop/<MATERIAL>/<x*_y*>/{normal_img,cad_mask}/` + labels JSON",
     "augment": "restyled crops `crop/<MATERIAL>/<x*_y*>/<NNNN>.jpg` (same stems as `normal_img/`)",
     "structural_defect": "pose-defect renders `trigger_0000/` + `cropped/<mode>/{rgb,semantic_segmentation,"
-                         "component_instance}/<NNNN>.png`",
+    "component_instance}/<NNNN>.png`",
     "structural_defect_edited": "restyled structural crops `<mode>/rgb/<NNNN>.jpg`",
     "usd2roi-day1": "aligned per-ROI crops `crop/<MATERIAL>/{normal_img,cad_mask}/`, `aligned/params.json`",
     "finetune": "trainer tree `results/anomaly_gen/<name>/<job>/` with `ag_config.yaml` and "
-                "`checkpoints/model/iter_<9-digit>.pt` (only `checkpoints/model/` holds weights)",
+    "`checkpoints/model/iter_<9-digit>.pt` (only `checkpoints/model/` holds weights)",
     "anomaly": "labelled anomalies `inference/{reconstructed_image,annotated_image,cropped_image,cropped_mask,"
-               "original_image,original_mask}/` + `inference/SDG_result.csv`",
+    "original_image,original_mask}/` + `inference/SDG_result.csv`",
 }
 FINAL = {
     "texture": ("anomaly", "inference/reconstructed_image/"),
@@ -99,8 +99,11 @@ def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
     if "real_image_filename" in k and k.get("use_usd2roi_day1"):
         values.append({"name": "real photo", "value": k["real_image_filename"]})
     if "use_pretrained_checkpoint" in k or c["flow"]["key"] == "finetune":
-        mode = ("finetune first (finetune-job trains; inference picks the best validated step)"
-                if finetune_scheduled(c) else f"pretrained (shipped checkpoint in models/{c['usecase']['key']})")
+        mode = (
+            "finetune first (finetune-job trains; inference picks the best validated step)"
+            if finetune_scheduled(c)
+            else f"pretrained (shipped checkpoint in models/{c['usecase']['key']})"
+        )
         if c["flow"]["key"] == "finetune":
             mode = "finetune only (no inference)"
         values.append({"name": "checkpoint", "value": mode})
@@ -108,18 +111,38 @@ def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
         values.append({"name": "checkpoint step", "value": k["checkpoint_step"]})
     if "anomaly_types_json" in k:
         values.append({"name": "anomaly types", "value": json.dumps(k["anomaly_types_json"])})
-    for name in ("render_patches", "crop_max_emit", "defect_modes", "num_sdg", "default_spatial_dependency",
-                 "model_size", "pretrained_model_sizes", "uc3_zip_url_root"):
+    for name in (
+        "render_patches",
+        "crop_max_emit",
+        "defect_modes",
+        "num_sdg",
+        "default_spatial_dependency",
+        "model_size",
+        "pretrained_model_sizes",
+        "uc3_zip_url_root",
+    ):
         if name in k:
             values.append({"name": name, "value": show(k[name])})
     if c["flow"]["variant"] in IMAGE_EDIT_VARIANTS:
-        values.append({"name": "image-edit endpoint", "value": f"{c['endpoint']['key']}: {c['endpoint']['url']}"})
+        values.append(
+            {"name": "image-edit endpoint", "value": f"{c['endpoint']['key']}: {c['endpoint']['url']}"}
+        )
     values.append({"name": "storage root", "value": c["dig_url_root"]})
     values.append({"name": "run name", "value": run_name(c) or "(none: setup writes fixed URLs)"})
-    sizes = {cls: ", ".join(f"{key} {val}" for key, val in spec.items()) for cls, spec in resources(c).items()}
-    return {"flow": c["flow"]["key"], "variant": c["flow"]["variant"], "title": c["flow"]["title"],
-            "workflow_name": k["workflow_name"], "file": file, "choices": compiled.choices, "values": values,
-            "resources": sizes, "timeouts": {"exec_timeout": k["exec_timeout"], "queue_timeout": k["queue_timeout"]}}
+    sizes = {
+        cls: ", ".join(f"{key} {val}" for key, val in spec.items()) for cls, spec in resources(c).items()
+    }
+    return {
+        "flow": c["flow"]["key"],
+        "variant": c["flow"]["variant"],
+        "title": c["flow"]["title"],
+        "workflow_name": k["workflow_name"],
+        "file": file,
+        "choices": compiled.choices,
+        "values": values,
+        "resources": sizes,
+        "timeouts": {"exec_timeout": k["exec_timeout"], "queue_timeout": k["queue_timeout"]},
+    }
 
 
 # -- Preflights ------------------------------------------------------------------------------------
@@ -130,8 +153,11 @@ def urls_args(config: dict[str, Any]) -> list[str]:
     if "checkpoint_step" in k:
         args += ["--checkpoint-step", str(k["checkpoint_step"])]
     if "use_pretrained_checkpoint" in k:
-        args.append("--use-pretrained-checkpoint" if k["use_pretrained_checkpoint"] else
-                    "--no-use-pretrained-checkpoint")
+        args.append(
+            "--use-pretrained-checkpoint"
+            if k["use_pretrained_checkpoint"]
+            else "--no-use-pretrained-checkpoint"
+        )
     if "anomaly_types_json" in k:
         args += ["--anomaly-types", json.dumps(k["anomaly_types_json"], separators=(",", ":"))]
     if c["flow"]["uses_board"]:
@@ -157,9 +183,14 @@ def _preflights(config: dict[str, Any], tasks: list[Task], file: str) -> list[di
             parts.append(f"nvoptix hostPath for the Kit render ({', '.join(kit)})")
         parts.append(f"/dev/shm >= 16 GiB ({', '.join(kit + train)})")
         out.append({"args": ["pod-template"], "why": " and ".join(parts) + " (once per login)"})
-    out.append({"args": urls_args(config), "why": "every storage artifact this run reads (before every submit)"})
+    if any("url" in i for t in tasks for i in t.inputs):  # setup pcb/metal and pretrained read nothing
+        out.append(
+            {"args": urls_args(config), "why": "every storage artifact this run reads (before every submit)"}
+        )
     # No --name with a fresh stamp: runs/<flow>-$STAMP/ is free by construction.
-    out.append({"args": ["workflow", file], "why": "every URL input, output run and credential of the compiled file"})
+    out.append(
+        {"args": ["workflow", file], "why": "every URL input, output run and credential of the compiled file"}
+    )
     for item in out:
         item["command"] = "python -m dig_preflight " + " ".join(q(a) for a in item["args"])
     return out
@@ -175,7 +206,7 @@ def _artifacts(config: dict[str, Any], tasks: list[Task]) -> list[dict[str, Any]
                 entry = found.setdefault(inp["url"], {"url": inp["url"], "read_by": [], "contains": []})
                 entry["read_by"].append(task.name)
     for url, entry in found.items():
-        rel = url[len(root) + 1:] if url.startswith(root + "/") else url
+        rel = url[len(root) + 1 :] if url.startswith(root + "/") else url
         entry["path"] = rel
         parts = rel.split("/")
         if rel == "models/pretrained":
@@ -188,14 +219,17 @@ def _artifacts(config: dict[str, Any], tasks: list[Task]) -> list[dict[str, Any]
         elif parts[0] == "datasets" and parts[-1] == "raw":
             pairs = k.get("anomaly_types_json") or config["usecase"].get("anomaly_types") or []
             entry["role"] = f"{parts[1]} raw dataset"
-            entry["contains"] = ["defect_spec.jsonl (at the root)"] + \
-                [f"{m}/mask/{d}/ (non-empty)" for m, d in pairs]
+            entry["contains"] = ["defect_spec.jsonl (at the root)"] + [
+                f"{m}/mask/{d}/ (non-empty)" for m, d in pairs
+            ]
             if any(t.step == "finetune" for t in tasks):
                 entry["contains"] += [f"{m}/anomaly_image/{d}/ (training)" for m, d in pairs]
         elif rel == "datasets/pcb/assets":
             entry["role"] = "PCBA USD assets (setup pcb)"
-            entry["contains"] = [f"{k.get('scene_filename', PREFLIGHT_DEFAULT_SCENE)} and the trees it references "
-                                 "(materials/, component/, ECAD_3D/, PCBA/, sublayers)"]
+            entry["contains"] = [
+                f"{k.get('scene_filename', PREFLIGHT_DEFAULT_SCENE)} and the trees it references "
+                "(materials/, component/, ECAD_3D/, PCBA/, sublayers)"
+            ]
             if k.get("use_usd2roi_day1") and k.get("real_image_filename"):
                 entry["contains"].append(f"{k['real_image_filename']} (the board's real photo)")
         elif k.get("uc3_zip_url_root") and url == k["uc3_zip_url_root"].rstrip("/"):
@@ -206,8 +240,15 @@ def _artifacts(config: dict[str, Any], tasks: list[Task]) -> list[dict[str, Any]
     out = list(found.values())
     name = config["name"]
     if name and config["flow"]["key"] not in SETUP_FLOWS:
-        out.append({"url": f"{root}/runs/{name}", "path": f"runs/{name}", "read_by": [],
-                    "role": "must NOT exist yet (a re-used name overwrites the earlier run)", "contains": []})
+        out.append(
+            {
+                "url": f"{root}/runs/{name}",
+                "path": f"runs/{name}",
+                "read_by": [],
+                "role": "must NOT exist yet (a re-used name overwrites the earlier run)",
+                "contains": [],
+            }
+        )
     return out
 
 
@@ -218,18 +259,26 @@ def _submit(config: dict[str, Any], file: str) -> dict[str, Any]:
     cmd = f"osmo workflow submit {q(file)} --pool {q(pool) if config['pool'] else pool}"
     lines: list[str] = []
     if flow in SETUP_FLOWS:
-        note = ("Setup flows have no run name: outputs are fixed URLs under the storage root, so no "
-                "`--set name`. Every other value is already compiled in.")
+        note = (
+            "Setup flows have no run name: outputs are fixed URLs under the storage root, so no "
+            "`--set name`. Every other value is already compiled in."
+        )
     elif config["name"]:
-        note = (f"The run name `{config['name']}` is compiled in, so no `--set name`; use a new name for every "
-                "submit. Every other value is already compiled in.")
+        note = (
+            f"The run name `{config['name']}` is compiled in, so no `--set name`; use a new name for every "
+            "submit. Every other value is already compiled in."
+        )
     else:
         lines.append(STAMP_LINE)
         cmd += f" --set name={flow}-$STAMP"
-        note = ("Generate a fresh STAMP for every submit (never reuse: runs/<name>/ would be overwritten). "
-                "The run name is the only submit-time value; every other value is already compiled in.")
+        note = (
+            "Generate a fresh STAMP for every submit (never reuse: runs/<name>/ would be overwritten). "
+            "The run name is the only submit-time value; every other value is already compiled in."
+        )
     if not config["pool"]:
-        note += " Replace `<pool>` with your OSMO pool (or save it: `python -m compiler.prefs set pool=<pool>`)."
+        note += (
+            " Replace `<pool>` with your OSMO pool (or save it: `python -m compiler.prefs set pool=<pool>`)."
+        )
     lines.append(cmd)
     return {"lines": lines, "pool": config["pool"], "note": note}
 
@@ -241,7 +290,7 @@ def _group_order(tasks: list[Task]) -> dict[str, Any]:
     for t in tasks:
         ups = [i["task"] for i in t.inputs if "task" in i]
         edges += [[u, t.name] for u in ups]
-        up_text = ", ".join(ups) if ups else "(no upstream: URL inputs only)"
+        up_text = ", ".join(ups) if ups else "(no upstream: URL inputs only)" if t.inputs else "(no upstream)"
         lines.append(f"{t.group} ({t.name}) <- {up_text}")
     mermaid = ["flowchart LR"]
     ids = {t.name: f"t{i}" for i, t in enumerate(tasks)}
@@ -270,11 +319,14 @@ def _outputs(config: dict[str, Any], tasks: list[Task]) -> dict[str, Any]:
         result["final"] = "the fixed URLs above (read by later flows)"
     if finetune_scheduled(config):
         uc = config["usecase"]["key"]
-        result["reuse"] = (f"The finetuned checkpoint stays under {root}/runs/{name}/finetune/results/anomaly_gen/. "
-                           f"To reuse it, point a later run's checkpoint input at runs/{name}/finetune (inference "
-                           f"normalises the trainer layout), or copy `ag_config.yaml` and "
-                           f"`checkpoints/model/iter_<step>.pt` (flat, as `iter_<9-digit>.pt`) into "
-                           f"{root}/models/{uc}/ and run with knobs.checkpoint_step=<step>.")
+        result["reuse"] = (
+            f"The checkpoint is `ag_config.yaml` + `checkpoints/model/iter_<9-digit>.pt` under "
+            f"{root}/runs/{name}/finetune/results/anomaly_gen/ (never the optim/scheduler/trainer "
+            f"iters). Compiled flows read checkpoints from {root}/models/{uc}/ (no knob points them at "
+            "a run), so to reuse it copy those two files flat into models/<usecase>/ (or a custom "
+            "use case's) and compile with knobs.checkpoint_step=<step>; inference also accepts the "
+            f"trainer layout if an input is pointed at runs/{name}/finetune by hand."
+        )
     return result
 
 
@@ -284,41 +336,57 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
     notes = [f"{d.severity}: {d.key}: {d.message}" for d in compiled.diagnostics]
     if variant == "structural":
         table = ", ".join(f"{p}→~{n}" for p, n in STRUCTURAL_YIELD.items())
-        notes.append("`crop_max_emit` does not exist on structural: it is sized by `render_patches` "
-                     f"(now {k['render_patches']}). Yield on the spark board (render_patches→≈crops): {table}; "
-                     "for N crops use render_patches≈ceil(N/30); below 30 narrow `defect_modes` (each disabled "
-                     "mode removes ~33%).")
+        notes.append(
+            "`crop_max_emit` does not exist on structural: it is sized by `render_patches` "
+            f"(now {k['render_patches']}). Yield on the spark board (render_patches→≈crops): {table}; "
+            "for N crops use render_patches≈ceil(N/30); below 30 narrow `defect_modes` (each disabled "
+            "mode removes ~33%)."
+        )
         if c["board"]["key"] == "1152819000":
             notes.append("Board 1152819000 is IC-only (shift mode): use render_patches=-1.")
         elif k["render_patches"] == 1:
             notes.append("render_patches=1 may render an empty cell (0 crops): prefer ≥ 3.")
     if variant in ("texture", "good", "structural"):
-        notes.append("Missing components are made by Day 0 texture defects (AnomalyGen "
-                     "`passive_component+missing`), not by structural (pose: shift/tombstone/sideflip).")
+        notes.append(
+            "Missing components are made by Day 0 texture defects (AnomalyGen "
+            "`passive_component+missing`), not by structural (pose: shift/tombstone/sideflip)."
+        )
     if variant in ("texture", "good"):
-        notes.append("`crop_max_emit` caps crops per material per scan cell: '' keeps the cookbook cap, null "
-                     "removes it, N caps at N. \"N images\" means crop_max_emit=N, never render_patches.")
+        notes.append(
+            "`crop_max_emit` caps crops per material per scan cell: '' keeps the cookbook cap, null "
+            'removes it, N caps at N. "N images" means crop_max_emit=N, never render_patches.'
+        )
     if variant in IMAGE_EDIT_VARIANTS:
-        notes.append(f"Check the image-edit endpoint is Ready before submit ({c['endpoint']['url']}/models must "
-                     "list nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL); otherwise the render finishes and image-edit "
-                     "fails.")
+        notes.append(
+            f"Check the image-edit endpoint is Ready before submit ({c['endpoint']['url']}/models must "
+            "list nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL); otherwise the render finishes and image-edit "
+            "fails."
+        )
     if variant == "real_alignment":
-        notes.append("Day 1 on pcb defaults to real-photo alignment (render + MI registration to "
-                     f"{k.get('real_image_filename')}); for your own crops use flow=day1_manual_roi. Changing "
-                     "board= changes the photo with it; a custom photo must match the board.")
+        notes.append(
+            "Day 1 on pcb defaults to real-photo alignment (render + MI registration to "
+            f"{k.get('real_image_filename')}); for your own crops use flow=day1_manual_roi. Changing "
+            "board= changes the photo with it; a custom photo must match the board."
+        )
     if finetune_scheduled(c) and c["flow"]["key"] != "finetune":
-        notes.append("finetune-job has no upstream edge (URL inputs only) and starts at once; inference waits for "
-                     "it and picks the best validated step (checkpoint_step is only the fallback).")
+        notes.append(
+            "finetune-job has no upstream edge (URL inputs only) and starts at once; inference waits for "
+            "it and picks the best validated step (checkpoint_step is only the fallback)."
+        )
     if c["flow"]["key"] in SETUP_FLOWS:
-        notes.append("Setup writes fixed URLs under the storage root; re-running overwrites them. Re-submit only "
-                     "the setup that failed.")
+        notes.append(
+            "Setup writes fixed URLs under the storage root; re-running overwrites them. Re-submit only "
+            "the setup that failed."
+        )
     if variant == "setup_glass":
         notes.append("Upload mobile_screen.zip as a regular file under uc3_zip_url_root before submitting.")
     if variant == "setup_pretrained" and "14B" in str(k.get("pretrained_model_sizes", "")):
         notes.append("Model sizes include 14B: storage_large must be ≥ 300Gi.")
     if run_name(c) and not c["name"]:
-        notes.append("Never reuse a run name: runs/<name>/ would be overwritten (exception: a good_image + "
-                     "structural pair for ChangeNet shares one name on purpose).")
+        notes.append(
+            "Never reuse a run name: runs/<name>/ would be overwritten (exception: a good_image + "
+            "structural pair for ChangeNet shares one name on purpose)."
+        )
     if images is not None:
         notes.append(_images_note(c, images))
     return notes
@@ -331,8 +399,10 @@ def _images_note(config: dict[str, Any], images: int) -> str:
         extra = " and narrow knobs.defect_modes (fewer than 30 crops)" if images < 30 else ""
         return f"For ≈{images} structural crops: knobs.render_patches={rp}{extra}."
     if variant in ("texture", "good"):
-        return (f"For {images} images per material per cell: knobs.crop_max_emit={images} (render_patches "
-                "stays: it sets scan cells, not image count).")
+        return (
+            f"For {images} images per material per cell: knobs.crop_max_emit={images} (render_patches "
+            "stays: it sets scan cells, not image count)."
+        )
     if "num_sdg" in config["knobs"]:
         return f"For {images} generated defect images: knobs.num_sdg={images} (total across all defects)."
     return f"--images {images}: this flow produces no images to size."

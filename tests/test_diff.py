@@ -1,4 +1,4 @@
-"""compiler.diff: exit codes like diff, exactly the keys a knob reaches, added groups, order, --stat, --json."""
+"""compiler.diff: exit codes like diff, exactly the keys a knob reaches, added groups, --stat, --json."""
 
 from __future__ import annotations
 
@@ -52,11 +52,13 @@ def test_knob_change_shows_exactly_the_reached_keys(files, capsys):
     assert set(tasks) == {"usd2roi-replicator", "infer-all-defects"}
     render, infer = tasks["usd2roi-replicator"], tasks["infer-all-defects"]
     assert render["fields"] == {} and render["environment"] == {"added": {}, "removed": {}, "changed": {}}
-    assert [(f["path"], f["keys"]) for f in render["files"]] == \
-        [("/tmp/day0_crop.yaml", [{"key": "crop.max_emit", "old": 10, "new": 5}])]
+    assert [(f["path"], f["keys"]) for f in render["files"]] == [
+        ("/tmp/day0_crop.yaml", [{"key": "crop.max_emit", "old": 10, "new": 5}])
+    ]
     assert infer["environment"] == {"added": {}, "removed": {}, "changed": {"NUM_SDG": ["30", "15"]}}
-    assert [(f["path"], f["keys"]) for f in infer["files"]] == \
-        [("/tmp/dig/spec.json", [{"key": "num_sdg", "old": 30, "new": 15}])]
+    assert [(f["path"], f["keys"]) for f in infer["files"]] == [
+        ("/tmp/dig/spec.json", [{"key": "num_sdg", "old": 30, "new": 15}])
+    ]
     code, md = run(capsys, files["base"], files["knobs"])
     assert "- env `NUM_SDG`: `30` → `15`" in md
     assert "  - `crop.max_emit`: `10` → `5`" in md and "  - `num_sdg`: `30` → `15`" in md
@@ -95,8 +97,9 @@ def test_workflow_level_and_order_changes(texts):
     assert result["workflow"]["resources"]["changed"]["gpu-infer"]["changed"] == {"memory": ["64Gi", "128Gi"]}
     assert result["groups"]["order"]["b"][:2] == ["augment-image-edit", "usd2roi-render"]
     (task,) = result["tasks"]
-    assert task["fields"] == {"image": ["nvcr.io/nvidia/paidf-anomalygen:1.0.0",
-                                        "nvcr.io/nvidia/paidf-anomalygen:2.0.0"]}
+    assert task["fields"] == {
+        "image": ["nvcr.io/nvidia/paidf-anomalygen:1.0.0", "nvcr.io/nvidia/paidf-anomalygen:2.0.0"]
+    }
     md = diff_cli.to_markdown(result, "a", "b")
     assert "- timeout.exec_timeout: `28h` → `10h`" in md and "- order:" in md
     assert "- resources.gpu-infer.memory: `64Gi` → `128Gi`" in md

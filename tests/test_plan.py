@@ -1,4 +1,4 @@
-"""compiler.plan: every section for every flow, real preflight argparse, DAG edges, submit line, CLI errors."""
+"""compiler.plan: every section per flow, the real preflight argparse, DAG edges, submit line, CLI errors."""
 
 from __future__ import annotations
 
@@ -73,8 +73,17 @@ def test_preflight_commands_parse_with_the_real_argparse(plans, case):
             assert ns.root == compiled.config["dig_url_root"]
         if ns.command == "workflow":
             assert str(ns.file) == FILE
-    assert subs[0] == "credentials" and subs[-2:] == ["urls", "workflow"]
-    kit_or_train = any(t.step.startswith("render-") or t.step == "finetune" for t in plan_tasks(compiled.config))
+    reads = bool(plan["required_url_artifacts"])
+    assert subs[0] == "credentials" and subs[-2:] == (
+        ["urls", "workflow"]
+        if reads
+        else ["pod-template", "workflow"]
+        if "pod-template" in subs
+        else ["credentials", "workflow"]
+    )
+    kit_or_train = any(
+        t.step.startswith("render-") or t.step == "finetune" for t in plan_tasks(compiled.config)
+    )
     assert ("pod-template" in subs) == kit_or_train
 
 
@@ -85,14 +94,23 @@ def test_artifacts_match_what_dig_preflight_checks(plans, case):
     from dig_preflight.cli import cmd_urls  # noqa: F401  (the handler the args feed)
     from dig_preflight.flows import FlowRequest, parse_anomaly_types, required_artifacts
 
-    _, plan = plans[case]
-    (urls,) = [p for p in plan["preflights"] if p["args"][0] == "urls"]
-    ns = parser.parse_args(urls["args"])
-    req = FlowRequest(flow=ns.flow, usecase=ns.usecase, root=ns.root, checkpoint_step=ns.checkpoint_step,
-                      use_pretrained_checkpoint=ns.use_pretrained_checkpoint,
-                      anomaly_types=parse_anomaly_types(ns.anomaly_types) if ns.anomaly_types else None,
-                      name=ns.name, board=ns.board, scene_filename=ns.scene_filename,
-                      real_image_filename=ns.real_image_filename, zip_root=ns.zip_root)
+    compiled, plan = plans[case]
+    from compiler.plan_build import urls_args
+
+    ns = parser.parse_args(urls_args(compiled.config))
+    req = FlowRequest(
+        flow=ns.flow,
+        usecase=ns.usecase,
+        root=ns.root,
+        checkpoint_step=ns.checkpoint_step,
+        use_pretrained_checkpoint=ns.use_pretrained_checkpoint,
+        anomaly_types=parse_anomaly_types(ns.anomaly_types) if ns.anomaly_types else None,
+        name=ns.name,
+        board=ns.board,
+        scene_filename=ns.scene_filename,
+        real_image_filename=ns.real_image_filename,
+        zip_root=ns.zip_root,
+    )
     theirs = {a.url for a in required_artifacts(req)}
     ours = {a["url"] for a in plan["required_url_artifacts"]}
     assert ours == theirs
@@ -118,16 +136,20 @@ def test_mermaid_has_every_task_edge_and_no_other(plans, case):
     mermaid = plan["group_order"]["mermaid"]
     assert mermaid.startswith("flowchart LR\n")
     ids = dict((name, node) for node, name in re.findall(r'(t\d+)\["[^"<]+<br/>([^"]+)"\]', mermaid))
-    expected = {(ids[i["task"]], ids[t.name]) for t in plan_tasks(compiled.config) for i in t.inputs if "task" in i}
+    expected = {
+        (ids[i["task"]], ids[t.name]) for t in plan_tasks(compiled.config) for i in t.inputs if "task" in i
+    }
     assert set(re.findall(r"(t\d+) --> (t\d+)", mermaid)) == expected
     assert len(plan["group_order"]["lines"]) == len(plan_tasks(compiled.config))
 
 
 def test_group_order_text_day0(plans):
     lines = plans["day0"][1]["group_order"]["lines"]
-    assert lines == ["usd2roi-render (usd2roi-replicator) <- (no upstream: URL inputs only)",
-                     "augment-image-edit (image-edit) <- usd2roi-replicator",
-                     "anomaly-infer (infer-all-defects) <- image-edit, usd2roi-replicator"]
+    assert lines == [
+        "usd2roi-render (usd2roi-replicator) <- (no upstream: URL inputs only)",
+        "augment-image-edit (image-edit) <- usd2roi-replicator",
+        "anomaly-infer (infer-all-defects) <- image-edit, usd2roi-replicator",
+    ]
 
 
 def test_submit_command_day0_names_file_and_fresh_stamp(plans):
@@ -164,7 +186,9 @@ def test_output_locations(plans):
     day0 = plans["day0"][1]["output_location"]
     assert day0["final"].endswith("/runs/day0-$STAMP/anomaly/inference/reconstructed_image/")
     assert plans["good_image"][1]["output_location"]["final"].endswith("/augment/crop/")
-    assert plans["structural"][1]["output_location"]["final"].endswith("/structural_defect_edited/<mode>/rgb/")
+    assert plans["structural"][1]["output_location"]["final"].endswith(
+        "/structural_defect_edited/<mode>/rgb/"
+    )
     ft = plans["finetune"][1]["output_location"]
     assert "finetune/results/anomaly_gen/" in ft["final"] and "models/pcb" in ft["reuse"]
 
@@ -179,7 +203,9 @@ def test_notes(plans, compile_args):
     assert any(n.startswith("notice: dig_url_root: unconfirmed storage root") for n in day0)
     images = build_plan(compile_args("flow=structural"), FILE, images=100)["notes"][-1]
     assert "knobs.render_patches=4" in images
-    assert "knobs.render_patches=1" in build_plan(compile_args("flow=structural"), FILE, images=10)["notes"][-1]
+    assert (
+        "knobs.render_patches=1" in build_plan(compile_args("flow=structural"), FILE, images=10)["notes"][-1]
+    )
 
 
 def test_workflow_values(plans, compile_args):
@@ -188,8 +214,12 @@ def test_workflow_values(plans, compile_args):
     assert values["crop_max_emit"] == "''" and values["run name"] == "day0-$STAMP"
     assert plans["day0"][1]["workflow"]["title"] == "Day 0 — texture defects"
     assert "gpu-train" in plans["day0"][1]["workflow"]["resources"]
-    ft = {v["name"]: v["value"] for v in build_plan(compile_args("flow=day1", "knobs.use_pretrained_checkpoint=false"),
-                                                     FILE)["workflow"]["values"]}
+    ft = {
+        v["name"]: v["value"]
+        for v in build_plan(compile_args("flow=day1", "knobs.use_pretrained_checkpoint=false"), FILE)[
+            "workflow"
+        ]["values"]
+    }
     assert ft["checkpoint"].startswith("finetune first")
 
 
@@ -205,8 +235,15 @@ def test_cli_writes_the_compilers_file_and_prints_markdown(tmp_path, capsys, com
     assert "knobs.render_patches=2" in doc["sections"]["notes"][-1]
 
 
-@pytest.mark.parametrize("bad", [["flow=day0", "knobs.crop_max_emitt=5"], ["flow=structural", "knobs.crop_max_emit=5"],
-                                 ["flow=nope"], ["flow=day0", "usecase=glass"]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["flow=day0", "knobs.crop_max_emitt=5"],
+        ["flow=structural", "knobs.crop_max_emit=5"],
+        ["flow=nope"],
+        ["flow=day0", "usecase=glass"],
+    ],
+)
 def test_bad_overrides_exit_1_with_the_compilers_message(bad, capsys, tmp_path):
     from compiler.__main__ import main as compile_main
 
@@ -229,5 +266,6 @@ def test_examples_are_fresh(tmp_path):
     assert sorted(p.name for p in written) == sorted(f"{f}.md" for f in plan_cli.EXAMPLES)
     for path in written:
         shipped = plan_cli.DOCS_PLANS / path.name
-        assert shipped.read_text() == path.read_text(), \
+        assert shipped.read_text() == path.read_text(), (
             f"{shipped} is stale: run `python -m compiler.plan --write-examples`"
+        )
