@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import yaml
@@ -50,7 +50,7 @@ def module_placeholder(module: str) -> str:
     return f"{_MARK}{module}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _module_scalar(source: str) -> str:
     probe = {"workflow": {"groups": [{"tasks": [{"files": [{"contents": source}]}]}]}}
     text = dump_yaml(probe)

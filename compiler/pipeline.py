@@ -6,14 +6,14 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from compiler.compose import Composer, Request
 from compiler.emit import dump_yaml, splice_modules
-from compiler.inject import POD_DIR, module_source
 from compiler.errors import Diagnostic, DigError
+from compiler.inject import POD_DIR, module_source
 from compiler.model import build_workflow
 from compiler.paths import BUILD_DIR, REPO_ROOT
 from compiler.validate_config import validate_config
@@ -64,7 +64,7 @@ def check_output(text: str, source: str) -> None:
                         for f in findings])
 
 
-@lru_cache(maxsize=None)
+@cache
 def check_module(module: str, source: str) -> None:
     """An injected module passes the validator's second-render scan (checked once per source text)."""
     doc = {"version": 2, "workflow": {"name": "module-check", "groups": [{"name": "g", "tasks": [{

@@ -33,7 +33,13 @@ def spec_json(spec: dict[str, Any]) -> str:
 
 
 def cookbook_text(data: dict[str, Any], source: str) -> str:
-    return f"# {source}, rendered by dig with the run's knobs applied.\n" + dump_yaml(data)
+    # Most sweep variants share their cookbooks: dump each distinct one once.
+    return _cookbook_text(json.dumps(data, sort_keys=False), source)
+
+
+@lru_cache(maxsize=256)
+def _cookbook_text(data_json: str, source: str) -> str:
+    return f"# {source}, rendered by dig with the run's knobs applied.\n" + dump_yaml(json.loads(data_json))
 
 
 def day0_image(book: dict[str, Any], target: dict[str, Any], render_patches: int) -> dict[str, Any]:

@@ -6,7 +6,6 @@ failure-mode id(s) it covers; the table in the README is generated from RULES.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable
 from typing import Any
@@ -292,11 +291,6 @@ def _crop_classes(config, explicit):
             if cls not in (crop.get("class_dirs") or {}):
                 out.append(_err(f"cookbooks.{crop_book}.crop.class_dirs", f"has no material directory for class "
                                 f"'{cls}'", crop.get("class_dirs"), rid="A44"))
-        for pattern in (r.get("match", "") for r in books[sem_book].get("semantics") or []):
-            try:
-                fnmatch.translate(pattern)
-            except Exception:  # pragma: no cover - fnmatch.translate accepts any str
-                out.append(_err(f"cookbooks.{sem_book}.semantics", "has an invalid match glob", pattern))
     return out
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class Variant:
     file: str | None = None
     sha256: str | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def expand(args: list[str]) -> list[list[str]]:
@@ -54,23 +56,13 @@ def variant_file(key: str, overrides: list[str]) -> str:
     return f"{key.replace('/', '__')}__{digest}.yaml"
 
 
-def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, str] | None = None,
-              progress: bool | None = None, composer: Composer | None = None) -> tuple[Path, list[Variant]]:
+def _compile_chunk(chunk: list[tuple[int, list[str]]], target: Path, prefs: dict[str, str] | None,
+                   composer: Composer | None = None) -> list[tuple[int, Variant]]:
     from compiler.pipeline import compile_request, write_atomic
 
-    variants = expand(args)
-    for bad in (a for a in args if a.split("=", 1)[0] == "out"):
-        raise error("out", "cannot be used in a sweep: each variant gets its own file", got=bad)
-    target = out_dir or BUILD_DIR / "sweeps" / sweep_id(args)
-    composer = composer or Composer()
-    results: list[Variant] = []
-    show = len(variants) > PROGRESS_THRESHOLD if progress is None else progress
-    iterator: Any = variants
-    if show:
-        from tqdm import tqdm
-
-        iterator = tqdm(variants, desc=f"sweep {target.name}", unit="variant", file=sys.stderr)
-    for overrides in iterator:
+    composer = composer or _WORKER.get("composer") or Composer()
+    out = []
+    for index, overrides in chunk:
         result = Variant(overrides)
         try:
             compiled = compile_request(parse_overrides(overrides), composer=composer, prefs=prefs)
@@ -79,15 +71,74 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
         else:
             result.file = variant_file(compiled.key, overrides)
             result.sha256 = hashlib.sha256(compiled.text.encode()).hexdigest()
+            result.warnings = [d.format().splitlines()[0] for d in compiled.diagnostics if d.severity == "warning"]
             write_atomic(target / result.file, compiled.text)
-        results.append(result)
+        out.append((index, result))
+    return out
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker() -> None:
+    _WORKER["composer"] = Composer()
+
+
+def default_jobs(n_variants: int) -> int:
+    # Worth a process pool only for big sweeps; each worker composes its group combinations once.
+    return 1 if n_variants < 200 else max(1, min(os.cpu_count() or 1, 8))
+
+
+def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, str] | None = None,
+              progress: bool | None = None, composer: Composer | None = None,
+              jobs: int | None = None) -> tuple[Path, list[Variant]]:
+    from compiler.pipeline import write_atomic
+
+    variants = expand(args)
+    for bad in (a for a in args if a.split("=", 1)[0] == "out"):
+        raise error("out", "cannot be used in a sweep: each variant gets its own file", got=bad)
+    target = out_dir or BUILD_DIR / "sweeps" / sweep_id(args)
+    target.mkdir(parents=True, exist_ok=True)
+    jobs = default_jobs(len(variants)) if jobs is None else jobs
+    show = len(variants) > PROGRESS_THRESHOLD if progress is None else progress
+    bar: Any = None
+    if show:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(variants), desc=f"sweep {target.name}", unit="variant", file=sys.stderr)
+    indexed = list(enumerate(variants))
+    done: dict[int, Variant] = {}
+    if jobs <= 1 or sys.platform == "win32":
+        step = 25
+        for start in range(0, len(indexed), step):
+            for index, result in _compile_chunk(indexed[start:start + step], target, prefs, composer):
+                done[index] = result
+            if bar:
+                bar.update(min(step, len(indexed) - start))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        size = max(10, len(indexed) // (jobs * 8))
+        chunks = [indexed[i:i + size] for i in range(0, len(indexed), size)]
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
+            futures = [pool.submit(_compile_chunk, chunk, target, prefs) for chunk in chunks]
+            for future in as_completed(futures):
+                part = future.result()
+                done.update(part)
+                if bar:
+                    bar.update(len(part))
+    if bar:
+        bar.close()
+    results = [done[i] for i in range(len(indexed))]
     index = {
         "sweep_id": target.name,
         "arguments": args,
         "variants": len(results),
         "failed": sum(r.error is not None for r in results),
-        "results": [{"overrides": r.overrides, "file": r.file, "sha256": r.sha256, "error": r.error}
-                    for r in results],
+        "results": [{"overrides": r.overrides, "file": r.file, "sha256": r.sha256, "error": r.error,
+                     "warnings": r.warnings} for r in results],
     }
     write_atomic(target / "sweep.json", json.dumps(index, indent=2) + "\n")
     return target, results

@@ -1,0 +1,27 @@
+"""Baseline for bench/sweep.py: Hydra's basic launcher composes every job, which then compiles it with dig."""
+
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from compiler.compose import Request, build_config
+from compiler.model import build_workflow
+from compiler.pipeline import HEADER, compile_key, emit_checked, write_atomic
+from compiler.validate_config import validate_config
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    choices = dict(HydraConfig.get().runtime.choices)
+    config = build_config(OmegaConf.to_container(cfg, resolve=False), choices, Request(), {}, [])
+    config, _ = validate_config(config)
+    key = compile_key(config)
+    text = emit_checked(build_workflow(config, placeholders=True), HEADER.format(choices="", flow="x"), key)
+    out = Path(HydraConfig.get().runtime.output_dir)
+    write_atomic(out / "workflow.yaml", text)
+
+
+if __name__ == "__main__":
+    main()
