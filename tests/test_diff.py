@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import yaml
@@ -147,3 +148,14 @@ def test_unreadable_or_non_workflow_exit_2(tmp_path, files, capsys):
     for other in (tmp_path / "missing.yaml", bad, plain):
         assert diff_cli.main([str(files["base"]), str(other)]) == 2
         assert "usage error" in capsys.readouterr().err
+
+
+def test_docs_example_is_current(files, capsys):
+    """docs/diff-example.md shows what the diff prints today for the Day 0 knob change."""
+    from compiler.paths import REPO_ROOT
+
+    doc = (REPO_ROOT / "docs" / "diff-example.md").read_text()
+    _, md = run(capsys, files["base"], files["knobs"])
+    body = re.sub(r"^## ", "#### ", md.split("\n", 2)[2], flags=re.M)  # drop the header naming tmp paths
+    assert body.startswith("#### Task `usd2roi-replicator`")
+    assert body in doc, "docs/diff-example.md is stale: regenerate it with the commands it shows"
