@@ -328,11 +328,19 @@ def crop_cell(
         for k in idx
     ]
     if c["bridge"] and len(idx) > 1:
-        rois += _bridges(rois, idx, boxes, dominant, c, padded, material_of, classes)
+        rois += _bridges(rois, idx, boxes, dominant, c, padded, classes)
     return _cap(rois, c["max_emit"])
 
 
-def _bridges(rois, idx, boxes, dominant, c, padded, material_of, classes) -> list[Roi]:  # noqa: ANN001
+def _bridges(
+    rois: list[Roi],
+    idx: np.ndarray,
+    boxes: np.ndarray,
+    dominant: np.ndarray,
+    c: dict[str, Any],
+    padded: Any,
+    classes: list[str],
+) -> list[Roi]:
     """Pairwise crops over two nearby ROIs of the same material (edge-to-edge gap <= bridge_dis px)."""
     bx = boxes[idx]
     gx = np.maximum(0, np.maximum(bx[None, :, 0] - bx[:, None, 2], bx[:, None, 0] - bx[None, :, 2]))
