@@ -105,9 +105,9 @@ def main() -> None:
         fast, slow = [], []
         for _ in range(args.runs):
             t_fast, n_fast, out_fast = timed(
-                lambda r, s, lab: crop_cell(r, s, lab, CFG, backend=backend), data
-            )  # noqa: B023
-            t_slow, n_slow, out_slow = timed(lambda r, s, lab: naive_crop(r, s, lab, CFG, backend), data)  # noqa: B023
+                lambda r, s, lab, b=backend: crop_cell(r, s, lab, CFG, backend=b), data
+            )
+            t_slow, n_slow, out_slow = timed(lambda r, s, lab, b=backend: naive_crop(r, s, lab, CFG, b), data)
             assert out_fast == out_slow, "crop_cell and the per-component loop disagree"
             fast.append(n_fast / t_fast)
             slow.append(n_slow / t_slow)
