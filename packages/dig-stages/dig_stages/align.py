@@ -283,12 +283,16 @@ def _resize_bilinear(g: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def register(
-    reference: np.ndarray, moving: np.ndarray, params: AlignParams | dict[str, Any] | None = None
+    reference: np.ndarray,
+    moving: np.ndarray,
+    params: AlignParams | dict[str, Any] | None = None,
+    level_factory: Callable[..., Any] | None = None,
 ) -> tuple[Transform, float, float, int, int]:
     """Find the transform mapping reference pixels onto the moving image that maximises MI.
 
     Returns (transform, MI, NMI, pyramid levels, MI evaluations). Grid search at the top pyramid level
     (shift, then rotation x scale), then parabolic coordinate refinement at every level down to full res.
+    `level_factory` swaps the MI evaluator (same signature as `_Level`; align_torch passes a GPU one).
     """
     p = params if isinstance(params, AlignParams) else AlignParams.from_dict(params)
     fixed = _normalise(to_gray(reference))
@@ -319,7 +323,7 @@ def register(
     best = -np.inf
     for lvl in range(levels - 1, -1, -1):
         s = float(2**lvl)
-        L = _Level(fpyr[lvl], mpyr[lvl], s, p.bins, p.samples, p.seed + lvl)
+        L = (level_factory or _Level)(fpyr[lvl], mpyr[lvl], s, p.bins, p.samples, p.seed + lvl)
 
         def f(v: np.ndarray, L: _Level = L) -> float:
             return L.mi(matrix(np.clip(v, lo, hi)))

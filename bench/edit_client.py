@@ -1,0 +1,72 @@
+"""Image-edit client throughput: 64 crops at concurrency 8 against a local server with 200 ms latency per request.
+
+Run: .venv/bin/python bench/edit_client.py [--runs 5] [--align]
+Reports throughput as a fraction of the ideal concurrency / latency (8 / 0.2 s = 40 images/s); target >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from dig_stages import batch, edit_client
+from dig_stages.edit_fake_server import FakeEditServer
+from PIL import Image
+
+
+def _inputs(root: Path, n: int, size: int) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        p = root / "crop" / "IC" / f"c{i % 8}" / "normal_img" / f"{i:04d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(p)
+
+
+def one_run(n: int, concurrency: int, latency: float, size: int, align: bool) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _inputs(root / "in", n, size)
+        entries = batch.expand(root / "in", root / "out", "cells", ".jpg", side_dir=root / "side")
+        with FakeEditServer(latency_s=latency) as srv:
+            cfg = edit_client.ClientConfig.from_spec(
+                {"endpoint": srv.url, "concurrency": concurrency, "align": align}, env={}
+            )
+            client = edit_client.EditClient(cfg)
+            client.check_identity()
+            summary = edit_client.run_batch(entries, client, log=lambda s: None)
+        assert summary["done"] == n, summary
+        return n / summary["seconds"], summary
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--size", type=int, default=64, help="crop side in px")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--align", action="store_true", help="also align each output (CPU-bound, measured apart)")
+    args = ap.parse_args()
+    ideal = args.concurrency / args.latency
+    fracs = []
+    for r in range(args.runs):
+        thr, summary = one_run(args.n, args.concurrency, args.latency, args.size, args.align)
+        fracs.append(thr / ideal)
+        print(
+            f"run {r}: {thr:.1f} images/s in {summary['seconds']:.2f} s = {thr / ideal:.3f} of ideal",
+            file=sys.stderr,
+        )
+    print(
+        f"{args.n} crops ({args.size} px), concurrency {args.concurrency}, latency {args.latency * 1000:.0f} ms, "
+        f"align {'on' if args.align else 'off'}: throughput {statistics.median(fracs):.3f} of ideal "
+        f"{ideal:.0f} images/s (median of {args.runs}; runs {', '.join(f'{f:.3f}' for f in fracs)})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
