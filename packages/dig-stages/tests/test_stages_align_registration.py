@@ -172,3 +172,13 @@ def test_sources_have_no_jinja_delimiters() -> None:
         text = path.read_text()
         for bad in ("{" + "{", "{" + "%", "{" + "#"):
             assert bad not in text, f"{path.name} contains {bad!r}"
+
+
+def test_gpu_path_falls_back_to_numpy_without_cuda() -> None:
+    from dig_stages import align_torch
+
+    ref = (_board(6)[:96, :96] * 255).astype(np.uint8)
+    mov = np.roll(ref, (2, -1), axis=(0, 1))
+    res = align_torch.align_gpu(ref, mov, {"shift_range": 6})
+    assert abs(res.transform.tx + 1) < 0.2 and abs(res.transform.ty - 2) < 0.2
+    assert res.image.shape == ref.shape
