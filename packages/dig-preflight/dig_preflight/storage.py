@@ -229,10 +229,13 @@ class StoragePreflight:
     def _check_mask(self, art: Artifact, bucket: str, prefix: str, material: str, defect: str) -> None:
         # The pods' submask rule: <root>/<M>/mask/<D>/, the same under the root's first
         # sub-directory (one wrapper level, e.g. pcb's PCB/), then flat <root>/<D>/ (custom uploads).
-        candidates = [_join(prefix, material, "mask", defect)]
+        direct = _join(prefix, material, "mask", defect)
         dirs, _ = self._children_of(bucket, prefix)
+        candidates = [direct]
         if dirs and dirs[0] != material:
-            candidates.append(_join(prefix, dirs[0], material, "mask", defect))
+            wrapped = _join(prefix, dirs[0], material, "mask", defect)
+            # Try first where the root listing says the material lives: one request per pair.
+            candidates = [direct, wrapped] if material in dirs else [wrapped, direct]
         candidates.append(_join(prefix, defect))
         name = f"{art.role}: mask {material}/{defect}"
         seen_other: list[str] = []

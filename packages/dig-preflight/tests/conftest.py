@@ -178,6 +178,9 @@ class FaultProxy:
                     if fault:
                         fault["left"] -= 1
                 if fault:
+                    # Hits are recorded before answering, so a client that has its answer sees its hit.
+                    with proxy.lock:
+                        proxy.hits.append((self.command, self.path, fault["status"]))
                     xml = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault['code']}</Code>"
                            f"<Message>injected</Message></Error>").encode()
                     payload = b"" if self.command == "HEAD" else xml
@@ -186,13 +189,14 @@ class FaultProxy:
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
-                    status = fault["status"]
                 else:
                     conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
+                    with proxy.lock:
+                        proxy.hits.append((self.command, self.path, resp.status))
                     self.send_response(resp.status)
                     for k, v in resp.getheaders():
                         if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
@@ -203,10 +207,7 @@ class FaultProxy:
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(data)
-                    status = resp.status
                     conn.close()
-                with proxy.lock:
-                    proxy.hits.append((self.command, self.path, status))
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
