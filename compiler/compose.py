@@ -7,6 +7,7 @@ overrides are then applied in-process, which is what makes sweeps fast (hydra#15
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,12 @@ def parse_overrides(args: list[str]) -> Request:
             raise error(ov.key_or_group, "'+', '++' and '~' overrides are not supported: every key already exists",
                         got=arg, allowed="key=value")
         key = ov.key_or_group
+        raw_value = arg.split("=", 1)[1] if "=" in arg else ""
+        if re.fullmatch(r"\d+(_\d+)+", raw_value):
+            # Python (and OSMO's --set) read 115_2819_000 as the int 1152819000 (spec A5): never guess.
+            raise error(key, "underscore-grouped digits are read as a number; write the digits without "
+                        "underscores, or quote the value if it is a name", got=raw_value,
+                        allowed=f"{key}={raw_value.replace('_', '')} or {key}='{raw_value}'", rule="A5")
         if ov.package is not None:
             raise error(key, "package overrides (@) are not supported", got=arg)
         value = ov.value()
@@ -186,7 +193,9 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
 
     # Resolve interpolations (per-use-case and per-board knob defaults) after overrides; only the
     # knobs that hold one go through OmegaConf (a full-config create costs ~20 ms per sweep variant).
-    pending = {k: v for k, v in knobs.items() if isinstance(v, str) and "${" in v}
+    # A value given on the command line is data, never an interpolation (`${HOME}` stays text).
+    user_set = {key.split(".", 1)[1] for key, _ in req.values if key.startswith("knobs.")}
+    pending = {k: v for k, v in knobs.items() if isinstance(v, str) and "${" in v and k not in user_set}
     if pending:
         context = OmegaConf.create({"knobs": pending, "usecase": usecase, "board": board})
         knobs.update(OmegaConf.to_container(context, resolve=True)["knobs"])  # type: ignore[index]

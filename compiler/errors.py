@@ -9,7 +9,10 @@ from dataclasses import dataclass, field
 
 def did_you_mean(given: object, allowed: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest allowed spelling, or ''."""
-    close = difflib.get_close_matches(str(given), [str(a) for a in allowed], n=1, cutoff=0.6)
+    options = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(given), options, n=1, cutoff=0.6)
+    if not close and len(str(given)) >= 3:  # `metal` for `metal_surface`
+        close = [o for o in options if o.startswith(str(given))][:1]
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,11 @@ class Compiled:
     choices: dict[str, str]
     diagnostics: list[Diagnostic]
     default_path: Path
+
+
+def has_run_name(config: dict[str, Any]) -> bool:
+    """Setup flows write fixed artifact URLs and take no run name (spec/knobs.md §7)."""
+    return not config["flow"]["variant"].startswith("setup")
 
 
 def compile_key(config: dict[str, Any]) -> str:
@@ -88,9 +93,15 @@ def emit_checked(workflow: dict[str, Any], header: str, key: str) -> str:
     return splice_modules(text, sources)
 
 
+@lru_cache(maxsize=1)
+def default_composer() -> Composer:
+    """One Composer per process: each group combination is composed once, whatever calls compile."""
+    return Composer()
+
+
 def compile_request(req: Request, *, composer: Composer | None = None,
                     prefs: dict[str, str] | None = None) -> Compiled:
-    composer = composer or Composer()
+    composer = composer or default_composer()
     composed = composer.compose(req, prefs)
     explicit = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
     explicit |= set(_preset_knobs(composed.config))
@@ -98,9 +109,9 @@ def compile_request(req: Request, *, composer: Composer | None = None,
     workflow = build_workflow(config, placeholders=True)
     choices_text = " ".join(f"{g}={o}" for g, o in composed.choices.items())
     header = HEADER.format(choices=choices_text, flow=config["flow"]["key"])
-    if config["name"]:
-        header = header.replace("--set name={flow}-$STAMP".format(flow=config["flow"]["key"]),
-                                "(name is compiled in)")
+    if config["name"] or not has_run_name(config):
+        header = header.replace(" --set name={flow}-$STAMP".format(flow=config["flow"]["key"]),
+                                "  # name is compiled in" if config["name"] else "  # setup: no run name")
     key = compile_key(config)
     text = emit_checked(workflow, header, key)
     digest = override_hash(req, composed.choices)

@@ -320,6 +320,14 @@ def _endpoint(config, explicit):
     return []
 
 
+@rule("A1", "setup flows take no run name (their outputs are fixed artifact URLs)")
+def _setup_name(config, explicit):
+    if config["flow"]["variant"].startswith("setup") and config.get("name"):
+        return [_warn("name", "is ignored: setup flows write fixed artifact URLs under dig_url_root",
+                      config["name"], "(unset)", "A1")]
+    return []
+
+
 @rule("A2 A9", "a use case without boards only takes flows that need no board")
 def _usecase_flow(config, explicit):
     # Composition already rejects flow/use-case pairs; this keeps the rule table complete.

@@ -22,6 +22,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 # Cookbook fields whose shipped value does not show every type they take.
 COOKBOOK_FIELD_OVERRIDES: dict[str, dict[str, Any]] = {
+    "day0_image.max_image_count": {"type": ["string", "integer"]},
     "day0_crop.crop.max_emit": {"type": ["integer", "null"], "minimum": 1},
     "day0_crop.crop.max_area": {"type": ["integer", "null"], "minimum": 1},
     "usd2roi_nvpcb.crop.max_area": {"type": ["integer", "null"], "minimum": 1},

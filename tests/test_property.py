@@ -1,0 +1,64 @@
+"""Property test: hostile override values never crash the compiler nor change the YAML structure."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.__main__ import main
+from compiler.osmo_validate import validate_text
+
+KEYS = ["name", "dig_url_root", "pool", "knobs.roi_prompt", "knobs.scene_filename", "knobs.crop_max_emit",
+        "knobs.render_patches", "knobs.num_sdg", "knobs.anomaly_types_json", "knobs.default_spatial_dependency",
+        "knobs.platform", "knobs.infer_memory", "knobs.usd2roi_image", "knobs.exec_timeout",
+        "cookbooks.day0_crop.crop.classes", "cookbooks.ag_config.job.project", "endpoint.url",
+        "cookbooks.augmentation_config_ovsl2sl.captioning.llm.text"]
+HOSTILE = ["'", '"', "$(id)", "`id`", "\n", ": ", " #", "{", "}", "{{", "{%", "{#", "%}", "\\", "é", "漢", ",",
+           "[", "]", "=", "${HOME}", "\t", "&&", ";", "|", "*", "../", "\x00", " "]
+
+fragments = st.one_of(st.sampled_from(HOSTILE), st.text(min_size=0, max_size=12))
+values = st.lists(fragments, min_size=0, max_size=6).map("".join) | st.text(min_size=200, max_size=400)
+STRUCTURE = None
+RUNS = {"n": 0}
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(KEYS), value=values, quoted=st.booleans())
+def test_hostile_values_are_rejected_or_carried_as_data(key, value, quoted):
+    RUNS["n"] += 1
+    arg = f"{key}={_quote(value) if quoted else value}"
+    with tempfile.TemporaryDirectory() as tmp:
+        out_path = os.path.join(tmp, "wf.yaml")
+        err, outb = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(outb):
+            code = main(["flow=day0", arg, f"out={out_path}"])
+        stderr = err.getvalue()
+        assert "Traceback" not in stderr
+        if code == 0:
+            text = open(out_path, encoding="utf-8").read()
+            assert not [f for f in validate_text(text) if f.severity == "error"]
+            doc = yaml.safe_load(text)
+            shape = [(g["name"], [t["name"] for t in g["tasks"]]) for g in doc["workflow"]["groups"]]
+            assert shape == [("usd2roi-render", ["usd2roi-replicator"]), ("augment-image-edit", ["image-edit"]),
+                             ("anomaly-infer", ["infer-all-defects"])]
+            assert [t for g in doc["workflow"]["groups"] for t in g["tasks"]][0]["args"] == ["/tmp/run.sh"]
+        else:
+            assert code == 1
+            assert stderr.startswith("ERROR: "), stderr
+            assert len(stderr.splitlines()) < 30
+            assert not os.path.exists(out_path)
+
+
+def test_property_test_ran_many_inputs():
+    # Runs after the property test in file order; records how many generated inputs it drove.
+    assert RUNS["n"] >= 100, RUNS
