@@ -19,12 +19,15 @@ SPEC = b"".join(
 )
 LAYOUT = {
     "models/pretrained/pretrained/NVDINOV2/nv_dinov2_classification_model.ckpt": b"c",
-    "models/pcb/ag_config.yaml": b"a", "models/pcb/iter_000014000.pt": b"w",
+    "models/pcb/ag_config.yaml": b"anomaly_types: [IC+bridge, passive_component+excess_solder, "
+                                 b"passive_component+missing]\n", "models/pcb/iter_000014000.pt": b"w",
     "datasets/pcb/raw/defect_spec.jsonl": SPEC,
     "datasets/pcb/raw/PCB/IC/mask/bridge/0001.png": b"p",
     "datasets/pcb/raw/PCB/passive_component/mask/excess_solder/0001.png": b"p",
     "datasets/pcb/raw/PCB/passive_component/mask/missing/0001.png": b"p",
     "datasets/pcb/assets/spark_lighting.usd": b"u",
+    **{f"datasets/pcb/assets/{f}": b"u" for f in ("pcba_main_s_detail.usd", "pcba_base.usd", "aoi_ring_light.usda",
+                                                 "component/c.usd", "ECAD_3D/e.usd", "PCBA/p.usd")},
 }
 # Where the bulk of a real bucket sits: pretrained weights, clean images, asset trees, old runs.
 FILLER_DIRS = (

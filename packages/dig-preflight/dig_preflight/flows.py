@@ -36,7 +36,8 @@ class UsageError(ValueError):
 class Artifact:
     """One thing a flow reads from storage, and what must be true about it.
 
-    kind: `prefix` (non-empty), `checkpoint` (ag_config.yaml + iter_<step>.pt), `raw`
+    kind: `prefix` (non-empty), `pretrained` (holds a `pretrained/` tree), `checkpoint`
+    (ag_config.yaml whose anomaly_types cover `pairs` + iter_<step>.pt), `raw`
     (defect_spec.jsonl + a mask image per anomaly pair), `assets` (scene USD [+ real photo]),
     `zip` (mobile_screen.zip), `run_absent` (runs/<name>/ must not exist).
     """
@@ -110,9 +111,9 @@ def required_artifacts(req: FlowRequest) -> list[Artifact]:
     """The storage artifacts `req.flow` reads (scripts.md §3, widened to the files inside them)."""
     req.resolve()
     r, u, f = req.root, req.usecase, req.flow
-    pretrained = Artifact("prefix", f"{r}/models/pretrained", "pretrained models")
+    pretrained = Artifact("pretrained", f"{r}/models/pretrained", "pretrained models")
     checkpoint = Artifact(
-        "checkpoint", f"{r}/models/{u}", f"{u} checkpoint", {"step": req.checkpoint_step}
+        "checkpoint", f"{r}/models/{u}", f"{u} checkpoint", {"step": req.checkpoint_step, "pairs": req.anomaly_types}
     )
     raw = Artifact("raw", f"{r}/datasets/{u}/raw", f"{u} raw dataset", {"pairs": req.anomaly_types})
     real_align = f == "day1" and u == "pcb"

@@ -63,7 +63,8 @@ class Report:
             if c.hint and c.status != OK:
                 rest.append(f"-> {c.hint}")
             for text in rest:
-                lines += textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent) or [indent]
+                lines += textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent,
+                                       break_long_words=False, break_on_hyphens=False) or [indent]
         for note in self.notes:
             lines.append(f"note: {note}")
         bad = self.failed

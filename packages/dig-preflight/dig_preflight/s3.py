@@ -335,6 +335,13 @@ class S3Store:
 
     def get_bytes(self, bucket: str, key: str, *, max_bytes: int = 1 << 20) -> bytes:
         """Read a small object (a config or spec file) into memory; at most `max_bytes`."""
+        from botocore.exceptions import ClientError
+
         with self._translate(bucket, key):
-            body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes - 1}")["Body"]
+            try:
+                body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes - 1}")["Body"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return b""  # a zero-byte object has no byte 0
+                raise
             return body.read()

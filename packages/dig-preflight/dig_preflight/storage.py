@@ -6,7 +6,7 @@ import json
 import posixpath
 from collections.abc import Iterable
 
-from .flows import Artifact, checkpoint_filename
+from .flows import DEFAULT_SCENE, Artifact, checkpoint_filename
 from .report import ERROR, FAIL, OK, SKIP, Report
 from .s3 import (
     EndpointUnreachable,
@@ -23,6 +23,8 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # A basename search (scene USD / real photo not at the documented path) looks at this many keys
 # at most, so one misplaced file cannot turn a preflight into a scan of a huge assets tree.
 SEARCH_LIMIT = 5000
+SPARK_TREE_DIRS = ("materials", "component", "ECAD_3D", "PCBA")
+SPARK_TREE_FILES = ("pcba_main_s_detail.usd", "pcba_base.usd", "aoi_ring_light.usda")
 SETUP_HINT = "run the matching setup flow (setup usecase=<u>, setup_pretrained) or upload it under the root"
 
 
@@ -168,6 +170,21 @@ class StoragePreflight:
     def _check_prefix(self, art: Artifact) -> None:
         self._nonempty(art)
 
+    def _check_pretrained(self, art: Artifact) -> None:
+        # setup_pretrained writes {{output}}/pretrained: the artifact holds a pretrained/ tree,
+        # which finetune reads as <input>/pretrained and inference finds by name.
+        if not self._nonempty(art):
+            return
+        bucket, prefix = parse_url(art.url)
+        sub = _join(prefix, "pretrained")
+        name = f"{art.role}: pretrained/"
+        if self.store.first_key(bucket, sub, nonempty=True):
+            self.report.add(name, OK, f"s3://{bucket}/{dir_prefix(sub)}")
+        else:
+            self.report.add(name, FAIL, f"s3://{bucket}/{dir_prefix(sub)}",
+                            "no pretrained/ tree inside (finetune reads <input>/pretrained)",
+                            "run setup_pretrained, or upload so that the tree sits under models/pretrained/pretrained/")
+
     def _check_checkpoint(self, art: Artifact) -> None:
         if not self._nonempty(art):
             return
@@ -175,7 +192,7 @@ class StoragePreflight:
         step = int(art.params["step"])
         hint = f"upload ag_config.yaml and {checkpoint_filename(step)} to {art.url}/ or pass the step it holds"
         cfg_name = f"{art.role}: ag_config.yaml"
-        self._sub(cfg_name, art.url, self._head_file, cfg_name, bucket, _join(prefix, "ag_config.yaml"), hint)
+        self._sub(cfg_name, art.url, self._check_ag_config, art, cfg_name, bucket, _join(prefix, "ag_config.yaml"), hint)
         fname = checkpoint_filename(step)
         step_name = f"{art.role}: step {step}"
         try:
@@ -195,6 +212,32 @@ class StoragePreflight:
             )
             return
         self.report.add(f"{art.role}: step {step}", OK, f"{art.url}/{fname}")
+
+    def _check_ag_config(self, art: Artifact, name: str, bucket: str, key: str, hint: str) -> None:
+        url = f"s3://{bucket}/{key}"
+        try:
+            data = self.store.get_bytes(bucket, key)
+        except NotFound:
+            self.report.add(name, FAIL, url, "missing", hint)
+            return
+        if not data:
+            self.report.add(name, FAIL, url, "present but 0 bytes", hint)
+            return
+        self.report.add(name, OK, url, f"{len(data)} bytes read")
+        pairs = art.params.get("pairs")
+        taxonomy = _ckpt_taxonomy(data)
+        if not pairs or taxonomy is None:
+            return  # no configured types, or the config does not state its taxonomy in a known form
+        tax_name = f"{art.role}: anomaly types"
+        missing = [f"{m}+{d}" for m, d in pairs if f"{m}+{d}" not in taxonomy]
+        if missing:
+            self.report.add(
+                tax_name, FAIL, url,
+                f"{', '.join(missing)} not in the checkpoint's anomaly_types ({', '.join(sorted(taxonomy))})",
+                "set anomaly_types_json to pairs the checkpoint was trained on (validate_jsonl.py rejects others)",
+            )
+        else:
+            self.report.add(tax_name, OK, url, f"all {len(pairs)} pairs in the checkpoint's anomaly_types")
 
     def _check_raw(self, art: Artifact) -> None:
         if not self._nonempty(art):
@@ -259,6 +302,17 @@ class StoragePreflight:
         if not self._nonempty(art):
             return
         bucket, prefix = parse_url(art.url)
+        if art.params.get("scene") == DEFAULT_SCENE:
+            # spark_lighting.usd references its peers by relative path: the whole tree must be there.
+            dirs, files = self._children_of(bucket, prefix)
+            lacking = [f"{d}/" for d in SPARK_TREE_DIRS if d not in dirs] + [f for f in SPARK_TREE_FILES if f not in files]
+            if lacking:
+                self.report.add(f"{art.role}: USD tree", FAIL, art.url,
+                                f"missing beside {DEFAULT_SCENE}: {', '.join(lacking)} (dangling references)",
+                                "upload the whole nvidia/Spark-AnomalyGen-USD tree, not only the top-level USD")
+            else:
+                self.report.add(f"{art.role}: USD tree", OK, art.url,
+                                f"{', '.join(SPARK_TREE_DIRS)} and sublayers present")
         for label, rel, hint in (
             ("scene", art.params.get("scene"), "upload the scene USD tree, or pass --scene-filename"),
             ("real photo", art.params.get("real_image"), "upload the board photo, or pass --real-image-filename"),
@@ -288,10 +342,12 @@ class StoragePreflight:
 
     def _check_zip(self, art: Artifact) -> None:
         bucket, prefix = parse_url(art.url)
-        self._head_file(
-            f"{art.role}: mobile_screen.zip", bucket, _join(prefix, "mobile_screen.zip"),
-            "upload the Roboflow COCO export renamed to mobile_screen.zip under this prefix (uc3_zip_url_root)",
-        )
+        key = _join(prefix, "mobile_screen.zip")
+        hint = "upload the Roboflow COCO export renamed to mobile_screen.zip under this prefix (uc3_zip_url_root)"
+        name = f"{art.role}: mobile_screen.zip"
+        if self._head_file(name, bucket, key, hint) is None and self.store.exists_prefix(bucket, key):
+            self.report.checks[-1].detail = "is a directory (mobile_screen.zip/...), not a file: a key-form upload"
+            self.report.checks[-1].hint = "upload the file itself to the prefix: osmo data upload <prefix>/ mobile_screen.zip"
 
     def _check_run_absent(self, art: Artifact) -> None:
         bucket, prefix = parse_url(art.url)
@@ -312,6 +368,39 @@ def _raise_no_bucket(bucket: str, store: S3Store) -> None:
         bucket=bucket,
         hint="check the bucket name in dig_url_root / --root, or create the bucket and run the setup flows",
     )
+
+
+def _ckpt_taxonomy(data: bytes) -> set[str] | None:
+    """`{"<MATERIAL>+<DEFECT>", ...}` from an ag_config.yaml's `anomaly_types`, wherever it is nested.
+
+    Accepts lists of "M+D" strings, of [M, D] pairs, or a {material: [defects]} mapping; None
+    when the key is absent or in another form (then nothing is claimed either way).
+    """
+    import yaml
+
+    try:
+        doc = yaml.safe_load(data.decode("utf-8", "replace"))
+    except yaml.YAMLError:
+        return None
+    stack, found = [doc], None
+    while stack and found is None:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "anomaly_types" in node:
+                found = node["anomaly_types"]
+            else:
+                stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if isinstance(found, dict):
+        out = {f"{m}+{d}" for m, ds in found.items() if isinstance(ds, list) for d in ds}
+    elif isinstance(found, list) and all(isinstance(x, str) and "+" in x for x in found):
+        out = set(found)
+    elif isinstance(found, list) and all(isinstance(x, list) and len(x) == 2 for x in found):
+        out = {f"{m}+{d}" for m, d in found}
+    else:
+        return None
+    return out or None
 
 
 def _parse_defect_spec(text: str) -> tuple[list[list[str]], str | None]:

@@ -91,7 +91,7 @@ def _artifact_for_input(url: str, keys: set[str], spec: dict, task_name: str) ->
         if spec.get("fresh_checkpoint"):
             return None  # the checkpoint is a task output of this run, not a storage input
         step = spec.get("checkpoint_step") or USECASE_STEP.get(usecase or "", DEFAULT_STEP)
-        return Artifact("checkpoint", url, f"checkpoint ({task_name})", {"step": int(step)})
+        return Artifact("checkpoint", url, f"checkpoint ({task_name})", {"step": int(step), "pairs": pairs})
     if keys & _RAW_KEYS or (not keys and layout_kind == "raw"):
         # finetune's dataset_dir takes its taxonomy from defect_spec.jsonl; inference from anomaly_types.
         use_pairs = pairs if keys & {"submask_base_in", "mask_in", "inference_dataset"} or not keys else None
@@ -103,8 +103,9 @@ def _artifact_for_input(url: str, keys: set[str], spec: dict, task_name: str) ->
         )
     if keys & _ZIP_KEYS:
         return Artifact("zip", url, f"zip input ({task_name})")
-    role = "pretrained models" if keys & _PRETRAINED_KEYS or url.rstrip("/").endswith("/models/pretrained") else "input"
-    return Artifact("prefix", url, f"{role} ({task_name})")
+    if keys & _PRETRAINED_KEYS or url.rstrip("/").endswith("/models/pretrained"):
+        return Artifact("pretrained", url, f"pretrained models ({task_name})")
+    return Artifact("prefix", url, f"input ({task_name})")
 
 
 def workflow_needs(doc: Any, *, name: str | None = None) -> WorkflowNeeds:

@@ -21,11 +21,13 @@ ROOT_PREFIX = "dig"
 LAYOUT: dict[str, bytes] = {
     "models/pretrained/pretrained/NVDINOV2/nv_dinov2_classification_model.ckpt": b"ckpt",
     "models/pretrained/pretrained/nvidia/C-RADIO-V3/model.safetensors": b"st",
-    "models/pcb/ag_config.yaml": b"anomaly_types: []\n",
+    "models/pcb/ag_config.yaml": b"model:\n  anomaly_types:\n    - IC+bridge\n    - passive_component+excess_solder\n"
+                                 b"    - passive_component+missing\n",
     "models/pcb/iter_000014000.pt": b"weights",
-    "models/metal_surface/ag_config.yaml": b"anomaly_types: []\n",
+    "models/metal_surface/ag_config.yaml": b"anomaly_types: {metal_surface: [MT_Blowhole, MT_Break, MT_Crack, "
+                                           b"MT_Fray, MT_Uneven]}\n",
     "models/metal_surface/iter_000010000.pt": b"weights",
-    "models/glass/ag_config.yaml": b"anomaly_types: []\n",
+    "models/glass/ag_config.yaml": b"anomaly_types: [[Phone, oil], [Phone, scratch], [Phone, stain]]\n",
     "models/glass/iter_000009000.pt": b"weights",
     "datasets/pcb/raw/defect_spec.jsonl": b"".join(
         json.dumps({"defect_type": t, "spatial_dependency": "cad", "roi_prompt_defect_location": ""}).encode() + b"\n"
@@ -38,7 +40,12 @@ LAYOUT: dict[str, bytes] = {
     "datasets/pcb/raw/PCB/passive_component/mask/missing/0001.png": b"png",
     "datasets/pcb/assets/spark_lighting.usd": b"#usda 1.0\n",
     "datasets/pcb/assets/pcba_base.usd": b"#usda 1.0\n",
+    "datasets/pcb/assets/pcba_main_s_detail.usd": b"#usda 1.0\n",
+    "datasets/pcb/assets/aoi_ring_light.usda": b"#usda 1.0\n",
     "datasets/pcb/assets/materials/board.mdl": b"mdl",
+    "datasets/pcb/assets/component/r0603.usd": b"#usda 1.0\n",
+    "datasets/pcb/assets/ECAD_3D/board.usd": b"#usda 1.0\n",
+    "datasets/pcb/assets/PCBA/pcba.usd": b"#usda 1.0\n",
     "datasets/pcb/assets/input_real_image/0603_H100.jpg": b"jpg",
     "datasets/pcb/assets/input_real_image/115_2819_000.jpg": b"jpg",
     "datasets/metal_surface/raw/defect_spec.jsonl": b"".join(

@@ -80,6 +80,8 @@ MISSING = [
      "pcb raw dataset: mask passive_component/missing"),
     ("day0", "pcb", "datasets/pcb/assets/", "PCBA USD assets"),
     ("day0", "pcb", "datasets/pcb/assets/spark_lighting.usd", "PCBA USD assets: scene spark_lighting.usd"),
+    ("structural", "pcb", "datasets/pcb/assets/materials/", "PCBA USD assets: USD tree"),
+    ("good_image", "pcb", "datasets/pcb/assets/pcba_base.usd", "PCBA USD assets: USD tree"),
     ("day1", "pcb", "datasets/pcb/assets/input_real_image/0603_H100.jpg", "PCBA USD assets: real photo 0603_H100.jpg"),
     ("day1", "metal_surface", "models/metal_surface/iter_000010000.pt", "metal_surface checkpoint: step 10000"),
     ("day1", "metal_surface", "datasets/metal_surface/raw/metal_surface/mask/MT_Fray/",
@@ -100,6 +102,31 @@ def test_preflight_each_missing_artifact_fails_alone(capsys, make_bucket, snapsh
     bad = failed(report)
     assert [c["name"] for c in bad] == [check], bad
     assert bad[0]["status"] == "fail" and bad[0]["hint"]
+    assert snapshot(bucket) == before
+
+
+MALFORMED = [
+    # (flow, usecase, dropped prefix, replacement objects, failing check, text in its detail)
+    ("finetune", "pcb", "models/pretrained/", {"models/pretrained/nvidia/x.safetensors": b"w"},
+     "pretrained models: pretrained/", "no pretrained/ tree"),
+    ("setup", "glass", "uploads/glass-zip/", {"uploads/glass-zip/mobile_screen.zip/part-0": b"zip"},
+     "glass Roboflow zip: mobile_screen.zip", "is a directory"),
+    ("day1", "pcb", "models/pcb/ag_config.yaml", {"models/pcb/ag_config.yaml": b"anomaly_types: [IC+bridge]\n"},
+     "pcb checkpoint: anomaly types", "passive_component+missing not in the checkpoint's anomaly_types"),
+    ("day0", "pcb", "models/pcb/ag_config.yaml", {"models/pcb/ag_config.yaml": b""},
+     "pcb checkpoint: ag_config.yaml", "0 bytes"),
+]
+
+
+@pytest.mark.parametrize(("flow", "usecase", "drop", "extra", "check", "text"), MALFORMED,
+                         ids=["pretrained-tree", "zip-dir", "taxonomy", "empty-config"])
+def test_preflight_malformed_artifacts(capsys, make_bucket, snapshot, flow, usecase, drop, extra, check, text):
+    bucket = make_bucket(drop=(drop,), extra=extra)
+    before = snapshot(bucket)
+    code, report = run(capsys, "--flow", flow, "--usecase", usecase, "--root", f"s3://{bucket}/dig")
+    assert code == 1
+    (bad,) = failed(report)
+    assert bad["name"] == check and text in bad["detail"], bad
     assert snapshot(bucket) == before
 
 
@@ -230,7 +257,7 @@ def test_preflight_request_count_is_flat_in_bucket_size(capsys, make_bucket, bul
     })
     _, big = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "n")
     assert big["ok"] and small["ok"]
-    assert big["s3_requests"] == small["s3_requests"] <= 15
+    assert big["s3_requests"] == small["s3_requests"] <= 16
 
 
 def test_preflight_table_output(capsys, make_bucket):
