@@ -7,6 +7,7 @@ Reports throughput as a fraction of the ideal concurrency / latency (8 / 0.2 s =
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -26,18 +27,37 @@ def _inputs(root: Path, n: int, size: int) -> None:
         Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(p)
 
 
+def _serve(latency: float, urls: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
+    with FakeEditServer(latency_s=latency) as srv:
+        urls.put(srv.url)
+        stop.wait()
+
+
 def one_run(n: int, concurrency: int, latency: float, size: int, align: bool) -> tuple[float, dict]:
+    # The server runs in its own process, as a real endpoint would: in ours it would compete for the GIL.
+    urls: multiprocessing.Queue = multiprocessing.Queue()
+    stop = multiprocessing.Event()
+    proc = multiprocessing.Process(target=_serve, args=(latency, urls, stop), daemon=True)
+    proc.start()
+    try:
+        url = urls.get(timeout=30)
+        return _client_run(url, n, concurrency, size, align)
+    finally:
+        stop.set()
+        proc.join(10)
+
+
+def _client_run(url: str, n: int, concurrency: int, size: int, align: bool) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         _inputs(root / "in", n, size)
         entries = batch.expand(root / "in", root / "out", "cells", ".jpg", side_dir=root / "side")
-        with FakeEditServer(latency_s=latency) as srv:
-            cfg = edit_client.ClientConfig.from_spec(
-                {"endpoint": srv.url, "concurrency": concurrency, "align": align}, env={}
-            )
-            client = edit_client.EditClient(cfg)
-            client.check_identity()
-            summary = edit_client.run_batch(entries, client, log=lambda s: None)
+        cfg = edit_client.ClientConfig.from_spec(
+            {"endpoint": url, "concurrency": concurrency, "align": align}, env={}
+        )
+        client = edit_client.EditClient(cfg)
+        client.check_identity()
+        summary = edit_client.run_batch(entries, client, log=lambda s: None)
         assert summary["done"] == n, summary
         return n / summary["seconds"], summary
 
