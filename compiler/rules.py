@@ -320,6 +320,36 @@ def _endpoint(config, explicit):
     return []
 
 
+_JINJA = re.compile(r"\{\{|\{%|\{#")
+MAX_TEXT = 10_000
+
+
+def _strings(node: Any, path: str):
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, f"{path}[{index}]")
+
+
+@rule("A30 OSMO", "no value may carry Jinja markers (OSMO renders the spec twice) or be absurdly long")
+def _jinja_in_values(config, explicit):
+    out = []
+    roots = {"knobs": config["knobs"], "cookbooks": config["cookbooks"], "endpoint": config["endpoint"]}
+    for root, node in roots.items():
+        for path, text in _strings(node, root):
+            if _JINJA.search(text):
+                out.append(_err(path, "contains a Jinja marker ({{, {% or {#) that OSMO's two renders would "
+                                "interpret; rephrase it", text, "text without {{, {% or {#", "A30"))
+            elif len(text) > MAX_TEXT:
+                out.append(_err(path, f"is {len(text)} characters long", text[:40] + "...",
+                                f"at most {MAX_TEXT} characters"))
+    return out
+
+
 @rule("A1", "setup flows take no run name (their outputs are fixed artifact URLs)")
 def _setup_name(config, explicit):
     if config["flow"]["variant"].startswith("setup") and config.get("name"):

@@ -87,6 +87,12 @@ ERRORS = [
     (["flow=day0", "+knobs.extra=1"], "knobs.extra", "are not supported", "-"),
     (["flow=day0", "knobs.num_sdg=1,2"], "knobs.num_sdg", "is a sweep", "-"),
     (["flow=day0", "bogus=1"], "bogus", "is not a dig setting", "-"),
+    (["flow=day0", "knobs.default_spatial_dependency=text", "knobs.roi_prompt='the {{ pad }}'"], "knobs.roi_prompt",
+     "contains a Jinja marker", "A30"),
+    (["flow=day0", "cookbooks.augmentation_config_ovsl2sl.captioning.llm.text='{% if x %}'"],
+     "cookbooks.augmentation_config_ovsl2sl.captioning.llm.text", "contains a Jinja marker", "A30"),
+    (["flow=day0", "knobs.default_spatial_dependency=text", f"knobs.roi_prompt={'p' * 600}"], "knobs.roi_prompt",
+     "", "OSMO"),
     (["flow=day0", "knobs.render_patches=$(rm -rf)"], "knobs.render_patches", "cannot be parsed", "-"),
 ]
 

@@ -55,6 +55,7 @@ def test_hostile_values_are_rejected_or_carried_as_data(key, value, quoted):
         else:
             assert code == 1
             assert stderr.startswith("ERROR: "), stderr
+            assert "compiler bug" not in stderr, stderr  # user input is rejected before rendering
             assert len(stderr.splitlines()) < 30
             assert not os.path.exists(out_path)
 
@@ -62,3 +63,16 @@ def test_hostile_values_are_rejected_or_carried_as_data(key, value, quoted):
 def test_property_test_ran_many_inputs():
     # Runs after the property test in file order; records how many generated inputs it drove.
     assert RUNS["n"] >= 100, RUNS
+
+
+def test_hostile_prompt_is_carried_exactly_as_data(compile_args):
+    import json
+
+    prompt = "solder joint'; $(rm -rf /) `id` \"q\" # x: y é漢 ${HOME}"
+    text = compile_args("flow=day0", "knobs.default_spatial_dependency=text", f"knobs.roi_prompt={_quote(prompt)}").text
+    doc = yaml.safe_load(text)
+    infer = doc["workflow"]["groups"][-1]["tasks"][0]
+    spec = json.loads(next(f["contents"] for f in infer["files"] if f["path"] == "/tmp/dig/spec.json"))
+    assert spec["roi_prompt"] == prompt and spec["spatial_dependency"] == "text"
+    launcher = next(f["contents"] for f in infer["files"] if f["path"] == "/tmp/run_infer.sh")
+    assert "rm -rf" not in launcher and prompt not in json.dumps(infer["environment"])
