@@ -7,8 +7,9 @@ import posixpath
 from collections.abc import Iterable
 
 from .flows import DEFAULT_SCENE, Artifact, checkpoint_filename
-from .report import ERROR, FAIL, OK, SKIP, Report
+from .report import ERROR, FAIL, OK, SKIP, WARN, Report
 from .s3 import (
+    AccessDenied,
     EndpointUnreachable,
     NoSuchBucket,
     NotFound,
@@ -87,6 +88,11 @@ class StoragePreflight:
         except EndpointUnreachable as exc:
             self.report.add("bucket", ERROR, target, exc.message, exc.hint)
             raise _Abort from exc
+        except AccessDenied as exc:
+            # Prefix-scoped policies (s3:ListBucket with an s3:prefix condition) refuse HeadBucket
+            # yet allow the listings the checks need: say so and let each check find out.
+            self.report.add("bucket", WARN, target, f"{exc.message}; checking the prefixes anyway")
+            return True
         except StorageError as exc:
             self.report.add("bucket", ERROR, target, exc.message, exc.hint)
             return False

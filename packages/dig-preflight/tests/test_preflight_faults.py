@@ -162,3 +162,25 @@ def test_preflight_endpoint_unreachable_aborts(capsys, s3_env):
     assert rc == 3
     assert [c["name"] for c in report["checks"]] == ["bucket"]  # stopped instead of timing out per check
     assert "cannot reach the S3 endpoint" in report["checks"][0]["detail"]
+
+
+def test_preflight_access_denied_everywhere(capsys, monkeypatch, make_bucket, snapshot, s3_env, iam_user):
+    bucket = make_bucket()
+    before = snapshot(bucket)
+    key_id, secret = iam_user([ALLOW_ALL, {"Effect": "Deny", "Action": "s3:*",
+                                           "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    _set_auth(s3_env, "0")
+    try:
+        rc, report = run(capsys, "--flow", "day1", "--usecase", "glass", "--root", f"s3://{bucket}/dig")
+    finally:
+        _set_auth(s3_env, "inf")
+    assert rc == 3
+    rows = report["checks"]
+    # A refused HeadBucket is only a warning (prefix-scoped policies refuse it); every check then says 403.
+    assert rows[0]["name"] == "bucket" and rows[0]["status"] == "warn" and "403" in rows[0]["detail"]
+    assert [r["status"] for r in rows[1:]] == ["error"] * 3
+    assert all("access denied (HTTP 403" in r["detail"] for r in rows[1:])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    assert snapshot(bucket) == before
