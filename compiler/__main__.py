@@ -11,7 +11,6 @@ on error. DIG_FULL_ERROR=1 shows tracebacks.
 
 from __future__ import annotations
 
-import os
 import sys
 
 
@@ -20,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(__doc__)
         return 0
-    from compiler.errors import DigError
+    from compiler.errors import DigError, cli_error
 
     try:
         if args and args[0] in ("-m", "--multirun"):
@@ -38,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(display(path))
         return 0
     except DigError as exc:
-        if os.environ.get("DIG_FULL_ERROR") == "1":
-            raise
-        print(exc.format(), file=sys.stderr)
-        print("Set DIG_FULL_ERROR=1 for the full traceback.", file=sys.stderr)
-        return 1
+        return cli_error(exc)
     except KeyboardInterrupt:
         return 130
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -61,3 +63,12 @@ class DigError(Exception):
 
 def error(key: str, message: str, *, got: object = None, allowed: str | None = None, rule: str = "") -> DigError:
     return DigError(Diagnostic("error", key, message, got, allowed, rule))
+
+
+def cli_error(exc: DigError) -> int:
+    """Print a DigError the short way (exit code 1); DIG_FULL_ERROR=1 re-raises for the traceback."""
+    if os.environ.get("DIG_FULL_ERROR") == "1":
+        raise exc
+    print(exc.format(), file=sys.stderr)
+    print("Set DIG_FULL_ERROR=1 for the full traceback.", file=sys.stderr)
+    return 1

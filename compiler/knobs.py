@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from compiler.errors import DigError, error
+from compiler.osmo_validate import DOCKER_REF_RE
 
 # OSMO's name rule (osmo_rules.md): workflow, group and task names.
 OSMO_NAME = r"^[a-zA-Z]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$"
@@ -14,8 +15,8 @@ RUN_NAME = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$"
 # A unit is required: OSMO reads a bare number as bytes (`64` -> 0.0625Ki, rejected).
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ti|TiB|T|Gi|GiB|G|Mi|MiB|M|Ki|KiB|K|B)$"
 DURATION = r"^([0-9]+(ms|us|[smhd])|P(T?[0-9]+[DHMS])+)$"
-# docker reference: [registry/]path[:tag][@digest]
-IMAGE = r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+# docker reference: [registry/]path[:tag][@digest], the same grammar the output validator applies
+IMAGE = DOCKER_REF_RE.pattern
 STORAGE_URL = r"^(s3|gs|swift|tos|azure)://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._=+@-]+)*/?$"
 TAXON = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 DEFECT_MODES = ("shift", "tombstone", "sideflip")

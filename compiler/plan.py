@@ -13,7 +13,6 @@ Notes. Exit 0 on success, 1 on a config error, 2 on a usage error.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(__doc__)
         return 0
-    from compiler.errors import DigError
+    from compiler.errors import DigError, cli_error
 
     try:
         overrides, opts = parse_args(args)
@@ -209,11 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage error: {exc}", file=sys.stderr)
         return 2
     except DigError as exc:
-        if os.environ.get("DIG_FULL_ERROR") == "1":
-            raise
-        print(exc.format(), file=sys.stderr)
-        print("Set DIG_FULL_ERROR=1 for the full traceback.", file=sys.stderr)
-        return 1
+        return cli_error(exc)
     except KeyboardInterrupt:
         return 130
 
