@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from compiler.compose import Request, build_config
 from compiler.model import build_workflow
-from compiler.pipeline import HEADER, compile_key, emit_checked, write_atomic
+from compiler.pipeline import compile_key, emit_checked, header, write_atomic
 from compiler.validate_config import validate_config
 
 
@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
     config = build_config(OmegaConf.to_container(cfg, resolve=False), choices, Request(), {}, [])
     config, _ = validate_config(config)
     key = compile_key(config)
-    text = emit_checked(build_workflow(config, placeholders=True), HEADER.format(choices="", flow="x"), key)
+    text = emit_checked(build_workflow(config, placeholders=True), header(config, choices), key)
     out = Path(HydraConfig.get().runtime.output_dir)
     write_atomic(out / "workflow.yaml", text)
 

@@ -18,10 +18,18 @@ from compiler.model import build_workflow
 from compiler.paths import BUILD_DIR, REPO_ROOT
 from compiler.validate_config import validate_config
 
-HEADER = (
-    "# Compiled by dig from conf/ ({choices}).\n"
-    "# Submit: osmo workflow submit <this file> --pool <pool> --set name={flow}-$STAMP\n"
-)
+
+def header(config: dict[str, Any], choices: dict[str, str]) -> str:
+    """Two comment lines: what the file was composed from and how to submit it."""
+    picked = " ".join(f"{g}={o}" for g, o in choices.items())
+    submit = "osmo workflow submit <this file> --pool <pool>"
+    if not has_run_name(config):
+        submit += "  # setup flows take no run name"
+    elif config["name"]:
+        submit += "  # the run name is compiled in"
+    else:
+        submit += f" --set name={config['flow']['key']}-$STAMP"
+    return f"# Compiled by dig from conf/ ({picked}).\n# Submit: {submit}\n"
 
 
 @dataclass
@@ -104,23 +112,13 @@ def compile_request(req: Request, *, composer: Composer | None = None,
     composer = composer or default_composer()
     composed = composer.compose(req, prefs)
     explicit = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
-    explicit |= set(_preset_knobs(composed.config))
     config, diagnostics = validate_config(composed.config, explicit=explicit, choices=composed.choices)
     workflow = build_workflow(config, placeholders=True)
-    choices_text = " ".join(f"{g}={o}" for g, o in composed.choices.items())
-    header = HEADER.format(choices=choices_text, flow=config["flow"]["key"])
-    if config["name"] or not has_run_name(config):
-        header = header.replace(" --set name={flow}-$STAMP".format(flow=config["flow"]["key"]),
-                                "  # name is compiled in" if config["name"] else "  # setup: no run name")
     key = compile_key(config)
-    text = emit_checked(workflow, header, key)
+    text = emit_checked(workflow, header(config, composed.choices), key)
     digest = override_hash(req, composed.choices)
     default = BUILD_DIR / f"{key}{'__' + digest if digest else ''}.yaml"
     return Compiled(text, key, config, composed.choices, diagnostics + composed.notices, default)
-
-
-def _preset_knobs(config: dict[str, Any]) -> list[str]:
-    return []  # presets set knobs explicitly but do not count as sizing intent
 
 
 def output_path(compiled: Compiled) -> Path:
