@@ -261,6 +261,15 @@ def test_usage_errors_exit_2(bad, capsys):
     assert "usage error" in capsys.readouterr().err
 
 
+def test_readme_carries_every_example_plan():
+    from compiler.paths import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert plan_cli.readme_plans_block() in readme, "README plans are stale: run `python -m compiler.plan --write-examples`"
+    for stem in plan_cli.EXAMPLES:
+        assert f"python -m compiler.plan flow={stem}" in readme
+
+
 def test_examples_are_fresh(tmp_path):
     written = plan_cli.write_examples(tmp_path)
     assert sorted(p.name for p in written) == sorted(f"{f}.md" for f in plan_cli.EXAMPLES)
