@@ -114,7 +114,7 @@ class Composer:
             options = group_options(group)
             if option not in options:
                 raise error(group, f"has no option '{option}'{did_you_mean(option, options)}",
-                            got=option, allowed=", ".join(options))
+                            got=option, allowed=", ".join(options), rule={"board": "A5", "usecase": "A8"}.get(group, ""))
             choices[group] = option
         if "board" not in req.choices:
             usecase = self._usecase_meta(choices["usecase"])
@@ -156,7 +156,7 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
     # Board: a use case without boards takes none; a board flow needs one of the use case's boards.
     if req.choices.get("board") not in (None, "none") and not usecase["boards"]:
         raise DigError(Diagnostic("error", "board", f"use case '{usecase['key']}' has no boards; drop board=",
-                                  board["key"], "none"), choices=choices)
+                                  board["key"], "none", "A5"), choices=choices)
     if uses_board and board["key"] not in usecase["boards"]:
         raise DigError(Diagnostic("error", "board", f"flow '{flow['key']}' renders a board of use case "
                                   f"'{usecase['key']}'; choose one", board["key"], ", ".join(usecase["boards"])),
@@ -171,7 +171,7 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
         by_flow = preset["by_flow"]
         if flow["key"] not in by_flow:
             raise DigError(Diagnostic("error", "knobs", f"preset '{preset['key']}' does not apply to flow "
-                                      f"'{flow['key']}'", preset["key"], f"flows: {', '.join(by_flow)}"),
+                                      f"'{flow['key']}'", preset["key"], f"flows: {', '.join(by_flow)}", "A11"),
                            choices=choices)
         for name, value in by_flow[flow["key"]].items():
             if name not in knobs:
@@ -239,7 +239,7 @@ def _pick_variant(flow: dict[str, Any], usecase: str, choices: dict[str, str]) -
             return name, variant
         allowed.extend(variant["usecases"])
     raise DigError(Diagnostic("error", "usecase", f"flow '{flow['key']}' does not apply to use case '{usecase}'",
-                              usecase, ", ".join(dict.fromkeys(allowed))), choices=choices)
+                              usecase, ", ".join(dict.fromkeys(allowed)), "A9"), choices=choices)
 
 
 def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict[str, Any], copied: set[str],
@@ -260,7 +260,7 @@ def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict
         if name not in cookbooks:
             raise DigError(Diagnostic("error", f"cookbooks.{name}", f"flow '{flow}' ({variant}) mounts no cookbook "
                                       f"'{name}'{did_you_mean(name, cookbooks)}", name,
-                                      ", ".join(cookbooks) or "(none)"), choices=choices)
+                                      ", ".join(cookbooks) or "(none)", "A6"), choices=choices)
         if not path:
             raise DigError(Diagnostic("error", key, "name a field: cookbooks.<file>.<field path>=value", key),
                            choices=choices)
@@ -281,7 +281,7 @@ def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict
     elif head == "endpoint":
         if rest != "url":
             raise DigError(Diagnostic("error", key, "only endpoint.url can be set (the model id is fixed)", key,
-                                      "endpoint.url"), choices=choices)
+                                      "endpoint.url", "A24"), choices=choices)
         endpoint["url"] = value if value is None else str(value)
     elif head in TOP_LEVEL and not rest:
         top[head] = str(value) if head in STRING_TOP_LEVEL and value is not None and not isinstance(value, bool) \

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from compiler.errors import DigError, error
+from compiler.errors import error
 from compiler.osmo_validate import DOCKER_REF_RE
 
 # OSMO's name rule (osmo_rules.md): workflow, group and task names.
@@ -94,19 +94,52 @@ def normalise_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
             out["anomaly_types_json"] = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise error("knobs.anomaly_types_json", "is not valid JSON; give a list of [material, defect] pairs",
-                        got=raw, allowed='[["IC","bridge"],["passive_component","missing"]] (or Hydra list syntax)') from exc
+                        got=raw, allowed='[["IC","bridge"],["passive_component","missing"]] (or Hydra list syntax)',
+                        rule="A18") from exc
     for key in ("use_pretrained_checkpoint", "use_usd2roi_day1"):
         value = out.get(key)
         if key in out and not isinstance(value, bool):
             raise error(f"knobs.{key}", "takes a real boolean: write true or false",
-                        got=value, allowed="true, false")
+                        got=value, allowed="true, false", rule="A10")
     return out
 
 
 def check_pref_values(pairs: dict[str, str]) -> None:
     import re
 
+    from compiler.paths import group_options
+
     root = pairs.get("dig_url_root")
     if root is not None and not re.match(STORAGE_URL, root):
-        raise DigError(error("preferences.dig_url_root", "is not a storage prefix", got=root,
-                             allowed=_HINTS[STORAGE_URL]).diagnostics)
+        raise error("preferences.dig_url_root", "is not a storage prefix", got=root, allowed=_HINTS[STORAGE_URL])
+    board = pairs.get("default_board")
+    if board is not None and board not in group_options("board"):
+        raise error("preferences.default_board", "is not a board of conf/board", got=board,
+                    allowed=", ".join(group_options("board")))
+
+
+# The failure mode of spec/failure_modes.md that a schema error on a key stands for (the rule id the
+# error carries); keys not listed are OSMO's own value rules.
+FAILURE_MODE_BY_KEY: dict[str, str] = {
+    "name": "A1", "dig_url_root": "A3", "knobs.uc3_zip_url_root": "A4", "knobs.use_pretrained_checkpoint": "A10",
+    "knobs.use_usd2roi_day1": "A10", "knobs.crop_max_emit": "A12", "knobs.render_patches": "A13",
+    "knobs.defect_modes": "A16", "knobs.anomaly_types_json": "A18", "knobs.default_spatial_dependency": "A22",
+    "knobs.model_size": "A23", "knobs.real_image_filename": "A25", "knobs.scene_filename": "B2",
+    "cookbooks.defect_image.component_types": "A40", "cookbooks.defect_image.writer.semantic_types": "A43",
+}
+
+
+def failure_mode(key: str, validator: str) -> str:
+    """Rule id for a schema error at `key` (dotted, list indexes allowed)."""
+    if validator == "additionalProperties":
+        return "A11"
+    if validator == "const":
+        return "A45"
+    base = key.split("[", 1)[0]
+    if base in FAILURE_MODE_BY_KEY:
+        return FAILURE_MODE_BY_KEY[base]
+    if base.endswith(("_memory", "_storage", ".memory", ".storage", "_large")):
+        return "A28"
+    if base.startswith("cookbooks.") and (".crop." in base or ".semantics" in base):
+        return "A44"
+    return "OSMO"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from compiler.compose import BOARD_COOKBOOKS
 from compiler.paths import CONF_DIR, GENERATED_DIR, group_options
 
-BOARD_COOKBOOKS = ("pcba_target", "day0_image", "day0_crop", "defect_image", "usd2roi_nvpcb")
 # Values a compile key cannot be compiled without (no default on purpose), with the spec's convention.
 REQUIRED_VALUES = {
     ("setup", "glass"): ["knobs.uc3_zip_url_root=s3://osmo-workflows/dig/uploads/glass-zip"],

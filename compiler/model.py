@@ -185,8 +185,7 @@ class Planner:
             output=self.out("finetune"),
         )
 
-    def infer(self, step: str, inputs: list[dict[str, str]], paths: dict[str, str], num_gpus: int | None,
-              usecase: str) -> Task:
+    def infer(self, step: str, inputs: list[dict[str, str]], paths: dict[str, str], num_gpus: int | None) -> Task:
         k = self.k
         pairs = k["anomaly_types_json"]
         env = {"ANOMALY_TYPES_JSON": json.dumps(pairs, separators=(",", ":")),
@@ -215,7 +214,9 @@ class Planner:
     def setup_task(self, name: str, step: str, output: str, spec: dict[str, Any], *, hf: bool = True,
                    inputs: list[dict[str, str]] | None = None, env: dict[str, str] | None = None,
                    resource: str = "cpu-download", script: str = "/tmp/run.sh", summary: str = "") -> Task:
-        environment = ({"HF_HUB_DISABLE_PROGRESS_BARS": "1"} if hf else {}) | (env or {})
+        # Upstream order: the task's own variables first for `pretrained` (MODEL_SIZES), after for glass-data.
+        progress = {"HF_HUB_DISABLE_PROGRESS_BARS": "1"} if hf else {}
+        environment = (env or {}) | progress if step == "setup-pretrained" else progress | (env or {})
         return Task(name=name, group=f"download-{name}", image=self.k["pretrained_image"], resource=resource,
                     script=script, step=step, summary=summary, credentials=HF_TOKEN if hf else None,
                     environment=environment, inputs=inputs or [], spec={"output_dir": "{{output}}", **spec},
@@ -235,7 +236,7 @@ class Planner:
                   self.checkpoint_input("pcb")]
         paths = {"clean_in": "{{input:0}}", "mask_in": "{{input:1}}", "submask_base_in": "{{input:2}}",
                  "pretrained_src_in": "{{input:3}}", "ckpt_dataset": "{{input:4}}"}
-        tasks.append(self.infer("infer-day0", inputs, paths, None, "pcb"))
+        tasks.append(self.infer("infer-day0", inputs, paths, None))
         return tasks
 
     def flow_good(self) -> list[Task]:
@@ -257,7 +258,7 @@ class Planner:
             inputs = [{"task": "usd2roi-day1"}, *common]
             paths = {"usd2roi_in": "{{input:0}}", "submask_base_in": "{{input:1}}",
                      "pretrained_src_in": "{{input:2}}", "ckpt_dataset": "{{input:3}}"}
-            tasks.append(self.infer("infer-day1", inputs, paths, k["infer_gpu"], uc))
+            tasks.append(self.infer("infer-day1", inputs, paths, k["infer_gpu"]))
         else:
             tasks.append(self._manual_infer(common))
         return tasks
@@ -265,7 +266,7 @@ class Planner:
     def _manual_infer(self, inputs: list[dict[str, str]]) -> Task:
         paths = {"inference_dataset": "{{input:0}}", "pretrained_src_in": "{{input:1}}",
                  "ckpt_dataset": "{{input:2}}"}
-        return self.infer("infer-manual", inputs, paths, self.k["infer_gpu"], self.uc)
+        return self.infer("infer-manual", inputs, paths, self.k["infer_gpu"])
 
     def flow_manual_roi(self) -> list[Task]:
         uc = self.uc
@@ -304,7 +305,7 @@ class Planner:
             self._setup_model("glass"),
             self.setup_task("glass-data", "setup-data", self.url("datasets", "glass", "raw"),
                             {"usecase": "glass", "zip_dir": "{{input:0}}"},
-                            inputs=[{"url": self.k["uc3_zip_url_root"].rstrip("/")}],
+                            inputs=[{"url": self.k["uc3_zip_url_root"]}],
                             env={"UC3_ZIP_DIR": "{{input:0}}"},
                             summary="prepare the glass raw dataset from mobile_screen.zip + HF masks"),
         ]

@@ -22,7 +22,7 @@ from compiler.validate_config import validate_config
 def header(config: dict[str, Any], choices: dict[str, str]) -> str:
     """Two comment lines: what the file was composed from and how to submit it."""
     picked = " ".join(f"{g}={o}" for g, o in choices.items())
-    submit = "osmo workflow submit <this file> --pool <pool>"
+    submit = f"osmo workflow submit <this file> --pool {config['pool'] or '<pool>'}"
     if not has_run_name(config):
         submit += "  # setup flows take no run name"
     elif config["name"]:

@@ -88,7 +88,7 @@ def _taxonomy(config, explicit):
     return out
 
 
-@rule("A20", "anomaly materials should be produced by the board's crop (class_dirs)")
+@rule("A20", "anomaly materials must be produced by the board's crop (class_dirs): none -> error, some -> notice")
 def _materials_vs_board(config, explicit):
     knobs, books = config["knobs"], config["cookbooks"]
     pairs = knobs.get("anomaly_types_json")
@@ -96,11 +96,16 @@ def _materials_vs_board(config, explicit):
     if not pairs or not crop or config["flow"]["variant"] not in ("texture", "real_alignment"):
         return []
     produced = sorted(set((crop.get("class_dirs") or {}).values()))
-    missing = sorted({p[0] for p in pairs} - set(produced))
+    materials = sorted({p[0] for p in pairs})
+    missing = [m for m in materials if m not in produced]
+    if missing == materials:
+        return [_err("knobs.anomaly_types_json", f"no pair's material is cropped from board "
+                     f"'{config['board']['key']}' (its crop.class_dirs give {produced}): the run would "
+                     "generate no defects", materials, f"pairs whose material is one of {produced}", "A20")]
     if missing:
-        return [_warn("knobs.anomaly_types_json", f"materials {missing} are not cropped from board "
-                      f"'{config['board']['key']}' (its crop.class_dirs give {produced}); their defects get no "
-                      "images", missing, ", ".join(produced), "A20")]
+        # The upstream pod stages only the materials on disk and warns; so do we, at compile time.
+        return [Diagnostic("notice", "knobs.anomaly_types_json", f"materials {missing} are not cropped from board "
+                           f"'{config['board']['key']}' ({produced}); their pairs get no images", rule="A20")]
     return []
 
 
@@ -117,6 +122,10 @@ def _text_mode(config, explicit):
     return []
 
 
+_HYGIENE_FIELDS = {"trainer.save_iter": "checkpoint.save_iter", "trainer.validation_iter": "trainer.validation_iter",
+                   "trainer.logging_iter": "trainer.logging_iter"}
+
+
 @rule("A35 A36 A37", "finetune iteration hygiene of cookbooks.ag_config (save/validation/logging vs max_iter)")
 def _iterations(config, explicit):
     book = config["cookbooks"].get("ag_config")
@@ -128,8 +137,7 @@ def _iterations(config, explicit):
     trainer["save_iter"] = (book.get("checkpoint") or {}).get("save_iter")
     out = []
     for severity, message in iteration_hygiene(trainer):
-        field = "checkpoint.save_iter" if "save_iter" in message.split(")")[0] else \
-            "trainer." + message.split(" ")[0].split(".")[-1]
+        field = next((f for prefix, f in _HYGIENE_FIELDS.items() if message.startswith(prefix)), "trainer")
         out.append(Diagnostic(severity, f"cookbooks.ag_config.{field}", message,
                               rule="A35" if severity == "error" else "A36"))
     save, val = trainer.get("save_iter"), trainer.get("validation_iter")
@@ -243,20 +251,6 @@ def _sizing(config, explicit):
     return out
 
 
-@rule("A39", "no top-level key may appear in both the render cookbook and pcba_target")
-def _boundary(config, explicit):
-    books = config["cookbooks"]
-    target = books.get("pcba_target")
-    out = []
-    for name in ("day0_image", "defect_image"):
-        if target and books.get(name):
-            shared = sorted(set(target) & set(books[name]) - {"horizontal_aperture"})
-            if shared:
-                out.append(_err(f"cookbooks.{name}", f"shares keys {shared} with cookbooks.pcba_target "
-                                "(sdg_pipeline.py: Config boundary violation)", shared, rid="A39"))
-    return out
-
-
 @rule("A40 A41 A43", "structural render cookbook: explicit component_types list; writer emits `defect` labels")
 def _defect_image(config, explicit):
     book = config["cookbooks"].get("defect_image")
@@ -297,9 +291,10 @@ def _crop_classes(config, explicit):
 @rule("A45", "cookbook max_image_count is always replaced by knobs.render_patches")
 def _max_image_count(config, explicit):
     out = []
-    for name, sentinel in (("day0_image", "__MAX_IMAGE_COUNT__"),):
+    shipped = {"day0_image": ("__MAX_IMAGE_COUNT__",), "defect_image": (5, -1)}
+    for name, values in shipped.items():
         book = config["cookbooks"].get(name)
-        if book and book.get("max_image_count") != sentinel:
+        if book and book.get("max_image_count") not in values:
             out.append(_warn(f"cookbooks.{name}.max_image_count", "has no effect: it is always set from "
                              "knobs.render_patches", book.get("max_image_count"), "knobs.render_patches", "A45"))
     return out
@@ -309,6 +304,15 @@ def _max_image_count(config, explicit):
 def _endpoint(config, explicit):
     if config["flow"]["variant"] not in ("texture", "good", "structural"):
         return []
+    book = (config["cookbooks"].get("augmentation_config_ovsl2sl") or {}).get("endpoints", {}).get("image_edit", {})
+    if book.get("model", MODEL_ID) != MODEL_ID:
+        return [_err("cookbooks.augmentation_config_ovsl2sl.endpoints.image_edit.model", "is fixed: the image-edit "
+                     "model is always nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL (a substitute silently degrades "
+                     "labels)", book.get("model"), MODEL_ID, "A24")]
+    if book.get("url", "http://localhost:8000/v1") != "http://localhost:8000/v1":
+        return [_err("cookbooks.augmentation_config_ovsl2sl.endpoints.image_edit.url", "is not read: choose the "
+                     "endpoint with endpoint=cluster|external and endpoint.url=", book.get("url"),
+                     "endpoint=external endpoint.url=https://<host>/v1", "A24")]
     url = config["endpoint"].get("url")
     if not url:
         return [_err("endpoint.url", "is required with endpoint=external (the /v1 base URL reachable from the pods)",
@@ -358,9 +362,13 @@ def _setup_name(config, explicit):
     return []
 
 
-@rule("A2 A9", "a use case without boards only takes flows that need no board")
-def _usecase_flow(config, explicit):
-    # Composition already rejects flow/use-case pairs; this keeps the rule table complete.
+@rule("A15", "structural on the IC-only board 1152819000 needs every frame (render_patches=-1)")
+def _ic_board_patches(config, explicit):
+    knobs = config["knobs"]
+    if config["flow"]["key"] == "structural" and config["board"]["key"] == "1152819000" \
+            and knobs.get("render_patches") != -1:
+        return [_warn("knobs.render_patches", "on board 1152819000 (a single IC, shift ratio 1.0) a few frames "
+                      "yield too few crops", knobs["render_patches"], "-1", "A15")]
     return []
 
 

@@ -14,14 +14,39 @@ import sys
 from functools import lru_cache
 from typing import Any
 
-from compiler.knobs import KNOB_SCHEMAS, TOP_LEVEL_SCHEMAS
+from compiler.knobs import KNOB_SCHEMAS, TAXON, TOP_LEVEL_SCHEMAS
 from compiler.paths import CONF_DIR, SCHEMA_DIR, group_options
 
 SCHEMA_PATH = SCHEMA_DIR / "config.schema.json"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
-# Cookbook fields whose shipped value does not show every type they take.
+_NAME = {"type": "string", "pattern": TAXON}  # becomes a directory or a label: no '/', '..', spaces
+
+
+def _sentinel(value: str) -> dict[str, Any]:
+    return {"const": value, "description": f"filled in the pod ({value}); not a setting"}
+
+
+# Cookbook fields whose shipped value does not show every type or constraint they take.
 COOKBOOK_FIELD_OVERRIDES: dict[str, dict[str, Any]] = {
+    "pcba_target.scene": _sentinel("__SCENE__"),
+    "day0_image.output": _sentinel("__OUTPUT__"),
+    "day0_crop.output.dir": _sentinel("__OUTPUT__"),
+    "defect_image.output": _sentinel("__OUTPUT__"),
+    "usd2roi_nvpcb.scene": _sentinel("__SCENE__"),
+    "usd2roi_nvpcb.real_image": _sentinel("__REAL_IMAGE__"),
+    "usd2roi_nvpcb.output.dir": _sentinel("__OUTPUT__"),
+    "day0_crop.crop.source": _NAME,
+    "day0_crop.crop.classes": {"type": "array", "minItems": 1, "items": _NAME},
+    "usd2roi_nvpcb.crop.classes": {"type": "array", "minItems": 1, "items": _NAME},
+    "day0_crop.crop.class_dirs": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": TAXON},
+                                  "additionalProperties": _NAME},
+    "usd2roi_nvpcb.crop.class_dirs": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": TAXON},
+                                      "additionalProperties": _NAME},
+    "defect_image.component_types": {"type": "array", "minItems": 1,
+                                     "items": {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$"}},
+    "day0_image.semantics[].labels.class": _NAME,
+    "usd2roi_nvpcb.semantics[].labels.class": _NAME,
     "day0_image.max_image_count": {"type": ["string", "integer"]},
     "day0_crop.crop.max_emit": {"type": ["integer", "null"], "minimum": 1},
     "day0_crop.crop.max_area": {"type": ["integer", "null"], "minimum": 1},

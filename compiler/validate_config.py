@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from typing import Any
 
 from compiler.errors import Diagnostic, DigError, did_you_mean
-from compiler.knobs import normalise_knobs, pattern_hint
+from compiler.knobs import failure_mode, normalise_knobs, pattern_hint
 from compiler.rules import check_rules
 from compiler.schema import load_schema
 
@@ -77,18 +76,20 @@ def schema_diagnostics(config: dict[str, Any]) -> list[Diagnostic]:
             extras = [k for k in err.instance if k not in known] if isinstance(err.instance, dict) else []
             for extra in extras:
                 out.append(Diagnostic("error", f"{key}.{extra}", f"unknown key{did_you_mean(extra, known)}",
-                                      extra, ", ".join(known)))
+                                      extra, ", ".join(known), "A11"))
             continue
         value = err.instance
         if err.validator == "pattern" and schema.get("pattern", "").endswith("(Ti|TiB|T|Gi|GiB|G|Mi|MiB|M|Ki|KiB|K|B)$"):
             message = "needs a unit (OSMO reads a bare number as bytes)"
         elif err.validator == "type" and key.endswith(("memory", "storage", "memory_large", "storage_large")):
             message = f"needs a unit: write {value}Gi, not {value}"
+        elif err.validator == "const" and "description" in schema:
+            message = f"is {schema['description']}: leave it as shipped"
         elif err.validator in ("anyOf", "oneOf"):
             message = "is not one of the allowed forms"
         else:
             message = err.message if len(err.message) < 160 else err.message[:157] + "..."
-        out.append(Diagnostic("error", key, message, value, _allowed(schema)))
+        out.append(Diagnostic("error", key, message, value, _allowed(schema), failure_mode(key, err.validator)))
     return out
 
 
@@ -96,8 +97,8 @@ def validate_config(config: dict[str, Any], *, explicit: set[str] | frozenset[st
                     choices: dict[str, str] | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Return the normalised config and its warnings/notices; raise DigError on any error.
 
-    `explicit` names the knobs the user set (command line or preset): sizing derivation and
-    defaults only touch knobs that were not set explicitly.
+    `explicit` names the knobs the user set on the command line: the sizing rule derives cpu and
+    memory only for knobs that were not set there.
     """
     config = dict(config)
     config["knobs"] = normalise_knobs(config["knobs"])
@@ -114,11 +115,3 @@ def validate_config(config: dict[str, Any], *, explicit: set[str] | frozenset[st
     if errors:
         raise DigError(errors, choices=choices)
     return config, [d for d in diagnostics if d.severity != "error"]
-
-
-_SAFE_TEXT = re.compile(r"\{\{|\{%|\{#|%\}|#\}|\}\}")
-
-
-def jinja_marker(value: str) -> bool:
-    """True when text would be read as Jinja by OSMO's two render passes."""
-    return bool(_SAFE_TEXT.search(value))

@@ -122,7 +122,7 @@ EXPECTED = {
         "setup_pretrained", "1h", "1h",
         {"cpu-download-large": {"cpu": 1, "memory": "16Gi", "storage": "220Gi", "platform": "default"}},
         [t("download-pretrained", "pretrained", AG, "cpu-download-large", [], f"{R}/models/pretrained", HF,
-           ["HF_HUB_DISABLE_PROGRESS_BARS", "MODEL_SIZES"])]),
+           ["MODEL_SIZES", "HF_HUB_DISABLE_PROGRESS_BARS"])]),
 }
 
 
@@ -141,6 +141,47 @@ def test_task_contract_matches_upstream(key, matrix_texts):
         got.append((group["name"], task["name"], task["image"], task["resource"], task.get("inputs", []),
                     task["outputs"][0]["url"], task.get("credentials"), list(task.get("environment", {}))))
     assert got == tasks
+
+
+ENV_VALUES = {
+    "day0/pcb__0603_H100__finetune": {
+        "usd2roi-replicator": {"NVIDIA_DRIVER_CAPABILITIES": "all"},
+        "image-edit": {"IMAGE_EDIT_ENDPOINT": "http://qwen-image-edit-nvpcb-ovsl2sl.osmo-nims.svc.cluster.local:8000/v1",
+                       "IMAGE_EDIT_MODEL": "nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL"},
+        "finetune": {"NUM_GPUS": "1", "EXP_NAME": N, "PRETRAINED_SRC": "{{input:0}}/pretrained",
+                     "DATASET_DIR": "{{input:1}}"},
+        "infer-all-defects": {"ANOMALY_TYPES_JSON": '[["IC","bridge"],["passive_component","excess_solder"],'
+                              '["passive_component","missing"]]', "CHECKPOINT_STEP": "14000", "NUM_SDG": "30",
+                              "DEFAULT_SPATIAL_DEPENDENCY": "cad", "EXP_NAME": N, "MODEL_SIZE": "2b"},
+    },
+    "structural/pcb__0603_H100": {"sdg-and-crop": {"NVIDIA_DRIVER_CAPABILITIES": "all", "CROP_OFFSET": "10"}},
+    "day1/metal_surface__pretrained": {"infer-all-defects": {
+        "ANOMALY_TYPES_JSON": '[["metal_surface","MT_Blowhole"],["metal_surface","MT_Break"],'
+                              '["metal_surface","MT_Crack"],["metal_surface","MT_Fray"],["metal_surface","MT_Uneven"]]',
+        "CHECKPOINT_STEP": "10000", "NUM_SDG": "30", "NUM_GPUS": "1", "DEFAULT_SPATIAL_DEPENDENCY": "cad",
+        "EXP_NAME": N, "MODEL_SIZE": "2b"}},
+    "setup/glass": {"glass-data": {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "UC3_ZIP_DIR": "{{input:0}}"}},
+    "setup_pretrained/shared": {"pretrained": {"MODEL_SIZES": "2B", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}},
+}
+
+
+@pytest.mark.parametrize("key", sorted(ENV_VALUES))
+def test_environment_values_match_upstream(key, matrix_texts):
+    wf = yaml.load(matrix_texts[f"{key}.yaml"], Loader=yaml.CSafeLoader)["workflow"]
+    tasks = {t["name"]: t for g in wf["groups"] for t in g["tasks"]}
+    for name, env in ENV_VALUES[key].items():
+        assert tasks[name]["environment"] == env, name
+
+
+def test_day1_without_usd2roi_render_uses_manual_roi_wiring(compile_args):
+    wf = yaml.safe_load(compile_args("flow=day1", "knobs.use_usd2roi_day1=false").text)["workflow"]
+    assert wf["name"] == "texture_defect_gen_day1_real_alignment"
+    assert [g["name"] for g in wf["groups"]] == ["anomaly-infer"]
+    assert "gpu-render" in wf["resources"]  # the class list is not gated upstream either
+    infer = wf["groups"][0]["tasks"][0]
+    assert infer["inputs"] == [{"url": f"{R}/datasets/pcb/raw"}, {"url": f"{R}/models/pretrained"},
+                               {"url": f"{R}/models/pcb"}]
+    assert "-m dig_stages infer-manual" in _file(infer, "/tmp/run_infer.sh")
 
 
 def _task(text, name):

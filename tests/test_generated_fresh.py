@@ -13,10 +13,3 @@ def test_workflows_generated_is_fresh(matrix_texts):
     assert not stale and not orphans, (
         f"workflows_generated/ is out of date (stale: {stale}, orphans: {orphans}); "
         "run `nox -s compile` and commit the result")
-
-
-def test_generated_and_golden_agree(matrix_texts):
-    from compiler.paths import GOLDEN_DIR
-
-    for rel, text in matrix_texts.items():
-        assert (GOLDEN_DIR / rel).read_text(encoding="utf-8") == text, rel

@@ -199,7 +199,7 @@ def test_notes(plans, compile_args):
     assert "1→~30" in structural and "not by structural" in structural
     assert "real-photo alignment" in " ".join(plans["day1-pcb-real-align"][1]["notes"])
     day0 = plans["day0"][1]["notes"]
-    assert any(n.startswith("warning: knobs.anomaly_types_json") for n in day0)
+    assert any(n.startswith("notice: knobs.anomaly_types_json") for n in day0)
     assert any(n.startswith("notice: dig_url_root: unconfirmed storage root") for n in day0)
     images = build_plan(compile_args("flow=structural"), FILE, images=100)["notes"][-1]
     assert "knobs.render_patches=4" in images

@@ -24,8 +24,6 @@ HOSTILE = ["'", '"', "$(id)", "`id`", "\n", ": ", " #", "{", "}", "{{", "{%", "{
 
 fragments = st.one_of(st.sampled_from(HOSTILE), st.text(min_size=0, max_size=12))
 values = st.lists(fragments, min_size=0, max_size=6).map("".join) | st.text(min_size=200, max_size=400)
-STRUCTURE = None
-RUNS = {"n": 0}
 
 
 def _quote(value: str) -> str:
@@ -35,7 +33,6 @@ def _quote(value: str) -> str:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.sampled_from(KEYS), value=values, quoted=st.booleans())
 def test_hostile_values_are_rejected_or_carried_as_data(key, value, quoted):
-    RUNS["n"] += 1
     arg = f"{key}={_quote(value) if quoted else value}"
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "wf.yaml")
@@ -58,11 +55,6 @@ def test_hostile_values_are_rejected_or_carried_as_data(key, value, quoted):
             assert "compiler bug" not in stderr, stderr  # user input is rejected before rendering
             assert len(stderr.splitlines()) < 30
             assert not os.path.exists(out_path)
-
-
-def test_property_test_ran_many_inputs():
-    # Runs after the property test in file order; records how many generated inputs it drove.
-    assert RUNS["n"] >= 100, RUNS
 
 
 def test_hostile_prompt_is_carried_exactly_as_data(compile_args):
