@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
 
@@ -24,12 +25,32 @@ def step_table() -> dict[str, tuple[str, str]]:
     raise RuntimeError("dig_stages/__main__.py has no STEPS table")
 
 
+# dig_stages keeps intra-package imports absolute and at module top level (column 0), so a line scan
+# finds them; parsing every module with ast cost ~60 ms per compile. tests/test_injection.py checks
+# that this scan and a full ast walk agree on every module.
+_FROM = re.compile(r"^from dig_stages(?:\.(\w+))? import (\([^)]*\)|[^\n]+)", re.M)
+_IMPORT = re.compile(r"^import dig_stages\.(\w+)", re.M)
+
+
 @cache
 def _imports(module: str) -> tuple[str, ...]:
     path = STAGES_DIR / f"{module}.py"
     if not path.is_file():
         raise error(f"dig_stages.{module}", "module not found in packages/dig-stages", got=str(path))
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    found: list[str] = []
+    for sub, names in _FROM.findall(text):
+        if sub:
+            found.append(sub)
+        else:
+            found += [n.split(" as ")[0].strip() for n in names.strip("()").replace("\n", " ").split(",")]
+    found += _IMPORT.findall(text)
+    return tuple(m for m in dict.fromkeys(found) if m and (STAGES_DIR / f"{m}.py").is_file())
+
+
+def imports_by_ast(module: str) -> tuple[str, ...]:
+    """The same as _imports, by a full ast walk (any depth); used by the tests to keep the scan honest."""
+    tree = ast.parse((STAGES_DIR / f"{module}.py").read_text(encoding="utf-8"))
     found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -7,8 +7,17 @@ import re
 import pytest
 import yaml
 
-from compiler.inject import NEVER_INJECTED, POD_DIR, modules_for_step, source_path, step_table
+from compiler.inject import (
+    NEVER_INJECTED,
+    POD_DIR,
+    _imports,
+    imports_by_ast,
+    modules_for_step,
+    source_path,
+    step_table,
+)
 from compiler.matrix import shipped_matrix
+from compiler.paths import STAGES_DIR
 
 POD_STEPS = ["render-day0", "render-structural", "render-day1", "image-edit", "infer-day0", "infer-day1",
              "infer-manual", "finetune", "setup-pretrained", "setup-model", "setup-data", "setup-assets"]
@@ -52,3 +61,8 @@ def test_launchers_are_a_few_lines(matrix_texts):
             launcher = next(f for f in task["files"] if f["path"] == task["args"][0])["contents"]
             assert len(launcher.strip().splitlines()) <= 8, (key, task["name"])
             assert "exec " in launcher and "--spec /tmp/dig/spec.json" in launcher
+
+
+def test_import_scan_agrees_with_a_full_ast_walk():
+    for path in sorted(STAGES_DIR.glob("*.py")):
+        assert sorted(_imports(path.stem)) == sorted(imports_by_ast(path.stem)), path.name
