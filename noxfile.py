@@ -23,9 +23,11 @@ def _ensure_chromium(session: nox.Session) -> None:
     """The preview tests drive Debian's chromium; install it when we can (root + apt), never a downloaded one."""
     if shutil.which("chromium"):
         return
-    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        session.run("apt-get", "update", "-qq", external=True)
-        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True,
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    sudo = [] if root else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if shutil.which("apt-get") and sudo is not None:
+        session.run(*sudo, "apt-get", "update", "-qq", external=True)
+        session.run(*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True,
                     env={"DEBIAN_FRONTEND": "noninteractive"})
     else:
         session.warn("chromium is missing and cannot be installed here: browser tests will fail "
