@@ -58,9 +58,9 @@ def variant_file(key: str, overrides: list[str]) -> str:
 
 def _compile_chunk(chunk: list[tuple[int, list[str]]], target: Path, prefs: dict[str, str] | None,
                    composer: Composer | None = None) -> list[tuple[int, Variant]]:
-    from compiler.pipeline import compile_request, write_atomic
+    from compiler.pipeline import compile_request, default_composer, write_atomic
 
-    composer = composer or _WORKER.get("composer") or Composer()
+    composer = composer or _WORKER.get("composer") or default_composer()
     out = []
     for index, overrides in chunk:
         result = Variant(overrides)
