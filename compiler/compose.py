@@ -20,6 +20,8 @@ BOARD_COOKBOOKS = ("pcba_target", "day0_image", "day0_crop", "defect_image", "us
 TOP_LEVEL = ("name", "dig_url_root", "pool", "out", "strict")
 SUGGESTED_ROOT = "s3://osmo-workflows/dig"
 STRING_TOP_LEVEL = ("name", "dig_url_root", "pool", "out")
+# Upstream augmentation-client settings the dig image-edit client has no use for.
+IGNORED_BY_EDIT_CLIENT = ("pipeline.regenerate_caption_on_retry", "pipeline.logging", "augmentation.model", "data")
 
 
 @dataclass
@@ -189,7 +191,8 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
     endpoint = dict(cfg["endpoint"])
     copied: set[str] = set()
     for key, value in req.values:
-        _apply_override(key, value, knobs, cookbooks, copied, top, endpoint, flow["key"], variant_name, choices)
+        _apply_override(key, value, knobs, cookbooks, copied, top, endpoint, flow["key"], variant_name, choices,
+                        notices)
 
     # Resolve interpolations (per-use-case and per-board knob defaults) after overrides; only the
     # knobs that hold one go through OmegaConf (a full-config create costs ~20 ms per sweep variant).
@@ -244,7 +247,7 @@ def _pick_variant(flow: dict[str, Any], usecase: str, choices: dict[str, str]) -
 
 def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict[str, Any], copied: set[str],
                     top: dict[str, Any], endpoint: dict[str, Any], flow: str, variant: str,
-                    choices: dict[str, str]) -> None:
+                    choices: dict[str, str], notices: list[Diagnostic]) -> None:
     head, _, rest = key.partition(".")
     if head == "knobs":
         if not rest or "." in rest:
@@ -278,6 +281,10 @@ def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict
             raise DigError(Diagnostic("error", key, f"cannot set a field inside a non-mapping in cookbook '{name}'",
                                       key), choices=choices)
         node[parts[-1]] = value  # unknown fields are rejected by the schema, with did-you-mean
+        if name == "augmentation_config_ovsl2sl" and path.startswith(IGNORED_BY_EDIT_CLIENT):
+            notices.append(Diagnostic("warning", key, "is not read by the dig image-edit client (it uses the "
+                                      "prompt, augmentation.parameters, pipeline.retry and "
+                                      "data_processing.alignment)", value, rule="A24"))
     elif head == "endpoint":
         if rest != "url":
             raise DigError(Diagnostic("error", key, "only endpoint.url can be set (the model id is fixed)", key,

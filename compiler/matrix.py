@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from compiler.compose import BOARD_COOKBOOKS
 from compiler.paths import CONF_DIR, GENERATED_DIR, group_options
+from compiler.schema import variant_knob_sets
 
 # Values a compile key cannot be compiled without (no default on purpose), with the spec's convention.
 REQUIRED_VALUES = {
@@ -39,10 +40,11 @@ def _load(group: str, option: str) -> dict:
 def shipped_matrix() -> list[MatrixEntry]:
     usecases = {u: _load("usecase", u)["usecase"] for u in group_options("usecase")}
     entries: list[MatrixEntry] = []
+    knob_sets = variant_knob_sets()
     for flow in group_options("flow"):
         data = _load("flow", flow)
-        for variant in data["flow"]["variants"].values():
-            knobs = [k for k in data["knobs"] if k not in variant.get("drop_knobs", [])]
+        for name, variant in data["flow"]["variants"].items():
+            knobs = knob_sets[name]
             uses_board = any(c in BOARD_COOKBOOKS for c in variant.get("cookbooks", []))
             ucs = variant["usecases"][:1] if variant.get("usecase_free") else variant["usecases"]
             for uc in ucs:

@@ -112,13 +112,14 @@ def compile_request(req: Request, *, composer: Composer | None = None,
     composer = composer or default_composer()
     composed = composer.compose(req, prefs)
     explicit = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
-    config, diagnostics = validate_config(composed.config, explicit=explicit, choices=composed.choices)
+    config, diagnostics = validate_config(composed.config, explicit=explicit, choices=composed.choices,
+                                          early=composed.notices)
     workflow = build_workflow(config, placeholders=True)
     key = compile_key(config)
     text = emit_checked(workflow, header(config, composed.choices), key)
     digest = override_hash(req, composed.choices)
     default = BUILD_DIR / f"{key}{'__' + digest if digest else ''}.yaml"
-    return Compiled(text, key, config, composed.choices, diagnostics + composed.notices, default)
+    return Compiled(text, key, config, composed.choices, diagnostics, default)
 
 
 def output_path(compiled: Compiled) -> Path:

@@ -94,18 +94,20 @@ def schema_diagnostics(config: dict[str, Any]) -> list[Diagnostic]:
 
 
 def validate_config(config: dict[str, Any], *, explicit: set[str] | frozenset[str] = frozenset(),
-                    choices: dict[str, str] | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
+                    choices: dict[str, str] | None = None,
+                    early: list[Diagnostic] | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Return the normalised config and its warnings/notices; raise DigError on any error.
 
     `explicit` names the knobs the user set on the command line: the sizing rule derives cpu and
-    memory only for knobs that were not set there.
+    memory only for knobs that were not set there. `early` are the composition's own findings
+    (notices, warnings), so that strict=true applies to them too.
     """
     config = dict(config)
     config["knobs"] = normalise_knobs(config["knobs"])
     errors = schema_diagnostics(config)
     if errors:
         raise DigError(errors, choices=choices)
-    diagnostics = check_rules(config, explicit=set(explicit))
+    diagnostics = list(early or []) + check_rules(config, explicit=set(explicit))
     errors = [d for d in diagnostics if d.severity == "error"]
     if config.get("strict"):
         errors += [

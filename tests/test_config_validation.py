@@ -146,6 +146,9 @@ WARNINGS = [
      "has no effect", "A45"),
     (["flow=day0", "knobs.model_size=14b"], "knobs.model_size", "shipped checkpoints are 2B", "A23"),
     (["flow=day0", "knobs.roi_prompt=solder"], "knobs.roi_prompt", "is ignored", "A21"),
+    (["flow=good_image", "cookbooks.augmentation_config_ovsl2sl.pipeline.logging.level=DEBUG"],
+     "cookbooks.augmentation_config_ovsl2sl.pipeline.logging.level", "is not read by the dig image-edit client",
+     "A24"),
     (["flow=day0", "endpoint=external", "endpoint.url=https://edit.example.com/api"], "endpoint.url",
      "does not end with /v1", "A24"),
 ]
