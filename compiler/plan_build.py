@@ -182,7 +182,8 @@ def _preflights(config: dict[str, Any], tasks: list[Task], file: str) -> list[di
         if kit:
             parts.append(f"nvoptix hostPath for the Kit render ({', '.join(kit)})")
         parts.append(f"/dev/shm >= 16 GiB ({', '.join(kit + train)})")
-        out.append({"args": ["pod-template"], "why": " and ".join(parts) + " (once per login)"})
+        args = ["pod-template"] if kit else ["pod-template", "--checks", "train"]
+        out.append({"args": args, "why": " and ".join(parts) + " (once per login)"})
     if any("url" in i for t in tasks for i in t.inputs):  # setup pcb/metal and pretrained read nothing
         out.append(
             {"args": urls_args(config), "why": "every storage artifact this run reads (before every submit)"}

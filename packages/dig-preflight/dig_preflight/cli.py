@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", type=Path, help="template JSON/YAML instead of `osmo config show POD_TEMPLATE`")
     p.add_argument("--min-dshm-gib", type=int, default=16, help="minimum /dev/shm in GiB (default 16; 32 preferred)")
     p.add_argument("--template-name", default="default_user", help="pod template to inspect (default default_user)")
+    p.add_argument("--checks", choices=("render", "train"), default="render",
+                   help="render: nvoptix mount + /dev/shm (Kit render pods, the default); train: /dev/shm only")
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -213,7 +215,8 @@ def cmd_pod_template(args: argparse.Namespace) -> int:
         if doc is None:
             return _emit(report, args.json)
     try:
-        check_template(doc, report, min_dshm_gib=args.min_dshm_gib, name=args.template_name)
+        check_template(doc, report, min_dshm_gib=args.min_dshm_gib, name=args.template_name,
+                       nvoptix=args.checks == "render")
     except ValueError as exc:
         report.add("read POD_TEMPLATE", "fail", "", str(exc), "check --template-name")
         report.exit_code = EXIT_ENV

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from .osmo import OsmoMissing, run_osmo
-from .report import FAIL, OK, WARN, Report
+from .report import FAIL, OK, SKIP, WARN, Report
 
 EXIT_VERIFIED, EXIT_NEEDS_PATCH, EXIT_FORBIDDEN, EXIT_CONFLICT, EXIT_ENV = 0, 1, 2, 3, 4
 NVOPTIX_PATH = "/usr/share/nvidia/nvoptix.bin"
@@ -51,8 +51,10 @@ def _mounts(body: dict) -> list[dict]:
     return out
 
 
-def check_template(doc: Any, report: Report, *, min_dshm_gib: int = 16, name: str = TEMPLATE_NAME) -> Report:
-    """Rows for the nvoptix volume and the dshm sizeLimit; exit 0 or 1; `report.extra['patch']` when 1."""
+def check_template(doc: Any, report: Report, *, min_dshm_gib: int = 16, name: str = TEMPLATE_NAME,
+                   nvoptix: bool = True) -> Report:
+    """Rows for the nvoptix volume (render pods; `nvoptix=False` for training-only runs) and the dshm
+    sizeLimit; exit 0 or 1; `report.extra['patch']` when 1."""
     body, path = _template_body(doc, name)
     vols = {v.get("name"): v for v in _volumes(body)}
     mounts = {m.get("name"): m for m in _mounts(body)}
@@ -60,7 +62,9 @@ def check_template(doc: Any, report: Report, *, min_dshm_gib: int = 16, name: st
 
     nv = vols.get("nvoptix")
     got = (nv or {}).get("hostPath", {}).get("path") if nv else None
-    if got == NVOPTIX_PATH:
+    if not nvoptix:
+        report.add("nvoptix volume", SKIP, "", "--checks train: training pods need only /dev/shm")
+    elif got == NVOPTIX_PATH:
         report.add("nvoptix volume", OK, f"hostPath {NVOPTIX_PATH}")
         mount = mounts.get("nvoptix", {}).get("mountPath")
         if mount != NVOPTIX_PATH:

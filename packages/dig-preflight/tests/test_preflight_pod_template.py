@@ -100,3 +100,19 @@ def test_preflight_pod_template_bad_args_are_exit_4(capsys):
     assert main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--min-dshm-gib", "0"]) == 4
     assert main(["pod-template", "--file", str(FIXTURES / "nope.json")]) == 4
     assert main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--template-name", "x"]) == 4
+
+
+def test_preflight_pod_template_train_checks_only_dshm(capsys, tmp_path):
+    # A template with /dev/shm but no nvoptix volume: fine for training pods, a patch for render pods.
+    doc = json.loads(fixture_text("pod_template_needs_patch.json"))
+    doc["default_user"]["spec"]["volumes"] = [
+        v if v.get("name") != "dshm" else {**v, "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}}
+        for v in doc["default_user"]["spec"]["volumes"]
+    ]
+    path = tmp_path / "shm_only.json"
+    path.write_text(json.dumps(doc))
+    assert main(["pod-template", "--file", str(path), "--checks", "train"]) == 0
+    out = capsys.readouterr().out
+    assert "SKIP    nvoptix volume" in out and "32.0 GiB >= 16 GiB" in out
+    assert main(["pod-template", "--file", str(path)]) == 1
+    assert "no volume named 'nvoptix'" in capsys.readouterr().out
