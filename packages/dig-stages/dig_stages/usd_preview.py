@@ -15,7 +15,7 @@ from pxr import Usd, UsdGeom
 
 from dig_stages._common import fail, info, load_options, run_main
 from dig_stages.crop import LABELS_NAME, RGB_NAME, SEG_NAME, color_key
-from dig_stages.usd_scan import ScanGrid, load_board, plan_scan_grid, select_cells
+from dig_stages.usd_scan import ScanGrid, load_cli_board, plan_scan_grid, select_cells
 
 BACKGROUND = (0, 0, 0, 0)  # Kit's colours for "nothing rendered" and "geometry without a label"
 UNLABELLED = (0, 0, 0, 255)
@@ -178,10 +178,7 @@ def main(argv: list[str]) -> int:
     [--cells x0_y0,x1_y0] [--max-image-count N]`."""
 
     def body(o: dict[str, Any]) -> int:
-        target, image_cfg = load_board(o["pcba_target"], o["image_config"])
-        scene = o["scene"] or target.get("scene")
-        if not scene or scene == "__SCENE__":
-            fail("no scene: pass --scene (pcba_target.scene is the __SCENE__ sentinel)")
+        target, image_cfg, scene = load_cli_board(o)
         try:
             res = render_preview(
                 scene,

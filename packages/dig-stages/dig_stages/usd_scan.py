@@ -297,6 +297,15 @@ def load_board(pcba_target: str | Path, image_config: str | Path) -> tuple[dict[
     return load_config(pcba_target), load_config(image_config)
 
 
+def load_cli_board(o: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The two board cookbooks of a CLI call and the scene: --scene, else a real pcba_target.scene."""
+    target, image_cfg = load_board(o["pcba_target"], o["image_config"])
+    scene = o["scene"] or target.get("scene")
+    if not scene or scene == "__SCENE__":
+        fail("no scene: pass --scene (pcba_target.scene is the __SCENE__ sentinel)")
+    return target, image_cfg, str(scene)
+
+
 _FIELDS = {
     "scene": ("path", None),
     "pcba_target": ("path", None),
@@ -309,10 +318,7 @@ def main(argv: list[str]) -> int:
     """`scan-grid --pcba-target pcba_target.yaml --image-config day0_image.yaml [--scene S.usd] [--json OUT]`."""
 
     def body(o: dict[str, Any]) -> int:
-        target, image_cfg = load_board(o["pcba_target"], o["image_config"])
-        scene = o["scene"] or target.get("scene")
-        if not scene or scene == "__SCENE__":
-            fail("no scene: pass --scene (pcba_target.scene is the __SCENE__ sentinel)")
+        target, image_cfg, scene = load_cli_board(o)
         try:
             grid = plan_scan_grid(scene, target, image_cfg)
         except ValueError as exc:
