@@ -7,8 +7,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from compiler.compose import Request, build_config
+from compiler.flows import compile_key
 from compiler.model import build_workflow
-from compiler.pipeline import compile_key, emit_checked, header, write_atomic
+from compiler.pipeline import emit_checked, header, write_atomic
 from compiler.validate_config import validate_config
 
 

@@ -14,14 +14,13 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from compiler.errors import Diagnostic, DigError, did_you_mean, error
+from compiler.flows import knob_set
+from compiler.flows import uses_board as variant_uses_board
 from compiler.paths import CONF_DIR, GROUPS, group_options
 
-BOARD_COOKBOOKS = ("pcba_target", "day0_image", "day0_crop", "defect_image", "usd2roi_nvpcb")
 TOP_LEVEL = ("name", "dig_url_root", "pool", "out", "strict")
 SUGGESTED_ROOT = "s3://osmo-workflows/dig"
 STRING_TOP_LEVEL = ("name", "dig_url_root", "pool", "out")
-# Upstream augmentation-client settings the dig image-edit client has no use for.
-IGNORED_BY_EDIT_CLIENT = ("pipeline.regenerate_caption_on_retry", "pipeline.logging", "augmentation.model", "data")
 
 
 @dataclass
@@ -153,7 +152,7 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
     usecase = {**cfg["usecase"], "boards": [str(b) for b in cfg["usecase"]["boards"]]}
     board = {**cfg["board"], "key": str(cfg["board"]["key"])}
     variant_name, variant = _pick_variant(flow, usecase["key"], choices)
-    uses_board = any(c in BOARD_COOKBOOKS for c in variant.get("cookbooks", []))
+    uses_board = variant_uses_board(variant)
 
     # Board: a use case without boards takes none; a board flow needs one of the use case's boards.
     if req.choices.get("board") not in (None, "none") and not usecase["boards"]:
@@ -164,10 +163,7 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
                                   f"'{usecase['key']}'; choose one", board["key"], ", ".join(usecase["boards"])),
                        choices=choices)
 
-    knobs = dict(cfg["knobs"])
-    for name in variant.get("drop_knobs", []):
-        knobs.pop(name, None)
-    knobs.update(variant.get("set_knobs", {}))
+    knobs = knob_set(cfg["knobs"], variant)
     preset = cfg["preset"]
     if preset["key"] != "default":
         by_flow = preset["by_flow"]
@@ -280,11 +276,9 @@ def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict
         if not isinstance(node, dict):
             raise DigError(Diagnostic("error", key, f"cannot set a field inside a non-mapping in cookbook '{name}'",
                                       key), choices=choices)
-        node[parts[-1]] = value  # unknown fields are rejected by the schema, with did-you-mean
-        if name == "augmentation_config_ovsl2sl" and path.startswith(IGNORED_BY_EDIT_CLIENT):
-            notices.append(Diagnostic("warning", key, "is not read by the dig image-edit client (it uses the "
-                                      "prompt, augmentation.parameters, pipeline.retry and "
-                                      "data_processing.alignment)", value, rule="A24"))
+        # Unknown fields are rejected by the schema (did-you-mean); whether the field reaches a pod is
+        # checked against the planned tasks (compiler/contract.py, conf/cookbooks.yaml).
+        node[parts[-1]] = value
     elif head == "endpoint":
         if rest != "url":
             raise DigError(Diagnostic("error", key, "only endpoint.url can be set (the model id is fixed)", key,

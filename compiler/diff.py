@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             for task in result["tasks"]:
                 for f in task.get("files", []):
                     f.pop("diff", None)
-        print(json.dumps({"a": files[0], "b": files[1], **result}, indent=2, ensure_ascii=False, default=str))
+        print(json.dumps({"a": files[0], "b": files[1], **result}, indent=2, ensure_ascii=False, default=str, allow_nan=False))
     else:
         print(to_markdown(result, files[0], files[1], stat="--stat" in flags), end="")
     return 0 if result["identical"] else 1

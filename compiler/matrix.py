@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from compiler.compose import BOARD_COOKBOOKS
+from compiler.flows import key_of, uses_board
 from compiler.paths import CONF_DIR, GENERATED_DIR, group_options
 from compiler.schema import variant_knob_sets
 
@@ -45,23 +45,21 @@ def shipped_matrix() -> list[MatrixEntry]:
         data = _load("flow", flow)
         for name, variant in data["flow"]["variants"].items():
             knobs = knob_sets[name]
-            uses_board = any(c in BOARD_COOKBOOKS for c in variant.get("cookbooks", []))
+            board_flow = uses_board(variant)
             ucs = variant["usecases"][:1] if variant.get("usecase_free") else variant["usecases"]
             for uc in ucs:
-                boards = [str(b) for b in usecases[uc]["boards"]] if uses_board else [None]
+                boards = [str(b) for b in usecases[uc]["boards"]] if board_flow else [None]
                 ckpt = [True, False] if "use_pretrained_checkpoint" in knobs else [None]
                 for board in boards:
                     for pretrained in ckpt:
-                        parts = ["shared" if variant.get("usecase_free") else uc]
                         ov = [f"flow={flow}", f"usecase={uc}"]
                         if board:
-                            parts.append(board)
                             ov.append(f"board={board}")
                         if pretrained is not None:
-                            parts.append("pretrained" if pretrained else "finetune")
                             ov.append(f"knobs.use_pretrained_checkpoint={str(pretrained).lower()}")
                         ov += REQUIRED_VALUES.get((flow, uc), [])
-                        entries.append(MatrixEntry(f"{flow}/{'__'.join(parts)}", tuple(ov)))
+                        key = key_of(flow, uc, board, pretrained, bool(variant.get("usecase_free")))
+                        entries.append(MatrixEntry(key, tuple(ov)))
     return entries
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler import render
+from compiler.contract import cookbook_owner
+from compiler.flows import resource_classes
 from compiler.inject import stage_files
 from compiler.rules import MODEL_ID, finetune_scheduled
 
@@ -14,6 +16,7 @@ NAME_TOKEN = "{{ name }}"  # the one submit-time variable (osmo workflow submit 
 HF_TOKEN = {"hf-token": {"HF_TOKEN": "token"}}
 VALIDATION_JSONL = "/tmp/validation/validation.jsonl"
 SPEC_PATH = "/tmp/dig/spec.json"
+COOKBOOK = "cookbooks.augmentation_config_ovsl2sl"
 
 
 @dataclass
@@ -32,6 +35,8 @@ class Task:
     credentials: dict[str, Any] | None = None
     cookbooks: list[tuple[str, str]] = field(default_factory=list)  # (in-pod path, text)
     python: str = "python3"
+    # spec key (or align_params.<key>) -> the config key its value came from, for error messages
+    sources: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self, *, placeholders: bool = False) -> dict[str, Any]:
         task: dict[str, Any] = {"name": self.name, "lead": True, "image": self.image, "resource": self.resource}
@@ -72,7 +77,7 @@ class Planner:
         return self.url("runs", self.run, stage)
 
     def source(self, book: str) -> str:
-        owner = "usecase" if book in ("ag_config", "augmentation_config_ovsl2sl") else "board"
+        owner = cookbook_owner(book)
         return f"cookbooks.{book} (conf/{owner}/{self.c[owner]['key']}.yaml)"
 
     # -- render side -----------------------------------------------------------------------------
@@ -120,6 +125,8 @@ class Planner:
                   "scene_filename": k["scene_filename"], "pcba_target": "/tmp/pcba_target.yaml",
                   "render_config": "/tmp/render_config.yaml", "crop_offset": k["crop_offset"],
                   "defect_modes": enabled},
+            sources={"crop_offset": "knobs.crop_offset", "scene_filename": "knobs.scene_filename",
+                     "defect_modes": "knobs.defect_modes"},
             output=self.out("structural_defect"),
         )
 
@@ -155,6 +162,10 @@ class Planner:
                   "generation": dict(book["augmentation"]["parameters"]), "output_ext": ext,
                   "concurrency": 4, "timeout_s": 300, "max_retries": int(book["pipeline"]["retry"]),
                   "align": True, "align_params": dict(book["data_processing"]["alignment"])},
+            sources={"prompt": f"{COOKBOOK}.captioning.llm.text", "generation": f"{COOKBOOK}.augmentation.parameters",
+                     "max_retries": f"{COOKBOOK}.pipeline.retry", "endpoint": "endpoint.url",
+                     **{f"align_params.{key}": f"{COOKBOOK}.data_processing.alignment.{key}"
+                        for key in book["data_processing"]["alignment"]}},
             output=self.out(stage),
         )
 
@@ -182,13 +193,18 @@ class Planner:
                   "usecase": dataset_usecase, "max_iter": trainer.get("max_iter"),
                   "save_iter": book.get("checkpoint", {}).get("save_iter"),
                   "validation_iter": trainer.get("validation_iter"), "logging_iter": trainer.get("logging_iter")},
+            sources={"num_gpus": "knobs.train_gpu", "exp_name": "name",
+                     "max_iter": "cookbooks.ag_config.trainer.max_iter",
+                     "save_iter": "cookbooks.ag_config.checkpoint.save_iter",
+                     "validation_iter": "cookbooks.ag_config.trainer.validation_iter",
+                     "logging_iter": "cookbooks.ag_config.trainer.logging_iter"},
             output=self.out("finetune"),
         )
 
     def infer(self, step: str, inputs: list[dict[str, str]], paths: dict[str, str], num_gpus: int | None) -> Task:
         k = self.k
         pairs = k["anomaly_types_json"]
-        env = {"ANOMALY_TYPES_JSON": json.dumps(pairs, separators=(",", ":")),
+        env = {"ANOMALY_TYPES_JSON": json.dumps(pairs, separators=(",", ":"), allow_nan=False),
                "CHECKPOINT_STEP": str(k["checkpoint_step"]), "NUM_SDG": str(k["num_sdg"])}
         if num_gpus is not None:
             env["NUM_GPUS"] = str(num_gpus)
@@ -204,6 +220,10 @@ class Planner:
                   "num_sdg": k["num_sdg"], "spatial_dependency": k["default_spatial_dependency"],
                   "roi_prompt": k.get("roi_prompt"), "exp_name": self.run, "model_size": k["model_size"],
                   "num_gpus": num_gpus},
+            sources={"anomaly_types": "knobs.anomaly_types_json", "checkpoint_step": "knobs.checkpoint_step",
+                     "num_sdg": "knobs.num_sdg", "spatial_dependency": "knobs.default_spatial_dependency",
+                     "roi_prompt": "knobs.roi_prompt", "model_size": "knobs.model_size",
+                     "num_gpus": "knobs.infer_gpu", "exp_name": "name"},
             output=self.out("anomaly"),
         )
 
@@ -318,25 +338,13 @@ class Planner:
                                 summary="download the shared pretrained tree into models/pretrained")]
 
 
-RESOURCE_CLASSES = {
-    "texture": ["gpu-render", "gpu-augment", "gpu-infer", "gpu-train"],
-    "good": ["gpu-render", "gpu-augment"],
-    "structural": ["gpu-render", "gpu-augment"],
-    "real_alignment": ["gpu-render", "gpu-infer", "gpu-train"],
-    "manual_roi": ["gpu-infer", "gpu-train"],
-    "finetune": ["gpu-train"],
-    "setup_pcb": ["cpu-download"],
-    "setup_metal": ["cpu-download"],
-    "setup_glass": ["cpu-download"],
-    "setup_pretrained": ["cpu-download-large"],
-}
 _PREFIX = {"gpu-render": "render", "gpu-augment": "augment", "gpu-infer": "infer", "gpu-train": "train"}
 
 
 def resources(config: dict[str, Any]) -> dict[str, Any]:
     k = config["knobs"]
     out: dict[str, Any] = {}
-    for name in RESOURCE_CLASSES[config["flow"]["variant"]]:
+    for name in resource_classes(config):
         if name in _PREFIX:
             p = _PREFIX[name]
             out[name] = {"gpu": k[f"{p}_gpu"], "cpu": k[f"{p}_cpu"], "memory": k[f"{p}_memory"],

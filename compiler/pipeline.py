@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from compiler.compose import Composer, Request
+from compiler.contract import check_cookbook_overrides, check_tasks
 from compiler.emit import dump_yaml, splice_modules
 from compiler.errors import Diagnostic, DigError
+from compiler.flows import compile_key, submit_command, takes_run_name
 from compiler.inject import POD_DIR, module_source
-from compiler.model import build_workflow
+from compiler.model import build_workflow, plan_tasks
 from compiler.paths import BUILD_DIR, REPO_ROOT
 from compiler.validate_config import validate_config
 
@@ -22,13 +24,11 @@ from compiler.validate_config import validate_config
 def header(config: dict[str, Any], choices: dict[str, str]) -> str:
     """Two comment lines: what the file was composed from and how to submit it."""
     picked = " ".join(f"{g}={o}" for g, o in choices.items())
-    submit = f"osmo workflow submit <this file> --pool {config['pool'] or '<pool>'}"
-    if not has_run_name(config):
+    submit = submit_command(config, "<this file>")
+    if not takes_run_name(config):
         submit += "  # setup flows take no run name"
     elif config["name"]:
         submit += "  # the run name is compiled in"
-    else:
-        submit += f" --set name={config['flow']['key']}-$STAMP"
     return f"# Compiled by dig from conf/ ({picked}).\n# Submit: {submit}\n"
 
 
@@ -40,21 +40,6 @@ class Compiled:
     choices: dict[str, str]
     diagnostics: list[Diagnostic]
     default_path: Path
-
-
-def has_run_name(config: dict[str, Any]) -> bool:
-    """Setup flows write fixed artifact URLs and take no run name (spec/knobs.md §7)."""
-    return not config["flow"]["variant"].startswith("setup")
-
-
-def compile_key(config: dict[str, Any]) -> str:
-    flow, knobs = config["flow"], config["knobs"]
-    parts = ["shared" if flow["usecase_free"] else config["usecase"]["key"]]
-    if flow["uses_board"]:
-        parts.append(config["board"]["key"])
-    if "use_pretrained_checkpoint" in knobs:
-        parts.append("pretrained" if knobs["use_pretrained_checkpoint"] else "finetune")
-    return f"{flow['key']}/{'__'.join(parts)}"
 
 
 def override_hash(req: Request, choices: dict[str, str]) -> str | None:
@@ -114,7 +99,17 @@ def compile_request(req: Request, *, composer: Composer | None = None,
     explicit = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
     config, diagnostics = validate_config(composed.config, explicit=explicit, choices=composed.choices,
                                           early=composed.notices)
-    workflow = build_workflow(config, placeholders=True)
+    tasks = plan_tasks(config)
+    refused = check_tasks(tasks) + check_cookbook_overrides(
+        config, [(k, v) for k, v in req.values if k.startswith("cookbooks.")], tasks)
+    errors = [d for d in refused if d.severity == "error"]
+    if config.get("strict"):
+        errors += [Diagnostic("error", d.key, f"{d.message} (strict=true turns warnings into errors)", d.got,
+                              d.allowed, d.rule) for d in refused if d.severity == "warning"]
+    if errors:
+        raise DigError(errors, choices=composed.choices)
+    diagnostics = diagnostics + [d for d in refused if d.severity != "error"]
+    workflow = build_workflow(config, tasks, placeholders=True)
     key = compile_key(config)
     text = emit_checked(workflow, header(config, composed.choices), key)
     digest = override_hash(req, composed.choices)

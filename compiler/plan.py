@@ -120,7 +120,7 @@ def to_json(plan: dict[str, Any]) -> str:
         "headings": SECTIONS,
         "sections": {key: plan[key] for key in SECTIONS},
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def make_plan(

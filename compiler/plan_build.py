@@ -7,6 +7,7 @@ import math
 import shlex
 from typing import Any
 
+from compiler.flows import calls_endpoint, final_stage, run_name, submit_command, takes_run_name
 from compiler.model import NAME_TOKEN, Task, plan_tasks, resources
 from compiler.pipeline import Compiled
 from compiler.rules import finetune_scheduled
@@ -21,14 +22,12 @@ SECTIONS = {
     "notes": "Notes",
 }
 STAMP_LINE = "STAMP=$(cut -c1-8 /proc/sys/kernel/random/uuid)"
-SETUP_FLOWS = ("setup", "setup_pretrained")
 RENDER_STEPS = ("render-day0", "render-structural", "render-day1")  # Kit tasks: nvoptix + /dev/shm
-IMAGE_EDIT_VARIANTS = ("texture", "good", "structural")
 PREFLIGHT_DEFAULT_SCENE = "spark_lighting.usd"  # dig_preflight's --scene-filename default
 # Structural yield on the spark board (endpoint_and_sizing.md §8): render_patches -> ≈ total crops.
 STRUCTURAL_YIELD = {1: 30, 2: 50, 3: 75, 5: 120, 10: 250}
 
-# What each stage directory holds (storage_layout.md §5); the final one of each flow is marked in FINAL.
+# What each stage directory holds (storage_layout.md §5); each variant's final one is in conf/flow/.
 STAGE_CONTENTS = {
     "usd2roi-components": "scan-grid renders `trigger_0000/` + clean ROI crops "
     "`crop/<MATERIAL>/<x*_y*>/{normal_img,cad_mask}/` + labels JSON",
@@ -41,14 +40,6 @@ STAGE_CONTENTS = {
     "`checkpoints/model/iter_<9-digit>.pt` (only `checkpoints/model/` holds weights)",
     "anomaly": "labelled anomalies `inference/{reconstructed_image,annotated_image,cropped_image,cropped_mask,"
     "original_image,original_mask}/` + `inference/SDG_result.csv`",
-}
-FINAL = {
-    "texture": ("anomaly", "inference/reconstructed_image/"),
-    "real_alignment": ("anomaly", "inference/reconstructed_image/"),
-    "manual_roi": ("anomaly", "inference/reconstructed_image/"),
-    "good": ("augment", "crop/"),
-    "structural": ("structural_defect_edited", "<mode>/rgb/"),
-    "finetune": ("finetune", "results/anomaly_gen/"),
 }
 
 
@@ -63,11 +54,6 @@ def show(value: Any) -> Any:
     return "null" if value is None else value
 
 
-def run_name(config: dict[str, Any]) -> str | None:
-    """The run name the plan talks about: the compiled one, `<flow>-$STAMP`, or None for setup flows."""
-    if config["flow"]["key"] in SETUP_FLOWS:
-        return None
-    return config["name"] or f"{config['flow']['key']}-$STAMP"
 
 
 def recommend_render_patches(images: int) -> int:
@@ -110,7 +96,7 @@ def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
     if "checkpoint_step" in k:
         values.append({"name": "checkpoint step", "value": k["checkpoint_step"]})
     if "anomaly_types_json" in k:
-        values.append({"name": "anomaly types", "value": json.dumps(k["anomaly_types_json"])})
+        values.append({"name": "anomaly types", "value": json.dumps(k["anomaly_types_json"], allow_nan=False)})
     for name in (
         "render_patches",
         "crop_max_emit",
@@ -123,7 +109,7 @@ def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
     ):
         if name in k:
             values.append({"name": name, "value": show(k[name])})
-    if c["flow"]["variant"] in IMAGE_EDIT_VARIANTS:
+    if calls_endpoint(c):
         values.append(
             {"name": "image-edit endpoint", "value": f"{c['endpoint']['key']}: {c['endpoint']['url']}"}
         )
@@ -168,7 +154,7 @@ def urls_args(config: dict[str, Any]) -> list[str]:
         args += ["--real-image-filename", k["real_image_filename"]]
     if k.get("uc3_zip_url_root"):
         args += ["--zip-root", k["uc3_zip_url_root"].rstrip("/")]
-    if c["name"] and c["flow"]["key"] not in SETUP_FLOWS:
+    if c["name"] and takes_run_name(c):
         args += ["--name", c["name"]]
     return args
 
@@ -240,7 +226,7 @@ def _artifacts(config: dict[str, Any], tasks: list[Task]) -> list[dict[str, Any]
             entry["role"] = "URL input"
     out = list(found.values())
     name = config["name"]
-    if name and config["flow"]["key"] not in SETUP_FLOWS:
+    if name and takes_run_name(config):
         out.append(
             {
                 "url": f"{root}/runs/{name}",
@@ -255,11 +241,9 @@ def _artifacts(config: dict[str, Any], tasks: list[Task]) -> list[dict[str, Any]
 
 # -- Submit ----------------------------------------------------------------------------------------
 def _submit(config: dict[str, Any], file: str) -> dict[str, Any]:
-    pool = config["pool"] or "<pool>"
-    flow = config["flow"]["key"]
-    cmd = f"osmo workflow submit {q(file)} --pool {q(pool) if config['pool'] else pool}"
+    cmd = submit_command(config, q(file), pool=q(config["pool"]) if config["pool"] else None)
     lines: list[str] = []
-    if flow in SETUP_FLOWS:
+    if not takes_run_name(config):
         note = (
             "Setup flows have no run name: outputs are fixed URLs under the storage root, so no "
             "`--set name`. Every other value is already compiled in."
@@ -271,7 +255,6 @@ def _submit(config: dict[str, Any], file: str) -> dict[str, Any]:
         )
     else:
         lines.append(STAMP_LINE)
-        cmd += f" --set name={flow}-$STAMP"
         note = (
             "Generate a fresh STAMP for every submit (never reuse: runs/<name>/ would be overwritten). "
             "The run name is the only submit-time value; every other value is already compiled in."
@@ -305,15 +288,15 @@ def _group_order(tasks: list[Task]) -> dict[str, Any]:
 
 # -- Output location -------------------------------------------------------------------------------
 def _outputs(config: dict[str, Any], tasks: list[Task]) -> dict[str, Any]:
-    root, name, variant = config["dig_url_root"], run_name(config), config["flow"]["variant"]
+    root, name, final = config["dig_url_root"], run_name(config), final_stage(config)
     stages = []
     for t in tasks:
         url = t.output.replace(NAME_TOKEN, name) if name else t.output
         stage = url.rsplit("/", 1)[-1]
         stages.append({"task": t.name, "url": url + "/", "holds": STAGE_CONTENTS.get(stage, t.summary)})
     result: dict[str, Any] = {"run_root": f"{root}/runs/{name}/" if name else None, "stages": stages}
-    if variant in FINAL:
-        stage, inner = FINAL[variant]
+    if final:
+        stage, inner = final
         result["final"] = f"{root}/runs/{name}/{stage}/{inner}"
         result["download"] = f"osmo data download {root}/runs/{name}/{stage} ./output/{name}/"
     else:
@@ -357,7 +340,7 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
             "`crop_max_emit` caps crops per material per scan cell: '' keeps the cookbook cap, null "
             'removes it, N caps at N. "N images" means crop_max_emit=N, never render_patches.'
         )
-    if variant in IMAGE_EDIT_VARIANTS:
+    if calls_endpoint(c):
         notes.append(
             f"Check the image-edit endpoint is Ready before submit ({c['endpoint']['url']}/models must "
             "list nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL); otherwise the render finishes and image-edit "
@@ -374,7 +357,7 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
             "finetune-job has no upstream edge (URL inputs only) and starts at once; inference waits for "
             "it and picks the best validated step (checkpoint_step is only the fallback)."
         )
-    if c["flow"]["key"] in SETUP_FLOWS:
+    if not takes_run_name(c):
         notes.append(
             "Setup writes fixed URLs under the storage root; re-running overwrites them. Re-submit only "
             "the setup that failed."

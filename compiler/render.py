@@ -29,12 +29,12 @@ def launcher(*, task: str, summary: str, step: str, python: str = "python3") -> 
 
 
 def spec_json(spec: dict[str, Any]) -> str:
-    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def cookbook_text(data: dict[str, Any], source: str) -> str:
     # Most sweep variants share their cookbooks: dump each distinct one once.
-    return _cookbook_text(json.dumps(data, sort_keys=False), source)
+    return _cookbook_text(json.dumps(data, sort_keys=False, allow_nan=False), source)
 
 
 @lru_cache(maxsize=256)

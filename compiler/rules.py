@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.errors import Diagnostic
+from compiler.flows import calls_endpoint, takes_run_name
 
 MODEL_ID = "nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL"
 Rule = Callable[[dict[str, Any], set[str]], list[Diagnostic]]
@@ -302,7 +303,7 @@ def _max_image_count(config, explicit):
 
 @rule("A24 B18", "image-edit endpoint: a URL is needed; the model id is fixed")
 def _endpoint(config, explicit):
-    if config["flow"]["variant"] not in ("texture", "good", "structural"):
+    if not calls_endpoint(config):
         return []
     book = (config["cookbooks"].get("augmentation_config_ovsl2sl") or {}).get("endpoints", {}).get("image_edit", {})
     if book.get("model", MODEL_ID) != MODEL_ID:
@@ -356,7 +357,7 @@ def _jinja_in_values(config, explicit):
 
 @rule("A1", "setup flows take no run name (their outputs are fixed artifact URLs)")
 def _setup_name(config, explicit):
-    if config["flow"]["variant"].startswith("setup") and config.get("name"):
+    if not takes_run_name(config) and config.get("name"):
         return [_warn("name", "is ignored: setup flows write fixed artifact URLs under dig_url_root",
                       config["name"], "(unset)", "A1")]
     return []

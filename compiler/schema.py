@@ -119,17 +119,10 @@ def _load(group: str, option: str) -> dict[str, Any]:
 
 
 def variant_knob_sets() -> dict[str, list[str]]:
-    """Knob names of each flow variant, as the compose step computes them."""
-    out: dict[str, list[str]] = {}
-    for flow in group_options("flow"):
-        data = _load("flow", flow)
-        for name, variant in data["flow"]["variants"].items():
-            knobs = [k for k in data["knobs"] if k not in variant.get("drop_knobs", [])]
-            previous = out.get(name)
-            if previous is not None and previous != knobs:
-                raise ValueError(f"variant '{name}' has two different knob sets")
-            out[name] = knobs
-    return out
+    """Knob names of each flow variant (compiler.flows.knob_set, the function compose applies)."""
+    from compiler.flows import variants
+
+    return {name: list(v["knobs"]) for name, v in variants().items()}
 
 
 def build_schema() -> dict[str, Any]:
@@ -211,7 +204,7 @@ def build_schema() -> dict[str, Any]:
 
 
 def render_schema() -> str:
-    return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(build_schema(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 @lru_cache(maxsize=1)

@@ -140,7 +140,7 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
         "results": [{"overrides": r.overrides, "file": r.file, "sha256": r.sha256, "error": r.error,
                      "warnings": r.warnings} for r in results],
     }
-    write_atomic(target / "sweep.json", json.dumps(index, indent=2) + "\n")
+    write_atomic(target / "sweep.json", json.dumps(index, indent=2, allow_nan=False) + "\n")
     return target, results
 
 

@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for path, findings in results
             ],
         }
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(doc, indent=2, allow_nan=False))
     else:
         for path, findings in results:
             shown = [f for f in findings if not args.quiet or f.severity == "error"]

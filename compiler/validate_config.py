@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -14,10 +15,37 @@ from compiler.schema import load_schema
 
 @lru_cache(maxsize=1)
 def _validator():
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
+    # Integers are integers (an integral float such as 15.0 is refused, never truncated: the pods'
+    # loaders refuse it too) and numbers are finite (NaN/Infinity are not JSON).
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({
+        "integer": lambda _c, v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda _c, v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    })
+    strict = validators.extend(Draft202012Validator, type_checker=checker)
     # The schema itself is checked by a test (check_schema costs ~1 s here), not on every compile.
-    return Draft202012Validator(load_schema())
+    return strict(load_schema())
+
+
+def non_finite_diagnostics(config: dict[str, Any]) -> list[Diagnostic]:
+    """NaN and Infinity anywhere a user can set a value: refused (spec.json must be standard JSON)."""
+    out: list[Diagnostic] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, float) and not math.isfinite(node):
+            out.append(Diagnostic("error", path, "is not a finite number (NaN and Infinity are refused: the "
+                                  "compiled spec.json must be standard JSON)", node, "a finite number"))
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{path}[{index}]")
+
+    for root in ("knobs", "cookbooks", "endpoint"):
+        walk(config.get(root), root)
+    return out
 
 
 def _key(path: Any) -> str:
@@ -83,6 +111,10 @@ def schema_diagnostics(config: dict[str, Any]) -> list[Diagnostic]:
             message = "needs a unit (OSMO reads a bare number as bytes)"
         elif err.validator == "type" and key.endswith(("memory", "storage", "memory_large", "storage_large")):
             message = f"needs a unit: write {value}Gi, not {value}"
+        elif err.validator == "type" and isinstance(value, float) and value.is_integer() \
+                and "integer" in str(schema.get("type")):
+            message = (f"is an integral float; integers are integers here (write {int(value)}): the pod's "
+                       "option loader refuses floats, so dig refuses them at compile time")
         elif err.validator == "const" and "description" in schema:
             message = f"is {schema['description']}: leave it as shipped"
         elif err.validator in ("anyOf", "oneOf"):
@@ -104,7 +136,7 @@ def validate_config(config: dict[str, Any], *, explicit: set[str] | frozenset[st
     """
     config = dict(config)
     config["knobs"] = normalise_knobs(config["knobs"])
-    errors = schema_diagnostics(config)
+    errors = non_finite_diagnostics(config) or schema_diagnostics(config)
     if errors:
         raise DigError(errors, choices=choices)
     diagnostics = list(early or []) + check_rules(config, explicit=set(explicit))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dig_stages import align, batch
+from dig_stages import _common, align, batch
 
 REQUIRED_MODEL = "nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL"
 DEFAULT_ENDPOINT = "http://localhost:8000/v1"  # the cookbook placeholder; the compiler writes the knob value
@@ -44,6 +44,60 @@ DEFAULT_ALIGN_PARAMS: dict[str, Any] = {
     "no_resize": True,
 }
 ROUTES = ("images", "chat")
+
+Option = _common.Option
+# The one declaration of the cookbook block `data_processing.alignment` (align.AlignParams' keys and
+# meanings): the pod checks it before any request, the compiler checks the cookbook against it.
+ALIGNMENT_OPTIONS = {
+    "rot_range_deg": Option("json", length=3, item="float"),  # [min, max, step] in degrees
+    "shift_step": Option("float", minimum=0),
+    "bins": Option("int", minimum=2),
+    "interp": Option("str", choices=("bilinear", "nearest")),
+    "no_resize": Option("bool"),
+    "sx_range": Option("json", length=3, item="float"),
+    "sy_range": Option("json", length=3, item="float"),
+    "shift_range": Option("float", minimum=0),
+    "pyr_levels": Option("int", minimum=1),
+    "min_mi": Option("float"),
+    "samples": Option("int", minimum=1),
+    "seed": Option("int", minimum=0),
+}
+# The one declaration of the step's spec keys (docs/stage-contract.md, step image-edit).
+OPTIONS = {
+    "image-edit": _common.options({
+        "input_dir": Option("path", required=True),
+        "output_dir": Option("path", required=True),
+        "layout": Option("str", required=True, choices=batch.LAYOUTS),
+        "endpoint": Option("str"),
+        "model": Option("str", choices=(REQUIRED_MODEL,)),
+        "prompt": Option("str"),
+        "generation": Option("json"),
+        "route": Option("str", choices=ROUTES),
+        "output_format": Option("str"),
+        "output_ext": Option("str"),
+        "side_dir": Option("path"),
+        "concurrency": Option("int", minimum=1),
+        "timeout_s": Option("float", minimum=0),
+        "max_retries": Option("int", minimum=0),
+        "backoff_base_s": Option("float", minimum=0),
+        "backoff_max_s": Option("float", minimum=0),
+        "align": Option("bool"),
+        "align_params": Option("json"),
+        "jpeg_quality": Option("int", minimum=1, maximum=100),
+    })
+}
+
+
+def option_problems(spec: dict[str, Any]) -> list[str]:
+    """What the pod refuses in an image-edit spec, including its `align_params` block (one line each)."""
+    _opts, problems = _common.parse_options(OPTIONS["image-edit"], spec)
+    block = spec.get("align_params")
+    if isinstance(block, dict):
+        decl = {k: v for k, v in ALIGNMENT_OPTIONS.items() if k in block}  # absent keys take align's defaults
+        problems += [(f"align_params.{k}", *rest) for k, *rest in _common.parse_options(decl, block)[1]]
+    elif block is not None:
+        problems.append(("align_params", block, "must be a mapping", "the data_processing.alignment block"))
+    return [f"option '{k}' {reason}, got {v!r} (allowed: {allowed})" for k, v, reason, allowed in problems]
 
 
 class EditError(RuntimeError):
@@ -467,6 +521,10 @@ def main(argv: list[str]) -> int:
     missing = [k for k in ("input_dir", "output_dir", "layout") if not spec.get(k)]
     if missing:
         print(f"ERROR: image-edit needs {', '.join(missing)} (spec key or --flag)", file=sys.stderr)
+        return 1
+    problems = option_problems(spec)
+    if problems:
+        print("ERROR: " + "\n  ".join(problems), file=sys.stderr)
         return 1
     try:
         cfg = ClientConfig.from_spec(spec)

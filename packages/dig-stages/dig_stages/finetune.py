@@ -117,12 +117,12 @@ FIELDS = {
     "output_dir": ("path", None),
     "results_dir": ("path", None),
     "exp_name": ("str", None),
-    "num_gpus": ("int", 1),
+    "num_gpus": _common.Option("int", 1, minimum=1),
     "usecase": ("str", ""),
-    "max_iter": ("int", 0),
-    "save_iter": ("int", 0),
-    "validation_iter": ("int", 0),
-    "logging_iter": ("int", 0),
+    "max_iter": _common.Option("int", 0, minimum=0),
+    "save_iter": _common.Option("int", 0, minimum=0),
+    "validation_iter": _common.Option("int", 0, minimum=0),
+    "logging_iter": _common.Option("int", 0, minimum=0),
     # local-run / test overrides (the compiler does not write these)
     "ag_root": ("path", pod.AG_ROOT),
     "tmp_dir": ("path", "/tmp"),
@@ -210,5 +210,9 @@ def _run(opts: dict) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`finetune`: preflight, dataset checks, validation prep, then torchrun ag_train."""
-    required = ["pretrained_src", "dataset_dir", "exp_name"]
-    return _common.run_main(_run, lambda: _common.load_options(argv or [], "finetune", FIELDS, required))
+    return _common.run_main(_run, lambda: _common.load_options(argv or [], "finetune", OPTIONS["finetune"]))
+
+
+# The one declaration of the step's options: the loader enforces it, the compiler checks every
+# compiled spec.json against it (compiler/contract.py).
+OPTIONS = {"finetune": _common.options(FIELDS, ["pretrained_src", "dataset_dir", "exp_name"])}

@@ -17,14 +17,14 @@ COMMON_FIELDS = {
     "ckpt_dataset": ("path", None),
     "output_dir": ("path", None),
     "anomaly_types": ("json", None),
-    "checkpoint_step": ("int", None),
+    "checkpoint_step": _common.Option("int", minimum=1, maximum=999_999_999),
     "fresh_checkpoint": ("bool", False),
-    "num_sdg": ("int", None),
-    "spatial_dependency": ("str", "free"),
+    "num_sdg": _common.Option("int", minimum=1, maximum=1_000_000),
+    "spatial_dependency": _common.Option("str", "free", choices=("free", "text", "cad")),
     "roi_prompt": ("str", None),
     "exp_name": ("str", None),
-    "model_size": ("str", "2b"),
-    "num_gpus": ("int", None),
+    "model_size": _common.Option("str", "2b", choices=("2b", "14b")),
+    "num_gpus": _common.Option("int", minimum=1),
     # local-run / test overrides of the container paths (the compiler does not write these)
     "ag_root": ("path", pod.AG_ROOT),
     "tmp_dir": ("path", "/tmp"),
@@ -257,27 +257,34 @@ def run_inference(opts: dict, stager) -> int:
     return 0
 
 
-def _main(argv, step: str, extra: dict, stager) -> int:
-    fields = {**extra, **COMMON_FIELDS}
-    required = list(extra) + COMMON_REQUIRED
+_EXTRA = {
+    "infer-day0": {"clean_in": ("path", None), "mask_in": ("path", None), "submask_base_in": ("path", None)},
+    "infer-day1": {"usd2roi_in": ("path", None), "submask_base_in": ("path", None)},
+    "infer-manual": {"inference_dataset": ("path", None)},
+}
+# The one declaration of each step's options: the loader below enforces it, the compiler checks
+# every compiled spec.json against it (compiler/contract.py).
+OPTIONS = {step: _common.options({**extra, **COMMON_FIELDS}, [*extra, *COMMON_REQUIRED])
+           for step, extra in _EXTRA.items()}
+
+
+def _main(argv, step: str, stager) -> int:
     return _common.run_main(
         lambda opts: run_inference(opts, stager),
-        lambda: _common.load_options(argv or [], step, fields, required),
+        lambda: _common.load_options(argv or [], step, OPTIONS[step]),
     )
 
 
 def main_day0(argv: Sequence[str] | None = None) -> int:
     """`infer-day0` (infer-all-defects, Day 0 texture)."""
-    extra = {"clean_in": ("path", None), "mask_in": ("path", None), "submask_base_in": ("path", None)}
-    return _main(argv, "infer-day0", extra, stage_day0)
+    return _main(argv, "infer-day0", stage_day0)
 
 
 def main_day1(argv: Sequence[str] | None = None) -> int:
     """`infer-day1` (infer-all-defects, Day 1 real-photo alignment)."""
-    extra = {"usd2roi_in": ("path", None), "submask_base_in": ("path", None)}
-    return _main(argv, "infer-day1", extra, stage_day1)
+    return _main(argv, "infer-day1", stage_day1)
 
 
 def main_manual(argv: Sequence[str] | None = None) -> int:
     """`infer-manual` (infer-all-defects, Day 1 manual ROI)."""
-    return _main(argv, "infer-manual", {"inference_dataset": ("path", None)}, stage_manual)
+    return _main(argv, "infer-manual", stage_manual)

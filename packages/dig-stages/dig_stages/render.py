@@ -115,8 +115,7 @@ def run_day0(opts: dict) -> int:
 
 def main_day0(argv: Sequence[str] | None = None) -> int:
     """`render-day0` (usd2roi-replicator task)."""
-    req = ["assets_dir", "output_dir", "scene_filename"]
-    return _common.run_main(run_day0, lambda: _common.load_options(argv or [], "render-day0", DAY0_FIELDS, req))
+    return _common.run_main(run_day0, lambda: _common.load_options(argv or [], "render-day0", OPTIONS["render-day0"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,8 +127,8 @@ STRUCTURAL_FIELDS = {
     "scene_filename": ("str", None),
     "pcba_target": ("path", "/tmp/pcba_target.yaml"),
     "render_config": ("path", "/tmp/render_config.yaml"),
-    "crop_offset": ("int", 10),
-    "defect_modes": ("json", list(structural.DEFECT_MODES)),
+    "crop_offset": _common.Option("int", 10, minimum=0, maximum=1000),
+    "defect_modes": _common.Option("json", list(structural.DEFECT_MODES)),
     **TOOL_FIELDS,
 }
 
@@ -172,9 +171,9 @@ def run_structural(opts: dict) -> int:
 
 def main_structural(argv: Sequence[str] | None = None) -> int:
     """`render-structural` (sdg-and-crop task)."""
-    req = ["assets_dir", "output_dir", "scene_filename"]
     return _common.run_main(
-        run_structural, lambda: _common.load_options(argv or [], "render-structural", STRUCTURAL_FIELDS, req)
+        run_structural,
+        lambda: _common.load_options(argv or [], "render-structural", OPTIONS["render-structural"]),
     )
 
 
@@ -229,5 +228,14 @@ def run_day1(opts: dict) -> int:
 
 def main_day1(argv: Sequence[str] | None = None) -> int:
     """`render-day1` (usd2roi-day1 task)."""
-    req = ["assets_dir", "output_dir", "scene_filename", "real_image_filename"]
-    return _common.run_main(run_day1, lambda: _common.load_options(argv or [], "render-day1", DAY1_FIELDS, req))
+    return _common.run_main(run_day1, lambda: _common.load_options(argv or [], "render-day1", OPTIONS["render-day1"]))
+
+
+# The one declaration of each step's options: the loaders above enforce it, the compiler checks
+# every compiled spec.json against it (compiler/contract.py).
+_REQUIRED = ["assets_dir", "output_dir", "scene_filename"]
+OPTIONS = {
+    "render-day0": _common.options(DAY0_FIELDS, _REQUIRED),
+    "render-structural": _common.options(STRUCTURAL_FIELDS, _REQUIRED),
+    "render-day1": _common.options(DAY1_FIELDS, [*_REQUIRED, "real_image_filename"]),
+}

@@ -140,33 +140,40 @@ def run_assets(opts: dict) -> int:
     return 0
 
 
+# The one declaration of each step's options: the loaders below enforce it, the compiler checks
+# every compiled spec.json against it (compiler/contract.py).
+OPTIONS = {
+    "setup-pretrained": _common.options(
+        {"output_dir": ("path", None), "model_sizes": ("json", ["2B"]), **TOOL_FIELDS}, ["output_dir"]),
+    "setup-model": _common.options(
+        {"output_dir": ("path", None), "usecase": ("str", None), "script_uc": ("str", None), **TOOL_FIELDS},
+        ["output_dir", "usecase"]),
+    "setup-data": _common.options(
+        {"output_dir": ("path", None), "usecase": ("str", None), "zip_dir": ("path", None), **TOOL_FIELDS},
+        ["output_dir", "usecase"]),
+    "setup-assets": _common.options({"output_dir": ("path", None), **TOOL_FIELDS}, ["output_dir"]),
+}
+
+
+def _main(argv: Sequence[str] | None, step: str, body) -> int:
+    return _common.run_main(body, lambda: _common.load_options(argv or [], step, OPTIONS[step]))
+
+
 def main_pretrained(argv: Sequence[str] | None = None) -> int:
     """`setup-pretrained` (pretrained task)."""
-    fields = {"output_dir": ("path", None), "model_sizes": ("json", ["2B"]), **TOOL_FIELDS}
-    return _common.run_main(
-        run_pretrained, lambda: _common.load_options(argv or [], "setup-pretrained", fields, ["output_dir"])
-    )
+    return _main(argv, "setup-pretrained", run_pretrained)
 
 
 def main_model(argv: Sequence[str] | None = None) -> int:
     """`setup-model` (<usecase>-model tasks)."""
-    fields = {"output_dir": ("path", None), "usecase": ("str", None), "script_uc": ("str", None), **TOOL_FIELDS}
-    return _common.run_main(
-        run_model, lambda: _common.load_options(argv or [], "setup-model", fields, ["output_dir", "usecase"])
-    )
+    return _main(argv, "setup-model", run_model)
 
 
 def main_data(argv: Sequence[str] | None = None) -> int:
     """`setup-data` (<usecase>-data tasks)."""
-    fields = {"output_dir": ("path", None), "usecase": ("str", None), "zip_dir": ("path", None), **TOOL_FIELDS}
-    return _common.run_main(
-        run_data, lambda: _common.load_options(argv or [], "setup-data", fields, ["output_dir", "usecase"])
-    )
+    return _main(argv, "setup-data", run_data)
 
 
 def main_assets(argv: Sequence[str] | None = None) -> int:
     """`setup-assets` (pcb-assets task)."""
-    fields = {"output_dir": ("path", None), **TOOL_FIELDS}
-    return _common.run_main(
-        run_assets, lambda: _common.load_options(argv or [], "setup-assets", fields, ["output_dir"])
-    )
+    return _main(argv, "setup-assets", run_assets)
