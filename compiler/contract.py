@@ -42,8 +42,8 @@ def check_tasks(tasks: list[Any]) -> list[Diagnostic]:
             source = task.sources.get(key)
             where = source or f"output:{task.name}.spec.{key}"
             tail = "" if source else " (compiler bug: please report)"
-            out.append(Diagnostic("error", where, f"{reason}: the {task.step} pod ({task.name}) refuses it, "
-                                  f"option '{key}'{tail}", given, allowed))
+            out.append(Diagnostic("error", where, f"{reason}: the pod's loader of step {task.step} "
+                                  f"(task {task.name}, option '{key}') would refuse it{tail}", given, allowed))
     return out
 
 

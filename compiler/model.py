@@ -8,7 +8,7 @@ from typing import Any
 
 from compiler import render
 from compiler.contract import cookbook_owner
-from compiler.flows import resource_classes
+from compiler.flows import final_stage, resource_classes, takes_run_name
 from compiler.inject import stage_files
 from compiler.rules import MODEL_ID, finetune_scheduled
 
@@ -358,7 +358,16 @@ def resources(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_tasks(config: dict[str, Any]) -> list[Task]:
-    return Planner(config).tasks()
+    tasks = Planner(config).tasks()
+    # Facts the compiled file's readers need and its YAML does not otherwise say (dig_stages._common.CONTRACT_KEY).
+    final = final_stage(config)
+    facts = {"flow": config["flow"]["key"], "variant": config["flow"]["variant"],
+             "takes_run_name": takes_run_name(config), "final_stage": list(final) if final else None}
+    for task in tasks:
+        # stage: the directory under runs/<name>/ the task writes (setup tasks write fixed URLs: None)
+        stage = task.output.rsplit("/", 1)[-1] if facts["takes_run_name"] else None
+        task.spec["contract"] = {**facts, "stage": stage}
+    return tasks
 
 
 def build_workflow(config: dict[str, Any], tasks: list[Task] | None = None, *,

@@ -54,6 +54,9 @@ def run_main(body: Callable[[dict[str, Any]], int | None], opts_factory: Callabl
 # loader here and checked by the compiler against every task's spec.json (compiler/contract.py).
 
 _KINDS = ("str", "int", "float", "bool", "json", "path")
+# spec.json key holding facts for the readers of the compiled workflow (dig-preflight, dig-outputs):
+# not an option, never read by a step's loader.
+CONTRACT_KEY = "contract"
 
 
 @dataclass(frozen=True)
@@ -186,8 +189,8 @@ def parse_option(opt: Option, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def parse_options(decl: dict[str, Option], values: dict[str, Any], *, unknown: bool = False
-                  ) -> tuple[dict[str, Any], list[tuple[str, Any, str, str]]]:
+def parse_options(decl: dict[str, Option], values: dict[str, Any], *, unknown: bool = False,
+                  flags: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[tuple[str, Any, str, str]]]:
     """The pod's reading of a spec: (options, problems) with problems as (name, given, reason, allowed).
 
     `unknown` also reports keys the declaration does not name (the compiler asks for it: it must not
@@ -195,13 +198,13 @@ def parse_options(decl: dict[str, Option], values: dict[str, Any], *, unknown: b
     opts: dict[str, Any] = {}
     problems = []
     for key, opt in decl.items():
-        given = values.get(key, opt.default)
+        given = flags[key] if flags and key in flags else values.get(key, opt.default)
         opts[key], problem = parse_option(opt, given)
         if problem:
             problems.append((key, given, problem, opt.allowed()))
     if unknown:
         problems.extend((key, values[key], "is not an option of this step", ", ".join(decl))
-                        for key in values if key not in decl)
+                        for key in values if key not in decl and key != CONTRACT_KEY)
     return opts, problems
 
 
@@ -233,12 +236,8 @@ def load_options(
             fail(f"spec file {ns.spec} is not valid JSON: {exc}")
         if not isinstance(spec, dict):
             fail(f"spec file {ns.spec} must hold a JSON object, got {type(spec).__name__}")
-    values = dict(spec)
-    for key in decl:
-        flag = getattr(ns, key)
-        if flag is not None:
-            values[key] = flag
-    opts, problems = parse_options(decl, values)
+    flags = {key: getattr(ns, key) for key in decl if getattr(ns, key) is not None}
+    opts, problems = parse_options(decl, spec, flags=flags)
     bad = [p for p in problems if p[2] != "is required"]
     if bad:
         fail("\n".join(f"option '{k}' {reason}, got {v!r} (allowed: {allowed})" for k, v, reason, allowed in bad))
