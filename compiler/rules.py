@@ -201,8 +201,24 @@ def _real_photo(config, explicit):
 @rule("A27", "use_usd2roi_day1=false switches real-photo alignment to manual-ROI wiring")
 def _usd2roi_flag(config, explicit):
     if config["knobs"].get("use_usd2roi_day1") is False:
-        return [_warn("knobs.use_usd2roi_day1", "=false drops the alignment render; use flow=day1_manual_roi for "
-                      "manual ROIs instead", False, "true", "A27")]
+        out = [_warn("knobs.use_usd2roi_day1", "=false drops the alignment render; use flow=day1_manual_roi for "
+                     "manual ROIs instead", False, "true", "A27")]
+        # the knobs only the dropped usd2roi-day1 task reads: set, they would change nothing
+        out += [_warn(f"knobs.{k}", "has no effect: knobs.use_usd2roi_day1=false drops the usd2roi-day1 task, "
+                      "the only one that reads it", config["knobs"][k], "knobs.use_usd2roi_day1=true", "A27")
+                for k in ("usd2roi_image", "scene_filename", "real_image_filename") if k in explicit]
+        return out
+    return []
+
+
+@rule("A12", "crop_max_emit equal to the board cookbook's crop.max_emit changes nothing (said, not silent)")
+def _crop_max_emit_same(config, explicit):
+    knobs, crop = config["knobs"], (config["cookbooks"].get("day0_crop") or {}).get("crop") or {}
+    value = knobs.get("crop_max_emit", "")
+    if "crop_max_emit" in explicit and value != "" and "max_emit" in crop and value == crop["max_emit"]:
+        return [Diagnostic("notice", "knobs.crop_max_emit", f"={value} is already the cap of board "
+                           f"'{config['board']['key']}' (cookbooks.day0_crop.crop.max_emit): nothing changes",
+                           rule="A12")]
     return []
 
 

@@ -167,7 +167,8 @@ def _coerce(kind: str, value: Any) -> tuple[Any, str | None]:
 
 def parse_option(opt: Option, value: Any) -> tuple[Any, str | None]:
     """The pod's reading of one option value: (parsed value, None) or (value, the reason it is refused)."""
-    if value is None or (value == "" and opt.kind in ("str", "path")):
+    if value is None or (value == "" and opt.kind in ("str", "path") and (opt.required or opt.choices is None)):
+        # blank is "not given" for a free string; for an enum it is a wrong value (checked below)
         return value, ("is required" if opt.required else None)
     value, problem = _coerce(opt.kind, value)
     if problem:
