@@ -317,3 +317,34 @@ def test_whatever_compiles_is_accepted_by_the_pods_and_has_an_effect_or_a_word(c
     assert pod_refusals(compiled.text) == [], arg
     words = {(d.key, d.message) for d in compiled.diagnostics} - {(d.key, d.message) for d in base.diagnostics}
     assert compiled.text != base.text or words, f"{arg} on {' '.join(base_args)}: accepted with no effect, no word"
+
+
+# -- flow facts: declared once (conf/flow), and true of what the planner builds ------------------------
+
+def test_every_variant_declares_its_facts_and_the_plan_matches_them(matrix_texts):
+    from compiler.flows import variants
+
+    for name, variant in variants().items():
+        missing = {"usecases", "title", "cookbooks", "run_name", "endpoint", "final_stage", "resources"} - set(variant)
+        assert not missing, f"conf/flow/{variant['flow']}.yaml variant {name} lacks {sorted(missing)}"
+    for path, text in matrix_texts.items():
+        doc = yaml.load(text, Loader=yaml.CSafeLoader)
+        tasks = [t for g in doc["workflow"]["groups"] for t in g["tasks"]]
+        facts = json.loads(next(f["contents"] for f in tasks[0]["files"] if f["path"] == SPEC))["contract"]
+        variant = variants()[facts["variant"]]
+        assert {t["resource"] for t in tasks} <= set(variant["resources"]) == set(doc["workflow"]["resources"]), path
+        assert any("IMAGE_EDIT_ENDPOINT" in (t.get("environment") or {}) for t in tasks) == variant["endpoint"], path
+        assert ("{{ name }}" in text) == variant["run_name"], path
+        if variant["final_stage"]:
+            assert any(t["outputs"][0]["url"].endswith("/" + variant["final_stage"][0]) for t in tasks), path
+
+
+def test_the_submit_line_is_one_function(compile_args):
+    from compiler.flows import submit_command
+    from compiler.plan_build import build_plan
+
+    for args in (["flow=day0"], ["flow=setup", "usecase=pcb"], ["flow=finetune", "name=ft-1", "pool=p1"]):
+        compiled = compile_args(*args)
+        plan = build_plan(compiled, "wf.yaml")
+        assert plan["submit_command"]["lines"][-1] == submit_command(compiled.config, "wf.yaml")
+        assert submit_command(compiled.config, "<this file>") in compiled.text.splitlines()[1]
