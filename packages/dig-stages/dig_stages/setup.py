@@ -112,7 +112,7 @@ def run_data(opts: dict) -> int:
     cmd = [*_common.split_cmd(opts["python"]), "-m", f"scripts.utilities.{DATA_MODULES[usecase]}", str(out)]
     if usecase == "glass":
         zip_copy = Path(opts["tmp_dir"]) / "uc3_input.zip"
-        zip_name = opts["zip_filename"]
+        zip_name = opts.get("zip_filename") or GLASS_ZIP  # the loader defaults it; direct callers may not
         src = Path(opts["zip_dir"] or "") / zip_name
         if opts["zip_dir"] and src.is_file():
             shutil.copyfile(src, zip_copy)
