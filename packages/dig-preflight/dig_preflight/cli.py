@@ -282,7 +282,7 @@ def cmd_pod_template(args: argparse.Namespace) -> int:
     if args.file:
         try:
             doc = yaml.safe_load(args.file.read_bytes().decode("utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: non-UTF-8, a NUL in the path
             report.add("read POD_TEMPLATE", "fail", str(args.file), f"cannot read: {exc}", "pass a JSON/YAML file")
             report.exit_code = EXIT_ENV
             return _emit(report, args.json)
