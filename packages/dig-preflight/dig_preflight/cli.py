@@ -147,8 +147,8 @@ def _usage(command: str, message: str, as_json: bool) -> int:
     return 2
 
 
-def compile_for_urls(args: argparse.Namespace) -> str:
-    """Compile the request with the compiler's own pipeline (in memory) and return the workflow text."""
+def compile_for_urls(args: argparse.Namespace):
+    """Compile the request with the compiler's own pipeline (in memory); the `Compiled` result."""
     from compiler.compose import parse_overrides
     from compiler.pipeline import compile_request
     from compiler.prefs import load_prefs
@@ -164,7 +164,7 @@ def compile_for_urls(args: argparse.Namespace) -> str:
         overrides.append(f"dig_url_root={root}")
     if args.name:
         overrides.append(f"name={args.name}")
-    return compile_request(parse_overrides(overrides + list(args.overrides)), prefs=load_prefs()).text
+    return compile_request(parse_overrides(overrides + list(args.overrides)), prefs=load_prefs())
 
 
 class UsageError(ValueError):
@@ -178,10 +178,11 @@ def cmd_urls(args: argparse.Namespace) -> int:
 
     label = f"urls {args.flow} {args.usecase}"
     try:
-        text = compile_for_urls(args)
+        compiled = compile_for_urls(args)
     except (DigError, UsageError) as exc:
         return _usage(label, exc.format() if isinstance(exc, DigError) else str(exc), args.json)
-    return check_workflow(label, yaml.safe_load(text), args, name=None, credentials=False)
+    notes = [f"compiled {compiled.key}: " + " ".join(d.format().split()) for d in compiled.diagnostics]
+    return check_workflow(label, yaml.safe_load(compiled.text), args, name=None, credentials=False, notes=notes)
 
 
 def _read_workflow(path: Path):
@@ -201,7 +202,8 @@ def _read_workflow(path: Path):
         raise WorkflowError(f"{path}: not YAML: {str(exc).splitlines()[0]}") from None
 
 
-def check_workflow(label: str, doc, args: argparse.Namespace, *, name: str | None, credentials: bool) -> int:
+def check_workflow(label: str, doc, args: argparse.Namespace, *, name: str | None, credentials: bool,
+                   notes: list[str] | None = None) -> int:
     """The one storage check: requirements(doc) against S3, plus the workflow's OSMO credentials."""
     from .credentials import check_osmo_credential, list_osmo_credentials
     from .osmo import osmo_path
@@ -213,7 +215,7 @@ def check_workflow(label: str, doc, args: argparse.Namespace, *, name: str | Non
         needs = workflow_needs(doc, name=name)
     except WorkflowError as exc:
         return _usage(label, str(exc), args.json)
-    report = Report(label, notes=list(needs.notes))
+    report = Report(label, notes=list(notes or []) + list(needs.notes))
     other = [a.url for a in needs.artifacts if not a.url.startswith("s3://")]
     if other:
         return _usage(label, f"this preflight reads s3:// storage only; the workflow reads {other[0]}", args.json)
