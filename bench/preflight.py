@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 SPEC = b"".join(
     json.dumps({"defect_type": t, "spatial_dependency": "cad"}).encode() + b"\n"
@@ -45,16 +46,17 @@ def load_bucket(backend, bucket: str, n_objects: int) -> None:
 
 
 def preflight_once(bucket: str) -> tuple[int, float, int]:
-    from dig_preflight.flows import FlowRequest, required_artifacts
+    import yaml
     from dig_preflight.report import Report
+    from dig_preflight.requirements import requirements
     from dig_preflight.s3 import S3Store
     from dig_preflight.storage import StoragePreflight
 
+    golden = Path(__file__).resolve().parents[1] / "golden/day0/pcb__0603_H100__pretrained.yaml"
+    doc = yaml.safe_load(golden.read_text().replace("s3://osmo-workflows/dig", f"s3://{bucket}/dig"))
     t0 = time.perf_counter()
     store = S3Store()
-    report = StoragePreflight(store, Report("bench")).run(
-        required_artifacts(FlowRequest(flow="day0", usecase="pcb", root=f"s3://{bucket}/dig", name="bench-new"))
-    )
+    report = StoragePreflight(store, Report("bench")).run(requirements(doc, name="bench-new"))
     return store.requests, time.perf_counter() - t0, report.exit_code
 
 

@@ -321,10 +321,12 @@ class Planner:
         ]
 
     def flow_setup_glass(self) -> list[Task]:
+        from dig_stages.setup import GLASS_ZIP  # the file name the pod looks for, read by dig-preflight too
+
         return [
             self._setup_model("glass"),
             self.setup_task("glass-data", "setup-data", self.url("datasets", "glass", "raw"),
-                            {"usecase": "glass", "zip_dir": "{{input:0}}"},
+                            {"usecase": "glass", "zip_dir": "{{input:0}}", "zip_filename": GLASS_ZIP},
                             inputs=[{"url": self.k["uc3_zip_url_root"]}],
                             env={"UC3_ZIP_DIR": "{{input:0}}"},
                             summary="prepare the glass raw dataset from mobile_screen.zip + HF masks"),

@@ -23,7 +23,6 @@ SECTIONS = {
 }
 STAMP_LINE = "STAMP=$(cut -c1-8 /proc/sys/kernel/random/uuid)"
 RENDER_STEPS = ("render-day0", "render-structural", "render-day1")  # Kit tasks: nvoptix + /dev/shm
-PREFLIGHT_DEFAULT_SCENE = "spark_lighting.usd"  # dig_preflight's --scene-filename default
 # Structural yield on the spark board (endpoint_and_sizing.md §8): render_patches -> ≈ total crops.
 STRUCTURAL_YIELD = {1: 30, 2: 50, 3: 75, 5: 120, 10: 250}
 
@@ -68,7 +67,7 @@ def build_plan(compiled: Compiled, file: str, images: int | None = None) -> dict
         "compile_key": compiled.key,
         "workflow": _workflow(compiled, file),
         "preflights": _preflights(config, tasks, file),
-        "required_url_artifacts": _artifacts(config, tasks),
+        "required_url_artifacts": _artifacts(compiled),
         "submit_command": _submit(config, file),
         "group_order": _group_order(tasks),
         "output_location": _outputs(config, tasks),
@@ -132,33 +131,6 @@ def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
 
 
 # -- Preflights ------------------------------------------------------------------------------------
-def urls_args(config: dict[str, Any]) -> list[str]:
-    """The `dig_preflight urls` arguments for this request (flags as in dig_preflight/cli.py)."""
-    c, k = config, config["knobs"]
-    args = ["urls", "--flow", c["flow"]["key"], "--usecase", c["usecase"]["key"], "--root", c["dig_url_root"]]
-    if "checkpoint_step" in k:
-        args += ["--checkpoint-step", str(k["checkpoint_step"])]
-    if "use_pretrained_checkpoint" in k:
-        args.append(
-            "--use-pretrained-checkpoint"
-            if k["use_pretrained_checkpoint"]
-            else "--no-use-pretrained-checkpoint"
-        )
-    if "anomaly_types_json" in k:
-        args += ["--anomaly-types", json.dumps(k["anomaly_types_json"], separators=(",", ":"))]
-    if c["flow"]["uses_board"]:
-        args += ["--board", c["board"]["key"]]
-    if k.get("scene_filename", PREFLIGHT_DEFAULT_SCENE) != PREFLIGHT_DEFAULT_SCENE:
-        args += ["--scene-filename", k["scene_filename"]]
-    if k.get("use_usd2roi_day1") and k.get("real_image_filename"):
-        args += ["--real-image-filename", k["real_image_filename"]]
-    if k.get("uc3_zip_url_root"):
-        args += ["--zip-root", k["uc3_zip_url_root"].rstrip("/")]
-    if c["name"] and takes_run_name(c):
-        args += ["--name", c["name"]]
-    return args
-
-
 def _preflights(config: dict[str, Any], tasks: list[Task], file: str) -> list[dict[str, Any]]:
     out = [{"args": ["credentials"], "why": "HF token + OSMO credential `hf-token` (once per login)"}]
     kit = [t.name for t in tasks if t.step in RENDER_STEPS]
@@ -170,72 +142,30 @@ def _preflights(config: dict[str, Any], tasks: list[Task], file: str) -> list[di
         parts.append(f"/dev/shm >= 16 GiB ({', '.join(kit + train)})")
         args = ["pod-template"] if kit else ["pod-template", "--checks", "train"]
         out.append({"args": args, "why": " and ".join(parts) + " (once per login)"})
-    if any("url" in i for t in tasks for i in t.inputs):  # setup pcb/metal and pretrained read nothing
-        out.append(
-            {"args": urls_args(config), "why": "every storage artifact this run reads (before every submit)"}
-        )
+    # The storage check reads the compiled file itself: the artifacts below are what it checks.
     # No --name with a fresh stamp: runs/<flow>-$STAMP/ is free by construction.
-    out.append(
-        {"args": ["workflow", file], "why": "every URL input, output run and credential of the compiled file"}
-    )
+    out.append({"args": ["workflow", file],
+                "why": "every storage artifact below, the output run and the credentials of the compiled file "
+                       "(before every submit)"})
     for item in out:
         item["command"] = "python -m dig_preflight " + " ".join(q(a) for a in item["args"])
     return out
 
 
 # -- Required URL artifacts ------------------------------------------------------------------------
-def _artifacts(config: dict[str, Any], tasks: list[Task]) -> list[dict[str, Any]]:
-    root, k = config["dig_url_root"], config["knobs"]
-    found: dict[str, dict[str, Any]] = {}
-    for task in tasks:
-        for inp in task.inputs:
-            if "url" in inp:
-                entry = found.setdefault(inp["url"], {"url": inp["url"], "read_by": [], "contains": []})
-                entry["read_by"].append(task.name)
-    for url, entry in found.items():
-        rel = url[len(root) + 1 :] if url.startswith(root + "/") else url
-        entry["path"] = rel
-        parts = rel.split("/")
-        if rel == "models/pretrained":
-            entry["role"] = "pretrained models (setup_pretrained)"
-            entry["contains"] = ["pretrained/ (the tree is one level down: models/pretrained/pretrained/)"]
-        elif parts[0] == "models" and len(parts) == 2:
-            step = k.get("checkpoint_step", config["usecase"]["checkpoint_step"])
-            entry["role"] = f"{parts[1]} checkpoint (setup {parts[1]} or your upload)"
-            entry["contains"] = ["ag_config.yaml", f"iter_{int(step):09d}.pt"]
-        elif parts[0] == "datasets" and parts[-1] == "raw":
-            pairs = k.get("anomaly_types_json") or config["usecase"].get("anomaly_types") or []
-            entry["role"] = f"{parts[1]} raw dataset"
-            entry["contains"] = ["defect_spec.jsonl (at the root)"] + [
-                f"{m}/mask/{d}/ (non-empty)" for m, d in pairs
-            ]
-            if any(t.step == "finetune" for t in tasks):
-                entry["contains"] += [f"{m}/anomaly_image/{d}/ (training)" for m, d in pairs]
-        elif rel == "datasets/pcb/assets":
-            entry["role"] = "PCBA USD assets (setup pcb)"
-            entry["contains"] = [
-                f"{k.get('scene_filename', PREFLIGHT_DEFAULT_SCENE)} and the trees it references "
-                "(materials/, component/, ECAD_3D/, PCBA/, sublayers)"
-            ]
-            if k.get("use_usd2roi_day1") and k.get("real_image_filename"):
-                entry["contains"].append(f"{k['real_image_filename']} (the board's real photo)")
-        elif k.get("uc3_zip_url_root") and url == k["uc3_zip_url_root"].rstrip("/"):
-            entry["role"] = "glass Roboflow export (your upload)"
-            entry["contains"] = ["mobile_screen.zip (a regular file, not a mobile_screen.zip/ folder)"]
-        else:
-            entry["role"] = "URL input"
-    out = list(found.values())
-    name = config["name"]
-    if name and takes_run_name(config):
-        out.append(
-            {
-                "url": f"{root}/runs/{name}",
-                "path": f"runs/{name}",
-                "read_by": [],
-                "role": "must NOT exist yet (a re-used name overwrites the earlier run)",
-                "contains": [],
-            }
-        )
+def _artifacts(compiled: Compiled) -> list[dict[str, Any]]:
+    """The compiled file's storage requirements, from the function dig-preflight checks them with."""
+    import yaml
+    from dig_preflight.requirements import requirements
+
+    root = compiled.config["dig_url_root"]
+    out = []
+    for req in requirements(yaml.load(compiled.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))):
+        rel = req.url[len(root) + 1 :] if req.url.startswith(root + "/") else req.url
+        role = "must NOT exist yet (a re-used name overwrites the earlier run)" if req.kind == "run_absent" \
+            else req.role.split(" (", 1)[0]
+        out.append({"url": req.url, "path": rel, "read_by": list(req.read_by), "role": role,
+                    "contains": [] if req.kind == "run_absent" else req.contains()})
     return out
 
 

@@ -67,20 +67,9 @@ def test_preflight_commands_parse_with_the_real_argparse(plans, case):
         assert argv[:3] == ["python", "-m", "dig_preflight"]
         ns = parser.parse_args(argv[3:])
         subs.append(ns.command)
-        if ns.command == "urls":
-            assert ns.flow == compiled.config["flow"]["key"]
-            assert ns.usecase == compiled.config["usecase"]["key"]
-            assert ns.root == compiled.config["dig_url_root"]
         if ns.command == "workflow":
             assert str(ns.file) == FILE
-    reads = bool(plan["required_url_artifacts"])
-    assert subs[0] == "credentials" and subs[-2:] == (
-        ["urls", "workflow"]
-        if reads
-        else ["pod-template", "workflow"]
-        if "pod-template" in subs
-        else ["credentials", "workflow"]
-    )
+    assert subs[0] == "credentials" and subs[-1] == "workflow" and "urls" not in subs
     kit_or_train = any(
         t.step.startswith("render-") or t.step == "finetune" for t in plan_tasks(compiled.config)
     )
@@ -89,44 +78,30 @@ def test_preflight_commands_parse_with_the_real_argparse(plans, case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_artifacts_match_what_dig_preflight_checks(plans, case):
-    """The URL list derived from the compiled tasks equals the preflight package's own list for those args."""
-    parser = _preflight_parser()
-    from dig_preflight.cli import cmd_urls  # noqa: F401  (the handler the args feed)
-    from dig_preflight.flows import FlowRequest, parse_anomaly_types, required_artifacts
+    """The plan's artifact list is the preflight's requirements of the same compiled text, item for item."""
+    import yaml
+    from dig_preflight.requirements import requirements
 
     compiled, plan = plans[case]
-    from compiler.plan_build import urls_args
-
-    ns = parser.parse_args(urls_args(compiled.config))
-    req = FlowRequest(
-        flow=ns.flow,
-        usecase=ns.usecase,
-        root=ns.root,
-        checkpoint_step=ns.checkpoint_step,
-        use_pretrained_checkpoint=ns.use_pretrained_checkpoint,
-        anomaly_types=parse_anomaly_types(ns.anomaly_types) if ns.anomaly_types else None,
-        name=ns.name,
-        board=ns.board,
-        scene_filename=ns.scene_filename,
-        real_image_filename=ns.real_image_filename,
-        zip_root=ns.zip_root,
-    )
-    theirs = {a.url for a in required_artifacts(req)}
-    ours = {a["url"] for a in plan["required_url_artifacts"]}
+    theirs = [(r.url, r.read_by, r.contains() if r.kind != "run_absent" else [])
+              for r in requirements(yaml.safe_load(compiled.text))]
+    ours = [(a["url"], a["read_by"], a["contains"]) for a in plan["required_url_artifacts"]]
     assert ours == theirs
 
 
 def test_artifacts_name_the_files_inside(plans):
     arts = {a["path"]: a["contains"] for a in plans["day1-pcb-real-align"][1]["required_url_artifacts"]}
-    assert arts["models/pcb"] == ["ag_config.yaml", "iter_000014000.pt"]
+    assert arts["models/pcb"][1] == "iter_000014000.pt"
+    assert arts["models/pcb"][0].startswith("ag_config.yaml")
     assert any("input_real_image/0603_H100.jpg" in c for c in arts["datasets/pcb/assets"])
-    assert "passive_component/mask/missing/ (non-empty)" in arts["datasets/pcb/raw"]
+    assert "passive_component/mask/missing/ (at least one image)" in arts["datasets/pcb/raw"]
     assert arts["models/pretrained"][0].startswith("pretrained/")
     glass = {a["path"]: a["contains"] for a in plans["day1-glass-manual"][1]["required_url_artifacts"]}
     assert glass["models/glass"][1] == "iter_000009000.pt"
     assert "datasets/pcb/assets" not in glass
     zip_arts = plans["setup-glass"][1]["required_url_artifacts"]
     assert [a["url"] for a in zip_arts] == ["s3://b/dig/uploads/glass-zip"]
+    assert zip_arts[0]["contains"][0].startswith("mobile_screen.zip")
     assert plans["setup_pretrained"][1]["required_url_artifacts"] == []
 
 
@@ -164,8 +139,9 @@ def test_submit_with_name_and_pool_compiled_in(compile_args):
     assert sub["lines"] == [f"osmo workflow submit {FILE} --pool my-pool"]
     assert "compiled in" in sub["note"] and "--set name" in sub["note"]
     assert plan["output_location"]["run_root"].endswith("/runs/day0-1a2b3c4d/")
-    (urls,) = [p for p in plan["preflights"] if p["args"][0] == "urls"]
-    assert urls["args"][-2:] == ["--name", "day0-1a2b3c4d"]
+    # The name is compiled in: the workflow check finds runs/day0-1a2b3c4d/ in the file, no --name needed.
+    (wf,) = [p for p in plan["preflights"] if p["args"][0] == "workflow"]
+    assert wf["args"] == ["workflow", FILE]
     assert any(a["path"] == "runs/day0-1a2b3c4d" for a in plan["required_url_artifacts"])
 
 

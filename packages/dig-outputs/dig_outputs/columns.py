@@ -1,4 +1,4 @@
-"""Preview columns per flow (endpoint_and_sizing.md §5) and the matching of one sample across stages."""
+"""Preview columns per row layout (endpoint_and_sizing.md §5) and the matching of one sample across stages."""
 
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ COL_AG = Column("anomalygen", "AnomalyGen", "image")
 # sees where the defect is. Optional by design: a missing mask never hides a row.
 COL_DEFECT = Column("defect", "Defect + mask outline", "overlay", required=False)
 
-COLUMNS: dict[str, tuple[Column, ...]] = {
-    "day0": (COL_INPUT_OV, COL_MASK_OV, COL_AUG, COL_AG, COL_DEFECT),
-    "good_image": (COL_INPUT_OV, COL_MASK_OV, COL_AUG),
+# Column layouts by the stage that anchors a row (RunLayout.layout); `crops` without an anomaly/
+# stage is the good-image grid. Titles describe what the stage's files are (storage_layout.md §5).
+LAYOUTS: dict[str, tuple[Column, ...]] = {
+    "crops": (COL_INPUT_OV, COL_MASK_OV, COL_AUG, COL_AG, COL_DEFECT),
     "structural": (COL_INPUT_OV, Column("mask", "Semantic mask", "mask"), COL_AUG),
     "day1": (
         Column("input", "Original image", "image"),
@@ -39,14 +40,33 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         COL_AG,
         COL_DEFECT,
     ),
-    "day1_manual_roi": (
+    "manual": (
         Column("input", "Original image", "image"),
         Column("mask", "Original mask", "mask"),
         COL_AG,
         COL_DEFECT,
     ),
-    "finetune": (),
+    "none": (),
 }
+# The file names a complete row needs, per column, for the message when none is complete.
+EXPECTED = {
+    "crops": "usd2roi-components/crop/<MAT>/<cell>/normal_img/<NNNN>.png with cad_mask/<NNNN>_cad_mask.png, "
+             "augment/crop/<MAT>/<cell>/<NNNN>.<ext>, anomaly/inference/reconstructed_image/<cell>__<NNNN>.png",
+    "structural": "structural_defect/cropped/<mode>/rgb/<NNNN>.png with semantic_segmentation/<NNNN>.png, "
+                  "structural_defect_edited/<mode>/rgb/<NNNN>.<ext>",
+    "day1": "usd2roi-day1/crop/<MAT>/normal_img/<NNNN>.png with cad_mask/<NNNN>[_cad_mask].png, "
+            "anomaly/inference/reconstructed_image/<NNNN>.png",
+    "manual": "anomaly/inference/original_image/<file> with original_mask/<file> and reconstructed_image/<file>",
+    "none": "",
+}
+
+
+def columns_for(layout: str, stages: tuple[str, ...]) -> tuple[Column, ...]:
+    """The preview columns of a layout, without the anomaly columns when the workflow writes no anomaly/."""
+    cols = LAYOUTS[layout]
+    if "anomaly" not in stages:
+        cols = tuple(c for c in cols if c.key not in ("anomalygen", "defect"))
+    return cols
 
 
 @dataclass
@@ -208,15 +228,15 @@ def rows_manual(source: RunSource, stages: list[str]) -> list[Row]:
     return rows
 
 
-def build_rows(flow: str, source: RunSource, stages: list[str]) -> list[Row]:
-    """Every candidate row of the flow, sorted by key; incomplete rows included (see `complete`)."""
-    if flow in ("day0", "good_image"):
-        rows = rows_day0(source, stages, with_anomaly=flow == "day0")
-    elif flow == "structural":
+def build_rows(layout: str, source: RunSource, stages: list[str]) -> list[Row]:
+    """Every candidate row of the layout, sorted by key; incomplete rows included (see `complete`)."""
+    if layout == "crops":
+        rows = rows_day0(source, stages, with_anomaly="anomaly" in stages)
+    elif layout == "structural":
         rows = rows_structural(source, stages)
-    elif flow == "day1":
+    elif layout == "day1":
         rows = rows_day1(source, stages)
-    elif flow == "day1_manual_roi":
+    elif layout == "manual":
         rows = rows_manual(source, stages)
     else:
         rows = []

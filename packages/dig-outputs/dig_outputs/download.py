@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .flows import Flow
 from .source import Entry, OutputsError, RunSource
+from .workflow import RunLayout
 
 LOG_LINES = 5000  # endpoint_and_sizing.md §5: `osmo workflow logs <id> -t <task> -n 5000`
 LARGE_RUN_BYTES = 2 << 30  # above ~2 GB the upstream offers `anomaly/` + logs only
@@ -35,7 +35,7 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def fetch_logs(flow: Flow, stages: list[str], workflow_id: str, logs_dir: Path) -> tuple[list[str], list[str]]:
+def fetch_logs(flow: RunLayout, stages: list[str], workflow_id: str, logs_dir: Path) -> tuple[list[str], list[str]]:
     """Dump `osmo workflow logs <id> -t <task> -n 5000` per task whose stage exists; `(tasks, notes)`."""
     osmo = shutil.which("osmo")
     if osmo is None:
@@ -94,7 +94,7 @@ def write_zip(download_dir: Path, zip_path: Path, name: str) -> None:
 
 def download_run(
     source: RunSource,
-    flow: Flow,
+    flow: RunLayout,
     dest: Path,
     *,
     only: list[str] | None = None,
@@ -103,13 +103,13 @@ def download_run(
     jobs: int = 8,
     allow_missing: bool = False,
 ) -> DownloadResult:
-    """Fetch the flow's stages (or `only` those) plus task logs, zip them; the zip path is in the result."""
+    """Fetch the workflow's stages (or `only` those) plus task logs, zip them; the zip path is in the result."""
     if only:
         unknown = [s for s in only if s not in flow.stage_dirs]
         if unknown:
             raise OutputsError(
-                f"--only {', '.join(unknown)}: not a stage of flow {flow.name}",
-                hint=f"stages of {flow.name}: {', '.join(flow.stage_dirs)}",
+                f"--only {', '.join(unknown)}: not a stage workflow {flow.title} writes",
+                hint=f"stages of {flow.title}: {', '.join(flow.stage_dirs)}",
             )
     dest = dest.expanduser().resolve()
     download_dir = dest / "download"
@@ -126,7 +126,7 @@ def download_run(
         raise OutputsError(
             f"nothing to download: {', '.join(d + '/' for d in (only or flow.stage_dirs))} of run "
             f"{source.name!r} at {source.where} hold no files",
-            hint="check --only / --flow against the stages the run wrote",
+            hint="check --only / --workflow against the stages the run wrote",
         )
     if source.skipped_keys:
         notes.append(f"skipped {len(source.skipped_keys)} key(s) with unsafe paths, e.g. {source.skipped_keys[0]!r}")
@@ -146,11 +146,9 @@ def download_run(
 
     logs: list[str] = []
     if workflow_id:
-        # Every task that ran, even with --only or a missing stage (a failed task's log is the one
-        # most wanted); optional stages that are absent were never scheduled, so have no task.
-        present = set(source.present_stages())
-        ran = [s for s in flow.stage_dirs if s in present or not flow.stage(s).optional]
-        logs, log_notes = fetch_logs(flow, ran, workflow_id, download_dir / "logs")
+        # Every task the workflow schedules, even with --only or a missing stage (a failed task's
+        # log is the one most wanted).
+        logs, log_notes = fetch_logs(flow, list(flow.stage_dirs), workflow_id, download_dir / "logs")
         for n in log_notes:
             _say(f"note: {n}")
         notes += log_notes

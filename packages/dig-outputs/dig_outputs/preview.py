@@ -14,9 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from . import images
-from .columns import COLUMNS, IMAGE_SUFFIXES, INFER, Column, Row, build_rows, choose, missing_columns
-from .flows import Flow
+from .columns import (
+    EXPECTED,
+    IMAGE_SUFFIXES,
+    INFER,
+    Column,
+    Row,
+    build_rows,
+    choose,
+    columns_for,
+    missing_columns,
+)
 from .source import OutputsError, RunSource
+from .workflow import RunLayout
 
 DEFAULT_SAMPLES = 8
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -85,7 +95,7 @@ def read_defect_types(source: RunSource, scratch: Path) -> Counter:
     return Counter((row.get(col) or "").strip() for row in reader if (row.get(col) or "").strip())
 
 
-def summarize(source: RunSource, flow: Flow, stages: list[str], scratch: Path) -> Summary:
+def summarize(source: RunSource, flow: RunLayout, stages: list[str], scratch: Path) -> Summary:
     counts = []
     for s in flow.stage_dirs:
         entries = source.list_stage(s) if s in stages else []
@@ -101,16 +111,16 @@ def summarize(source: RunSource, flow: Flow, stages: list[str], scratch: Path) -
     defect_types = read_defect_types(source, scratch) if "anomaly" in stages else Counter()
     materials: set[str] = set()
     label = "Materials"
-    if flow.name == "structural":
+    if flow.layout == "structural":
         label = "Defect modes"
         for e in source.list_stage("structural_defect"):
             parts = e.path.split("/")
             if len(parts) > 3 and parts[1] == "cropped":
                 materials.add(parts[2])
     else:
-        crop_stage = {"day0": "usd2roi-components", "good_image": "usd2roi-components", "day1": "usd2roi-day1"}
-        if flow.name in crop_stage and crop_stage[flow.name] in stages:
-            for e in source.list_stage(crop_stage[flow.name]):
+        crop_stage = {"crops": "usd2roi-components", "day1": "usd2roi-day1"}
+        if flow.layout in crop_stage and crop_stage[flow.layout] in stages:
+            for e in source.list_stage(crop_stage[flow.layout]):
                 parts = e.path.split("/")
                 if len(parts) > 3 and parts[1] == "crop":
                     materials.add(parts[2])
@@ -176,7 +186,7 @@ def _size(n: int) -> str:
 
 
 def render_html(
-    name: str, flow: Flow, where: str, columns: tuple[Column, ...], rows: list[tuple[Row, list[Cell | None]]],
+    name: str, flow: RunLayout, where: str, columns: tuple[Column, ...], rows: list[tuple[Row, list[Cell | None]]],
     summary: Summary,
 ) -> str:
     """The page; every string from storage goes through `html.escape`."""
@@ -185,7 +195,7 @@ def render_html(
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>dig preview · {_e(name)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>{_e(name)} <small>{_e(flow.title)} ({_e(flow.name)})</small></h1>",
+        f"<h1>{_e(name)} <small>{_e(flow.title)}</small></h1>",
         f'<p class="meta">source: {_e(where)}</p>',
         '<table class="summary" id="stage-counts"><thead><tr><th>Stage</th><th>Files</th><th>Images</th>'
         "<th>Size</th></tr></thead><tbody>",
@@ -194,8 +204,7 @@ def render_html(
         if s.present:
             out.append(f"<tr><td>{_e(s.stage)}/</td><td>{s.files}</td><td>{s.images}</td><td>{_size(s.bytes)}</td></tr>")
         else:
-            why = "not scheduled" if flow.stage(s.stage).optional else "missing"
-            out.append(f'<tr class="absent"><td>{_e(s.stage)}/</td><td colspan="3">{why}</td></tr>')
+            out.append(f'<tr class="absent"><td>{_e(s.stage)}/</td><td colspan="3">missing</td></tr>')
     out.append("</tbody></table>")
     mats = " ".join(f'<span class="tag">{_e(m)}</span>' for m in summary.materials) or "—"
     out.append(f'<div class="facts"><div id="materials"><b>{_e(summary.material_label)}:</b> {mats}</div>')
@@ -257,7 +266,7 @@ def _prepare_dest(dest: Path, force: bool) -> None:
 
 
 def build_preview(
-    source: RunSource, flow: Flow, dest: Path, *, samples: int = DEFAULT_SAMPLES, force: bool = False
+    source: RunSource, flow: RunLayout, dest: Path, *, samples: int = DEFAULT_SAMPLES, force: bool = False
 ) -> PreviewResult:
     """Write `<dest>/index.html` with images under `<dest>/col<K>/`; the result names the index."""
     if samples < 1:
@@ -265,12 +274,12 @@ def build_preview(
     dest = dest.expanduser().resolve()
     stages, notes = source.check_stages(flow)
     _prepare_dest(dest, force)
-    columns = COLUMNS[flow.name]
+    columns = columns_for(flow.layout, flow.stage_dirs)
     with tempfile.TemporaryDirectory(prefix="dig-preview-") as tmp:
         scratch = Path(tmp)
         summary = summarize(source, flow, stages, scratch)
         summary.notes += notes
-        candidates = build_rows(flow.name, source, stages)
+        candidates = build_rows(flow.layout, source, stages)
         complete = []
         for r in candidates:
             miss = missing_columns(r, columns)
@@ -281,10 +290,11 @@ def build_preview(
         summary.candidates, summary.complete = len(candidates), len(complete)
         if columns and not complete:
             summary.notes.append(
-                f"no complete samples: {len(candidates)} candidate(s), none with every column"
-                if candidates else "no samples found in the expected layout (storage_layout.md §5)"
+                (f"no complete samples: {len(candidates)} candidate(s), none with every column"
+                 if candidates else "no samples found in the expected layout (storage_layout.md §5)")
+                + f"; a sample needs {EXPECTED[flow.layout]}"
             )
-        chosen = choose(complete, samples, per_group=flow.name == "structural")
+        chosen = choose(complete, samples, per_group=flow.layout == "structural")
         rendered = [
             (r, [_copy_cell(source, r, c, k, i, dest, scratch) for k, c in enumerate(columns, start=1)])
             for i, r in enumerate(chosen)

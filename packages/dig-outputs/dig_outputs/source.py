@@ -7,9 +7,10 @@ import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .flows import Flow
-
+if TYPE_CHECKING:
+    from .workflow import RunLayout
 
 class OutputsError(Exception):
     """A user-facing failure: first line says what is wrong, `hint` says what to do."""
@@ -76,27 +77,23 @@ class RunSource(ABC):
         return dest
 
     def check_stages(
-        self, flow: Flow, wanted: list[str] | None = None, *, allow_missing: bool = False
+        self, run: RunLayout, wanted: list[str] | None = None, *, allow_missing: bool = False
     ) -> tuple[list[str], list[str]]:
-        """`(stages to use, notes)`; a missing required stage raises `OutputsError` (a note if allowed)."""
+        """`(stages to use, notes)`; a stage the workflow writes but the run lacks raises `OutputsError`."""
         present = set(self.present_stages())
-        wanted = list(wanted) if wanted else list(flow.stage_dirs)
-        missing_required = [s for s in wanted if s not in present and not flow.stage(s).optional]
-        notes = [
-            f"{s}/ not present (only written when scheduled)"
-            for s in wanted
-            if s not in present and flow.stage(s).optional
-        ]
-        if missing_required and allow_missing:
-            notes += [f"{s}/ missing (required by flow {flow.name}); fetching the rest" for s in missing_required]
-        elif missing_required:
+        wanted = list(wanted) if wanted else list(run.stage_dirs)
+        missing = [s for s in wanted if s not in present]
+        notes: list[str] = []
+        if missing and allow_missing:
+            notes += [f"{s}/ missing (written by task {run.stage(s).task}); fetching the rest" for s in missing]
+        elif missing:
             have = ", ".join(sorted(present)) or "nothing"
             raise OutputsError(
                 f"run {self.name!r} at {self.where} is missing stage(s) "
-                f"{', '.join(d + '/' for d in missing_required)} required by flow {flow.name} "
-                f"({flow.title}: {', '.join(flow.stage_dirs)}); present: {have}",
+                f"{', '.join(d + '/' for d in missing)} that workflow {run.title} writes "
+                f"({', '.join(f'{s.dir}/ by {s.task}' for s in run.stages)}); present: {have}",
                 hint="the run may have failed or still be running (check `osmo workflow query <id>`), "
-                "or --flow / --name does not match the run; `download --allow-missing` fetches what exists",
+                "or --workflow / --name does not match the run; `download --allow-missing` fetches what exists",
             )
         return [s for s in wanted if s in present], notes
 

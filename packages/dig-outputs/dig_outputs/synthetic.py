@@ -219,6 +219,23 @@ def _finetune(run: SyntheticRun, name: str) -> None:
     _write(run, f"finetune/{job}/valid/100/valid_kpi.csv", "kpi,Average\nfid,1.0\n")
 
 
+# The compiled workflow each synthetic run stands for (the shipped goldens): tests and the demo read
+# stages from it exactly as a user's `--workflow FILE` is read.
+GOLDEN = Path(__file__).resolve().parents[3] / "golden"
+GOLDEN_WORKFLOWS = {
+    "day0": "day0/pcb__0603_H100__finetune.yaml",
+    "good_image": "good_image/pcb__0603_H100.yaml",
+    "structural": "structural/pcb__0603_H100.yaml",
+    "day1": "day1/pcb__0603_H100__pretrained.yaml",
+    "day1_manual_roi": "day1_manual_roi/pcb__pretrained.yaml",
+    "finetune": "finetune/pcb.yaml",
+}
+
+
+def golden_workflow(flow: str) -> Path:
+    return GOLDEN / GOLDEN_WORKFLOWS[flow]
+
+
 def build_run(
     run_dir: Path,
     flow: str,

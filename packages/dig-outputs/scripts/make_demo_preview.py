@@ -7,10 +7,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from dig_outputs.flows import get_flow
 from dig_outputs.preview import build_preview
 from dig_outputs.source import LocalRun
-from dig_outputs.synthetic import build_run
+from dig_outputs.synthetic import build_run, golden_workflow
+from dig_outputs.workflow import read_workflow
 
 REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         source = LocalRun(run_dir, RUN_NAME)
         # The temp path would make the committed PNG change on every regeneration.
         source.where = "synthetic run (packages/dig-outputs/scripts/make_demo_preview.py)"
-        result = build_preview(source, get_flow("day0"), work / "preview", samples=args.samples, force=True)
+        result = build_preview(source, read_workflow(golden_workflow("day0")), work / "preview", samples=args.samples, force=True)
         screenshot(result.index, Path(args.png))
     print(Path(args.png).resolve())
     return 0

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from dig_outputs.columns import COLUMNS, Row, choose
-from dig_outputs.flows import get_flow
+from dig_outputs.columns import Row, choose, columns_for
 from dig_outputs.preview import build_preview
 from dig_outputs.source import LocalRun
+from dig_outputs.synthetic import golden_workflow
+from dig_outputs.workflow import read_workflow
 
 CHROMIUM = "/usr/bin/chromium"
 # Measured working here (ENVIRONMENT_NOTES.md); the extra flags keep chromium off the network.
@@ -21,6 +22,11 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
 pytestmark = pytest.mark.browser
+
+
+def cols(flow: str):
+    wf = read_workflow(golden_workflow(flow))
+    return columns_for(wf.layout, wf.stage_dirs)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,7 @@ def _expected_rows(flow: str, complete: list[str], n: int) -> list[str]:
 def test_outputs_browser_preview(flow, runs, tmp_path, browser):
     b = _need(browser)
     run = runs[flow]
-    result = build_preview(LocalRun(run.run_dir, run.run_dir.name), get_flow(flow), tmp_path / "preview")
+    result = build_preview(LocalRun(run.run_dir, run.run_dir.name), read_workflow(golden_workflow(flow)), tmp_path / "preview")
     page = b.new_page(viewport={"width": 1280, "height": 900})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
@@ -79,9 +85,9 @@ def test_outputs_browser_preview(flow, runs, tmp_path, browser):
     assert images, "no images on the page"
     bad = [i for i in images if not (i["ok"] and i["w"] > 0)]
     assert not bad, f"images that did not load: {bad}"
-    assert headers == ["Sample"] + [c.title for c in COLUMNS[flow]]
+    assert headers == ["Sample"] + [c.title for c in cols(flow)]
     assert rows == _expected_rows(flow, run.complete_rows, 8)
-    assert len(images) + blanks == len(rows) * len(COLUMNS[flow])
+    assert len(images) + blanks == len(rows) * len(cols(flow))
     # Self-contained: the page and its images are the only things fetched, all from disk.
     assert requests and all(u.startswith("file://") for u in requests), requests
     assert shot.stat().st_size > 1000

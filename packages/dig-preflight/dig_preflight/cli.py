@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .flows import (
-    BUILTIN_USECASES,
-    DEFAULT_BOARD,
-    DEFAULT_ROOT,
-    DEFAULT_SCENE,
-    FLOWS,
-    FlowRequest,
-    UsageError,
-    parse_anomaly_types,
-    required_artifacts,
-)
 from .report import Report
 
+MAX_ATTEMPTS = 20
 STORAGE_EXITS = """exit codes (urls, workflow):
   0  every required artifact present (and runs/<name>/ free)
   1  something is missing, empty, malformed or would be overwritten (incl. a missing bucket)
-  2  usage error (unknown flow, flow/usecase combination without flow code, bad arguments or YAML)
+  2  usage error (a request the compiler refuses, bad arguments, unreadable or non-workflow YAML)
   3  storage could not be read: access denied, endpoint unreachable, throttled / 5xx after retries"""
 CRED_EXITS = """exit codes (credentials):
   0  HF token well-formed and OSMO hf-token present (or osmo CLI absent: OSMO check skipped)
@@ -40,12 +29,51 @@ POD_EXITS = """exit codes (pod-template):
   4  environment problem: osmo missing, unreadable/non-JSON template, bad arguments"""
 
 
+def _endpoint_url(value: str) -> str:
+    """An http(s) URL with a host and a valid port: what botocore can talk S3 to."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError for a port outside 0..65535
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a URL ({exc}): {value!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL with a host, got {value!r}")
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535, got {value!r}")
+    return value
+
+
+def _attempts(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {MAX_ATTEMPTS}, got {value!r}") from None
+    if not 1 <= n <= MAX_ATTEMPTS:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to {MAX_ATTEMPTS}, got {value!r}")
+    return n
+
+
+def _run_name(value: str) -> str:
+    """The compiler's own run-name rule (compiler.knobs.RUN_NAME), so preflight and compile agree."""
+    import re
+
+    from compiler.knobs import RUN_NAME, pattern_hint
+
+    if len(value) > 64 or not re.fullmatch(RUN_NAME, value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a run name the compiler accepts: {pattern_hint(RUN_NAME)}")
+    return value
+
+
 def _add_s3_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("storage access (defaults from AWS_* environment variables)")
-    g.add_argument("--endpoint-url", help="S3 endpoint, e.g. http://localhost:30090 (AWS_ENDPOINT_URL)")
+    g.add_argument("--endpoint-url", type=_endpoint_url,
+                   help="S3 endpoint, e.g. http://localhost:30090 (AWS_ENDPOINT_URL)")
     g.add_argument("--profile", help="AWS profile (AWS_PROFILE)")
     g.add_argument("--region", help="region (AWS_REGION / AWS_DEFAULT_REGION; default us-east-1)")
-    g.add_argument("--max-attempts", type=int, help="total attempts per request incl. retries (AWS_MAX_ATTEMPTS; 4)")
+    g.add_argument("--max-attempts", type=_attempts,
+                   help=f"total attempts per request incl. retries, 1-{MAX_ATTEMPTS} (AWS_MAX_ATTEMPTS; 4)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,27 +86,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    u = sub.add_parser("urls", help="check the storage artifacts a flow reads", epilog=STORAGE_EXITS, formatter_class=fmt)
-    u.add_argument("--flow", required=True, choices=FLOWS)
-    u.add_argument("--usecase", default="pcb", help=f"{', '.join(BUILTIN_USECASES)} or a custom name (default pcb)")
-    u.add_argument("--root", default=os.environ.get("DIG_URL_ROOT") or DEFAULT_ROOT,
-                   help=f"dig_url_root (DIG_URL_ROOT; default {DEFAULT_ROOT})")
-    u.add_argument("--checkpoint-step", type=int, help="checkpoint iteration (default: the use case's shipped step)")
-    u.add_argument("--use-pretrained-checkpoint", action=argparse.BooleanOptionalAction, default=True,
-                   help="require models/<usecase> (default yes; --no-... for finetune-from-scratch)")
-    u.add_argument("--anomaly-types", help='JSON list of [material, defect] pairs (default: the use case\'s)')
-    u.add_argument("--name", help="run name: runs/<name>/ must not exist yet")
-    u.add_argument("--board", default=DEFAULT_BOARD, help=f"PCBA board (default {DEFAULT_BOARD})")
-    u.add_argument("--scene-filename", default=DEFAULT_SCENE, help=f"scene USD (default {DEFAULT_SCENE})")
-    u.add_argument("--real-image-filename", help="board photo under the assets root (default: from --board)")
-    u.add_argument("--zip-root", help="setup glass: prefix holding mobile_screen.zip (default <root>/uploads/glass-zip)")
+    u = sub.add_parser(
+        "urls", help="compile a request, then check what the compiled workflow reads (shortcut for `workflow`)",
+        epilog=STORAGE_EXITS, formatter_class=fmt,
+        description="Compiles flow=FLOW usecase=USECASE [board=BOARD] [OVERRIDE ...] in memory with the compiler "
+                    "(nothing is written) and checks the compiled workflow exactly as `workflow FILE` does.",
+    )
+    u.add_argument("--flow", required=True, help="flow (a conf/flow option: day0, day1, ...)")
+    u.add_argument("--usecase", default="pcb", help="use case (a conf/usecase option; default pcb)")
+    u.add_argument("--board", help="board (a conf/board option; default: the use case's)")
+    u.add_argument("--root", help="dig_url_root (default: DIG_URL_ROOT, else the compiler's preference/suggestion)")
+    u.add_argument("--name", type=_run_name, help="run name: runs/<name>/ must not exist yet")
+    u.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="compiler overrides, e.g. knobs.use_usd2roi_day1=false knobs.checkpoint_step=13000")
     u.add_argument("--json", action="store_true", help="JSON report on stdout")
     _add_s3_args(u)
 
     w = sub.add_parser("workflow", help="check every URL input, output run and credential of a compiled workflow",
                        epilog=STORAGE_EXITS, formatter_class=fmt)
     w.add_argument("file", type=Path, help="compiled workflow YAML")
-    w.add_argument("--name", help="run name to check when the YAML still holds {{ name }}")
+    w.add_argument("--name", type=_run_name, help="run name to check when the YAML still holds {{ name }}")
     w.add_argument("--no-osmo", action="store_true", help="skip the OSMO credential lookup")
     w.add_argument("--json", action="store_true")
     _add_s3_args(w)
@@ -120,55 +147,95 @@ def _usage(command: str, message: str, as_json: bool) -> int:
     return 2
 
 
+def compile_for_urls(args: argparse.Namespace):
+    """Compile the request with the compiler's own pipeline (in memory); the `Compiled` result."""
+    from compiler.compose import parse_overrides
+    from compiler.pipeline import compile_request
+    from compiler.prefs import load_prefs
+
+    for arg in (args.flow, args.usecase, args.board):
+        if arg is not None and ("=" in arg or not arg):
+            raise UsageError(f"--flow/--usecase/--board take an option name, got {arg!r}")
+    overrides = [f"flow={args.flow}", f"usecase={args.usecase}"]
+    if args.board is not None:
+        overrides.append(f"board={args.board}")
+    root = args.root or os.environ.get("DIG_URL_ROOT")
+    if root:
+        overrides.append(f"dig_url_root={root}")
+    if args.name:
+        overrides.append(f"name={args.name}")
+    return compile_request(parse_overrides(overrides + list(args.overrides)), prefs=load_prefs())
+
+
+class UsageError(ValueError):
+    """Arguments that name no supported check (exit 2)."""
+
+
 def cmd_urls(args: argparse.Namespace) -> int:
-    from .storage import StoragePreflight
+    import yaml
+
+    from compiler.errors import DigError
 
     label = f"urls {args.flow} {args.usecase}"
     try:
-        req = FlowRequest(
-            flow=args.flow, usecase=args.usecase, root=args.root, checkpoint_step=args.checkpoint_step,
-            use_pretrained_checkpoint=args.use_pretrained_checkpoint,
-            anomaly_types=parse_anomaly_types(args.anomaly_types) if args.anomaly_types else None,
-            name=args.name, board=args.board, scene_filename=args.scene_filename,
-            real_image_filename=args.real_image_filename, zip_root=args.zip_root,
-        )
-        artifacts = required_artifacts(req)
-    except (UsageError, json.JSONDecodeError) as exc:
-        return _usage(label, str(exc), args.json)
-    report = Report(label)
-    if not artifacts:
-        report.notes.append(f"flow {args.flow} ({args.usecase}) reads nothing from storage; nothing to check")
-        return _emit(report, args.json)
-    try:
-        StoragePreflight(_store(args), report).run(artifacts)
-    except Exception as exc:  # a StorageError raised outside a check (bad profile): say it, exit 3
-        from .s3 import StorageError
-
-        if not isinstance(exc, StorageError):
-            raise
-        report.add("storage", "error", "", exc.message, exc.hint)
-        report.exit_code = 3
-    return _emit(report, args.json)
+        compiled = compile_for_urls(args)
+    except (DigError, UsageError) as exc:
+        return _usage(label, exc.format() if isinstance(exc, DigError) else str(exc), args.json)
+    notes = [f"compiled {compiled.key}: " + " ".join(d.format().split()) for d in compiled.diagnostics]
+    return check_workflow(label, yaml.safe_load(compiled.text), args, name=None, credentials=False, notes=notes)
 
 
-def cmd_workflow(args: argparse.Namespace) -> int:
+def _read_workflow(path: Path):
     import yaml
 
+    from .requirements import WorkflowError
+
+    if not path.is_file():
+        raise WorkflowError(f"{path}: not a regular file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WorkflowError(f"{path}: not UTF-8 text (byte {exc.start}): a compiled workflow is UTF-8 YAML") from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise WorkflowError(f"{path}: not YAML: {str(exc).splitlines()[0]}") from None
+
+
+def check_workflow(label: str, doc, args: argparse.Namespace, *, name: str | None, credentials: bool,
+                   notes: list[str] | None = None) -> int:
+    """The one storage check: requirements(doc) against S3, plus the workflow's OSMO credentials."""
     from .credentials import check_osmo_credential, list_osmo_credentials
     from .osmo import osmo_path
+    from .requirements import WorkflowError
     from .storage import StoragePreflight
-    from .workflow import WorkflowError, workflow_needs
+    from .workflow import workflow_needs
 
-    label = f"workflow {args.file}"
     try:
-        doc = yaml.safe_load(args.file.read_text(encoding="utf-8"))
-        needs = workflow_needs(doc, name=args.name)
-    except (OSError, yaml.YAMLError, WorkflowError, UsageError) as exc:
+        needs = workflow_needs(doc, name=name)
+    except WorkflowError as exc:
         return _usage(label, str(exc), args.json)
-    report = Report(label, notes=list(needs.notes))
+    report = Report(label, notes=list(notes or []) + list(needs.notes))
+    other = [a.url for a in needs.artifacts if not a.url.startswith("s3://")]
+    if other:
+        return _usage(label, f"this preflight reads s3:// storage only; the workflow reads {other[0]}", args.json)
     if needs.artifacts:
-        StoragePreflight(_store(args), report).run(needs.artifacts)
-    if needs.credentials:
+        try:
+            store = _store(args)
+        except ValueError as exc:  # e.g. AWS_MAX_ATTEMPTS=abc in the environment
+            return _usage(label, str(exc), args.json)
+        try:
+            StoragePreflight(store, report).run(needs.artifacts)
+        except Exception as exc:  # a StorageError raised outside a check (bad profile): say it, exit 3
+            from .s3 import StorageError
+
+            if not isinstance(exc, StorageError):
+                raise
+            report.add("storage", "error", "", exc.message, exc.hint)
+            report.exit_code = 3
+    else:
+        report.notes.append("the workflow reads nothing from storage and writes no runs/<name>/: nothing to check")
+    if credentials and needs.credentials:
         if args.no_osmo or osmo_path() is None:
             why = "--no-osmo" if args.no_osmo else "osmo CLI not on PATH"
             for cred, keys in sorted(needs.credentials.items()):
@@ -185,6 +252,17 @@ def cmd_workflow(args: argparse.Namespace) -> int:
         statuses = {c.status for c in report.checks}
         report.exit_code = 3 if "error" in statuses else 1 if "fail" in statuses else 0
     return _emit(report, args.json)
+
+
+def cmd_workflow(args: argparse.Namespace) -> int:
+    from .requirements import WorkflowError
+
+    label = f"workflow {args.file}"
+    try:
+        doc = _read_workflow(args.file)
+    except (OSError, WorkflowError) as exc:
+        return _usage(label, str(exc), args.json)
+    return check_workflow(label, doc, args, name=args.name, credentials=True)
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
@@ -205,8 +283,8 @@ def cmd_pod_template(args: argparse.Namespace) -> int:
         return _emit(report, args.json)
     if args.file:
         try:
-            doc = yaml.safe_load(args.file.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
+            doc = yaml.safe_load(args.file.read_bytes().decode("utf-8"))
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: non-UTF-8, a NUL in the path
             report.add("read POD_TEMPLATE", "fail", str(args.file), f"cannot read: {exc}", "pass a JSON/YAML file")
             report.exit_code = EXIT_ENV
             return _emit(report, args.json)

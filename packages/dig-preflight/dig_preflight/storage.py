@@ -6,8 +6,8 @@ import json
 import posixpath
 from collections.abc import Iterable
 
-from .flows import DEFAULT_SCENE, Artifact, checkpoint_filename
 from .report import ERROR, FAIL, OK, SKIP, WARN, Report
+from .requirements import SCENE_TREES, Requirement, checkpoint_filename
 from .s3 import (
     AccessDenied,
     EndpointUnreachable,
@@ -24,8 +24,6 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # A basename search (scene USD / real photo not at the documented path) looks at this many keys
 # at most, so one misplaced file cannot turn a preflight into a scan of a huge assets tree.
 SEARCH_LIMIT = 5000
-SPARK_TREE_DIRS = ("materials", "component", "ECAD_3D", "PCBA")
-SPARK_TREE_FILES = ("pcba_main_s_detail.usd", "pcba_base.usd", "aoi_ring_light.usda")
 SETUP_HINT = "run the matching setup flow (setup usecase=<u>, setup_pretrained) or upload it under the root"
 
 
@@ -41,7 +39,7 @@ class _Abort(Exception):
 
 
 class StoragePreflight:
-    """Runs `Artifact` checks against one `S3Store`, appending `Check` rows to a `Report`."""
+    """Runs `Requirement` checks against one `S3Store`, appending `Check` rows to a `Report`."""
 
     def __init__(self, store: S3Store, report: Report):
         self.store = store
@@ -50,7 +48,7 @@ class StoragePreflight:
 
     # -- driver --------------------------------------------------------------------------------
 
-    def run(self, artifacts: Iterable[Artifact]) -> Report:
+    def run(self, artifacts: Iterable[Requirement]) -> Report:
         artifacts = list(artifacts)
         bad_buckets: set[str] = set()
         try:
@@ -99,7 +97,7 @@ class StoragePreflight:
         self.report.add("bucket", OK, target, f"reachable at {self.store.endpoint}")
         return True
 
-    def _guarded(self, art: Artifact) -> None:
+    def _guarded(self, art: Requirement) -> None:
         try:
             getattr(self, f"_check_{art.kind}")(art)
         except NoSuchBucket as exc:
@@ -122,7 +120,7 @@ class StoragePreflight:
             self.report.add(name, ERROR, target, exc.message, exc.hint)
             return _FAILED
 
-    def _nonempty(self, art: Artifact) -> bool:
+    def _nonempty(self, art: Requirement) -> bool:
         """Row for 'prefix present and holds a non-empty object'; False when it does not."""
         bucket, prefix = parse_url(art.url)
         key = self.store.first_key(bucket, prefix, nonempty=True)
@@ -173,10 +171,10 @@ class StoragePreflight:
 
     # -- artifact kinds ------------------------------------------------------------------------
 
-    def _check_prefix(self, art: Artifact) -> None:
+    def _check_prefix(self, art: Requirement) -> None:
         self._nonempty(art)
 
-    def _check_pretrained(self, art: Artifact) -> None:
+    def _check_pretrained(self, art: Requirement) -> None:
         # setup_pretrained writes {{output}}/pretrained: the artifact holds a pretrained/ tree,
         # which finetune reads as <input>/pretrained and inference finds by name.
         if not self._nonempty(art):
@@ -191,12 +189,12 @@ class StoragePreflight:
                             "no pretrained/ tree inside (finetune reads <input>/pretrained)",
                             "run setup_pretrained, or upload so that the tree sits under models/pretrained/pretrained/")
 
-    def _check_checkpoint(self, art: Artifact) -> None:
+    def _check_checkpoint(self, art: Requirement) -> None:
         if not self._nonempty(art):
             return
         bucket, prefix = parse_url(art.url)
         step = int(art.params["step"])
-        hint = f"upload ag_config.yaml and {checkpoint_filename(step)} to {art.url}/ or pass the step it holds"
+        hint = f"upload ag_config.yaml and {checkpoint_filename(step)} to {art.url}/ or compile with knobs.checkpoint_step=<the step it holds>"
         cfg_name = f"{art.role}: ag_config.yaml"
         self._sub(cfg_name, art.url, self._check_ag_config, art, cfg_name, bucket, _join(prefix, "ag_config.yaml"), hint)
         fname = checkpoint_filename(step)
@@ -214,12 +212,12 @@ class StoragePreflight:
             self.report.add(
                 f"{art.role}: step {step}", FAIL, f"{art.url}/{fname}",
                 f"checkpoint step {step} absent; steps present: {found}",
-                f"pass --checkpoint-step {have[-1]}" if have else hint,
+                f"compile with knobs.checkpoint_step={have[-1]}" if have else hint,
             )
             return
         self.report.add(f"{art.role}: step {step}", OK, f"{art.url}/{fname}")
 
-    def _check_ag_config(self, art: Artifact, name: str, bucket: str, key: str, hint: str) -> None:
+    def _check_ag_config(self, art: Requirement, name: str, bucket: str, key: str, hint: str) -> None:
         url = f"s3://{bucket}/{key}"
         try:
             data = self.store.get_bytes(bucket, key)
@@ -245,7 +243,7 @@ class StoragePreflight:
         else:
             self.report.add(tax_name, OK, url, f"all {len(pairs)} pairs in the checkpoint's anomaly_types")
 
-    def _check_raw(self, art: Artifact) -> None:
+    def _check_raw(self, art: Requirement) -> None:
         if not self._nonempty(art):
             return
         bucket, prefix = parse_url(art.url)
@@ -275,7 +273,7 @@ class StoragePreflight:
             name = f"{art.role}: mask {material}/{defect}"
             self._sub(name, art.url, self._check_mask, art, bucket, prefix, material, defect)
 
-    def _check_mask(self, art: Artifact, bucket: str, prefix: str, material: str, defect: str) -> None:
+    def _check_mask(self, art: Requirement, bucket: str, prefix: str, material: str, defect: str) -> None:
         # The pods' submask rule: <root>/<M>/mask/<D>/, the same under the root's first
         # sub-directory (one wrapper level, e.g. pcb's PCB/), then flat <root>/<D>/ (custom uploads).
         direct = _join(prefix, material, "mask", defect)
@@ -300,28 +298,30 @@ class StoragePreflight:
             detail += f" (found non-images: {', '.join(posixpath.basename(k) for k in seen_other[:3])})"
         self.report.add(
             name, FAIL, art.url, detail,
-            "upload at least one mask image to <raw>/<material>/mask/<defect>/, or fix --anomaly-types "
+            "upload at least one mask image to <raw>/<material>/mask/<defect>/, or fix knobs.anomaly_types_json "
             "to match the checkpoint's ag_config.yaml anomaly_types",
         )
 
-    def _check_assets(self, art: Artifact) -> None:
+    def _check_assets(self, art: Requirement) -> None:
         if not self._nonempty(art):
             return
         bucket, prefix = parse_url(art.url)
-        if art.params.get("scene") == DEFAULT_SCENE:
-            # spark_lighting.usd references its peers by relative path: the whole tree must be there.
+        scene = art.params.get("scene")
+        if scene in SCENE_TREES:
+            # The scene references its peers by relative path: the whole tree must be there.
+            tree_dirs, tree_files = SCENE_TREES[scene]
             dirs, files = self._children_of(bucket, prefix)
-            lacking = [f"{d}/" for d in SPARK_TREE_DIRS if d not in dirs] + [f for f in SPARK_TREE_FILES if f not in files]
+            lacking = [f"{d}/" for d in tree_dirs if d not in dirs] + [f for f in tree_files if f not in files]
             if lacking:
                 self.report.add(f"{art.role}: USD tree", FAIL, art.url,
-                                f"missing beside {DEFAULT_SCENE}: {', '.join(lacking)} (dangling references)",
+                                f"missing beside {scene}: {', '.join(lacking)} (dangling references)",
                                 "upload the whole nvidia/Spark-AnomalyGen-USD tree, not only the top-level USD")
             else:
                 self.report.add(f"{art.role}: USD tree", OK, art.url,
-                                f"{', '.join(SPARK_TREE_DIRS)} and sublayers present")
+                                f"{', '.join(tree_dirs)} and sublayers present")
         for label, rel, hint in (
-            ("scene", art.params.get("scene"), "upload the scene USD tree, or pass --scene-filename"),
-            ("real photo", art.params.get("real_image"), "upload the board photo, or pass --real-image-filename"),
+            ("scene", art.params.get("scene"), "upload the scene USD tree, or compile with knobs.scene_filename=<file>"),
+            ("real photo", art.params.get("real_image"), "upload the board photo, or compile with knobs.real_image_filename=<file>"),
         ):
             if not rel:
                 continue
@@ -346,16 +346,17 @@ class StoragePreflight:
                     f"missing (also no {posixpath.basename(rel)!r} anywhere in the first {SEARCH_LIMIT} keys)", hint,
                 )
 
-    def _check_zip(self, art: Artifact) -> None:
+    def _check_zip(self, art: Requirement) -> None:
         bucket, prefix = parse_url(art.url)
-        key = _join(prefix, "mobile_screen.zip")
-        hint = "upload the Roboflow COCO export renamed to mobile_screen.zip under this prefix (uc3_zip_url_root)"
-        name = f"{art.role}: mobile_screen.zip"
+        fname = art.params["file"]
+        key = _join(prefix, fname)
+        hint = f"upload the Roboflow COCO export renamed to {fname} under this prefix (uc3_zip_url_root)"
+        name = f"{art.role}: {fname}"
         if self._head_file(name, bucket, key, hint) is None and self.store.exists_prefix(bucket, key):
-            self.report.checks[-1].detail = "is a directory (mobile_screen.zip/...), not a file: a key-form upload"
-            self.report.checks[-1].hint = "upload the file itself to the prefix: osmo data upload <prefix>/ mobile_screen.zip"
+            self.report.checks[-1].detail = f"is a directory ({fname}/...), not a file: a key-form upload"
+            self.report.checks[-1].hint = f"upload the file itself to the prefix: osmo data upload <prefix>/ {fname}"
 
-    def _check_run_absent(self, art: Artifact) -> None:
+    def _check_run_absent(self, art: Requirement) -> None:
         bucket, prefix = parse_url(art.url)
         keys = self.store.list_keys(bucket, dir_prefix(prefix), max_keys=1)
         if keys:
@@ -372,7 +373,7 @@ def _raise_no_bucket(bucket: str, store: S3Store) -> None:
     raise NoSuchBucket(
         f"bucket {bucket!r} does not exist at {store.endpoint}",
         bucket=bucket,
-        hint="check the bucket name in dig_url_root / --root, or create the bucket and run the setup flows",
+        hint="check the bucket name in dig_url_root, or create the bucket and run the setup flows",
     )
 
 

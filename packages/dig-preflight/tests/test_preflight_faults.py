@@ -41,6 +41,7 @@ def iam_user(s3_env: str):
                             PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
         key = iam.create_access_key(UserName=name)["AccessKey"]
         made.append(name)
+        _skip_unless_moto_verifies_listings(s3_env, key["AccessKeyId"], key["SecretAccessKey"])
         return key["AccessKeyId"], key["SecretAccessKey"]
 
     return make
@@ -49,20 +50,48 @@ def iam_user(s3_env: str):
 ALLOW_ALL = {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}
 
 
+def _skip_unless_moto_verifies_listings(endpoint: str, key_id: str, secret: str) -> None:
+    """Skip when the moto server refuses every signed ListObjectsV2 of an IAM user.
+
+    moto 5.2.1 answers SignatureDoesNotMatch to a correctly signed ListObjectsV2 (HeadBucket and
+    object reads verify), so every policy test would see 403 everywhere and pass or fail for
+    the wrong reason. Probe it with the allow-all policy first and say why when it cannot work.
+    """
+    import boto3
+    from botocore.exceptions import ClientError
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="dig-signature-probe")
+    _set_auth(endpoint, "0")
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id=key_id, aws_secret_access_key=secret)
+        s3.list_objects_v2(Bucket="dig-signature-probe", Prefix="dig/models/", MaxKeys=50)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "SignatureDoesNotMatch":
+            import moto
+
+            pytest.skip(f"moto {moto.__version__} rejects signed ListObjectsV2 requests of IAM users "
+                        "(SignatureDoesNotMatch): IAM policy denial cannot be tested against it")
+    finally:
+        _set_auth(endpoint, "inf")
+
+
 @pytest.mark.parametrize(
-    ("deny", "failing", "code"),
+    ("deny", "denied_under"),
     [
         # Explicit Deny of listing the bucket. AWS also denies HeadBucket then; moto authorizes
-        # HeadBucket separately, so here the first 403 is the first listing.
-        ({"Action": "s3:ListBucket", "Resource": "arn:aws:s3:::{b}"}, "pretrained models", 3),
-        # Explicit Deny of reads below datasets/: the bucket is fine, the dataset files are not.
-        ({"Action": "s3:GetObject", "Resource": "arn:aws:s3:::{b}/dig/datasets/*"},
-         "pcb raw dataset: defect_spec.jsonl", 3),
+        # HeadBucket separately, so every listing-based check is refused.
+        ({"Action": "s3:ListBucket", "Resource": "arn:aws:s3:::{b}"}, "dig/"),
+        # Explicit Deny of reads below datasets/: the bucket and models/ are fine, the dataset files are not.
+        ({"Action": "s3:GetObject", "Resource": "arn:aws:s3:::{b}/dig/datasets/*"}, "dig/datasets/"),
     ],
     ids=["deny-list-bucket", "deny-get-datasets"],
 )
 def test_preflight_access_denied_by_iam_policy(capsys, monkeypatch, make_bucket, snapshot, s3_env, iam_user,
-                                               deny, failing, code):
+                                               deny, denied_under):
+    # Which 403 comes first depends on the workflow's task order and on moto's policy evaluation
+    # order (5.2 differs from 5.0): assert on the set of refused rows, never on their order.
     bucket = make_bucket()
     before = snapshot(bucket)
     stmt = {"Effect": "Deny", **{k: v.format(b=bucket) for k, v in deny.items()}}
@@ -74,10 +103,16 @@ def test_preflight_access_denied_by_iam_policy(capsys, monkeypatch, make_bucket,
         rc, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
     finally:
         _set_auth(s3_env, "inf")
-    assert rc == code
-    first = bad(report)[0]
-    assert first["name"] == failing and first["status"] == "error"
-    assert "access denied (HTTP 403" in first["detail"] and bucket in first["hint"]
+    assert rc == 3
+    refused = bad(report)
+    assert refused and all(r["status"] == "error" for r in refused)
+    assert all("access denied (HTTP 403" in r["detail"] and bucket in r["hint"] for r in refused)
+    assert all(f"s3://{bucket}/{denied_under}" in r["target"] for r in refused), refused
+    if denied_under == "dig/datasets/":
+        names = [r["name"] for r in refused]
+        assert any(n.endswith("defect_spec.jsonl") for n in names), names
+        # models/ stays readable: the checkpoint files are checked and pass.
+        assert any(c["name"].endswith("ag_config.yaml") and c["status"] == "ok" for c in report["checks"])
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     assert snapshot(bucket) == before
 
@@ -111,7 +146,7 @@ def test_preflight_persistent_faults_stop_after_max_attempts(capsys, make_bucket
     assert rc == 3
     assert len(fault_proxy.hits_for("defect_spec.jsonl")) == 3  # bounded: exactly max-attempts, then stop
     (err,) = bad(report)
-    assert err["name"] == "pcb raw dataset: defect_spec.jsonl" and err["status"] == "error"
+    assert err["name"] == "raw dataset (infer-all-defects): defect_spec.jsonl" and err["status"] == "error"
     assert kind in err["detail"] and "dig/datasets/pcb/raw/defect_spec.jsonl" in err["detail"]
     # The other checks still ran and passed.
     assert sum(c["status"] == "ok" for c in report["checks"]) >= 8

@@ -83,7 +83,7 @@ def test_preflight_workflow_template_name_is_skipped_and_said(capsys, make_bucke
     names = [c["name"] for c in report["checks"]]
     assert "checkpoint (infer-all-defects): step 14000" in names
     assert "raw dataset (infer-all-defects): mask IC/bridge" in names
-    assert "assets (usd2roi-components): scene spark_lighting.usd" in names
+    assert "USD assets (usd2roi-components): scene spark_lighting.usd" in names
     assert "pretrained models (infer-all-defects)" in names
     assert not any(n.startswith("run ") for n in names)
     assert any("{{ name }}" in n and "skipped" in n for n in report["notes"])

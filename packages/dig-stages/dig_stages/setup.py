@@ -112,11 +112,12 @@ def run_data(opts: dict) -> int:
     cmd = [*_common.split_cmd(opts["python"]), "-m", f"scripts.utilities.{DATA_MODULES[usecase]}", str(out)]
     if usecase == "glass":
         zip_copy = Path(opts["tmp_dir"]) / "uc3_input.zip"
-        src = Path(opts["zip_dir"] or "") / GLASS_ZIP
+        zip_name = opts.get("zip_filename") or GLASS_ZIP  # the loader defaults it; direct callers may not
+        src = Path(opts["zip_dir"] or "") / zip_name
         if opts["zip_dir"] and src.is_file():
             shutil.copyfile(src, zip_copy)
         if not zip_copy.is_file():
-            _common.fail(f"{zip_copy} not present — uc3_zip_url_root may be wrong or {GLASS_ZIP} missing\n"
+            _common.fail(f"{zip_copy} not present — uc3_zip_url_root may be wrong or {zip_name} missing\n"
                          + _common.listing(opts["zip_dir"] or ".", 20))
         cmd += ["--zip", str(zip_copy), "--masks-from-hf"]
     _common.require_tool(cmd, what=DATA_MODULES[usecase], cwd=opts["ag_root"])
@@ -149,7 +150,8 @@ OPTIONS = {
         {"output_dir": ("path", None), "usecase": ("str", None), "script_uc": ("str", None), **TOOL_FIELDS},
         ["output_dir", "usecase"]),
     "setup-data": _common.options(
-        {"output_dir": ("path", None), "usecase": ("str", None), "zip_dir": ("path", None), **TOOL_FIELDS},
+        {"output_dir": ("path", None), "usecase": ("str", None), "zip_dir": ("path", None),
+         "zip_filename": ("str", GLASS_ZIP), **TOOL_FIELDS},
         ["output_dir", "usecase"]),
     "setup-assets": _common.options({"output_dir": ("path", None), **TOOL_FIELDS}, ["output_dir"]),
 }
