@@ -218,8 +218,10 @@ def build_board(args: argparse.Namespace) -> Board:
             "day0_crop": {"crop": {"classes": crop, "class_dirs": class_dirs}},
             "defect_image": {"scan_grid": {"x_num": x_num, "y_num": y_num},
                              "component_types": [t.name for t in chosen]},
+            # Day 1 frames one component: its crop classes are those of that instance's type
             "usd2roi_nvpcb": {"semantics": day1_sem, "camera": {"translate": cam_xy, "horizontal_aperture": aperture},
-                              "crop": {"classes": crop, "class_dirs": class_dirs}},
+                              "crop": {"classes": chosen[0].body_classes,
+                                       "class_dirs": {c: class_dirs[c] for c in chosen[0].body_classes}}},
         },
     }
     if ic_only:  # what the profile sets is not the board's own
@@ -351,8 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     shot = render_grid_preview(args.usd, board.pcba_target, board.day0_image, preview)
     print(f"\nwrote {path} ({len(board.text.splitlines())} lines)")
     print(f"preview {preview}: {shot['x_num']} x {shot['y_num']} cells, classes {shot['class_counts']}")
-    print("compiles (strict=true):\n" + "\n".join(self_check(args.name, args.config_dir, bool(args.real_image))))
+    checked = self_check(args.name, args.config_dir, bool(args.real_image))
+    print("compiles (strict=true):\n" + "\n".join(checked))
     print("what to check:\n" + "\n".join(f"  - {c}" for c in board.checks))
+    if any("FAILED" in line for line in checked):
+        print(f"dig board: error: {path} was written but does not compile every flow (see above)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -18,10 +18,15 @@ def load_option(group: str, option: str, searchpath: tuple[Path, ...] | list[Pat
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    overrides = [searchpath_override(searchpath)] if searchpath else []
+    # Hydra finds a primary config before it applies hydra.searchpath: start from the dir holding the
+    # option and search the others (conf/ included, for the bases it extends).
+    dirs = [CONF_DIR, *(Path(d).resolve() for d in searchpath)]
+    home = next((d for d in dirs if (d / group / f"{option}.yaml").is_file()), CONF_DIR)
+    rest = [d for d in dirs if d != home]
+    overrides = [searchpath_override(rest)] if rest else []
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dig"):
+        with initialize_config_dir(config_dir=str(home), version_base="1.3", job_name="dig"):
             cfg = compose(f"{group}/{option}", overrides=overrides)
             data = OmegaConf.to_container(cfg, resolve=False)
     finally:
