@@ -330,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         path = _board_path(args)
         if path.exists() and not args.force and not args.dry_run:
             raise ValueError(f"{path} exists: pass --force to overwrite it (or --dry-run to see the new file)")
+        try:
+            import dig_stages.board_discover  # noqa: F401  (usd-core: imported only for this command)
+        except ImportError as exc:
+            raise ValueError(f"reading a USD scene needs usd-core (pip install usd-core): {exc}") from None
         board = build_board(args)
     except UsageError as exc:
         print(f"dig board: error: {exc}", file=sys.stderr)

@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw
+from pxr import Usd, UsdGeom, UsdShade
+
+from dig_stages.usd_preview import collect_faces, render_cell
+from dig_stages.usd_scan import plan_scan_grid
+
 PAD, SOLDER = "pad", "solder"
 # Keywords in material names and prim names (lower case), in the order they are tried.
 KEYWORDS: list[tuple[str, str]] = [
@@ -77,17 +83,8 @@ class Scene:
     board_meshes: dict[str, Surface]  # board-level meshes outside instances that carry a class (paste mask)
 
 
-def _pxr():
-    try:
-        from pxr import Usd, UsdGeom, UsdShade
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise BoardError("usd-core is not installed (pip install usd-core): it reads the scene") from exc
-    return Usd, UsdGeom, UsdShade
-
-
 def open_stage(path: str | Path):
     """The stage at `path`, or a BoardError saying why it is not a USD scene."""
-    Usd, _, _ = _pxr()
     p = Path(path)
     if not p.is_file():
         raise BoardError(f"--usd {path}: no such file")
@@ -104,14 +101,12 @@ def open_stage(path: str | Path):
 
 def _is_placed(prim) -> bool:
     """An Xformable with authored transform ops: a prim the scene places somewhere (an instance)."""
-    _, UsdGeom, _ = _pxr()
     if not prim.IsA(UsdGeom.Xformable) or prim.IsA(UsdGeom.Mesh):
         return False
     return bool(UsdGeom.Xformable(prim).GetOrderedXformOps()) or prim.IsInstance()
 
 
 def _find_camera(stage) -> tuple[Found, Found, Found | None, float | None]:
-    _, UsdGeom, _ = _pxr()
     cams = [p for p in stage.Traverse() if p.IsA(UsdGeom.Camera)]
     if not cams:
         raise BoardError("the stage has no camera (UsdGeom.Camera prim): the scan moves the board camera; "
@@ -139,15 +134,11 @@ def _find_camera(stage) -> tuple[Found, Found, Found | None, float | None]:
 
 
 def _meshes_under(stage, prim) -> list:
-    _, UsdGeom, _ = _pxr()
-    from pxr import Usd
-
     return [p for p in Usd.PrimRange(prim) if p.IsA(UsdGeom.Mesh)]
 
 
 def _find_instances(stage) -> tuple[Found, dict[str, list[str]]]:
     """Instances: placed prims holding meshes (outermost below their type prim), grouped by grandparent."""
-    _, UsdGeom, _ = _pxr()
     placed = [p for p in stage.Traverse() if _is_placed(p) and not p.IsA(UsdGeom.Camera) and _meshes_under(stage, p)]
     by_root: dict[str, list] = {}
     for p in placed:
@@ -180,7 +171,6 @@ def _keyword(text: str) -> str | None:
 
 
 def _material(prim) -> str | None:
-    _, _, UsdShade = _pxr()
     mat, _rel = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
     return mat.GetPrim().GetName() if mat else None
 
@@ -254,7 +244,6 @@ def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str
 def discover(usd: str | Path, *, components: list[str] | None = None,
              surface_classes: list[tuple[str, str]] | None = None) -> Scene:
     """Analyse the scene; `components` (type prim names) restrict which types get surfaces and classes."""
-    Usd, UsdGeom, _ = _pxr()
     stage = open_stage(usd)
     camera, xform, ring, aperture = _find_camera(stage)
     root, by_type = _find_instances(stage)
@@ -301,8 +290,6 @@ def grid_size(board: tuple[float, ...], frame: tuple[float, float], rotation_z: 
 
 def plan_grid(usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any]) -> tuple[int, int, Any]:
     """The scan grid (dig_stages.usd_scan) whose frames, at the render's field of view, tile the PCBA root."""
-    from dig_stages.usd_scan import plan_scan_grid
-
     probe = plan_scan_grid(str(usd), pcba_target, {**image_cfg, "scan_grid": {"x_num": 1, "y_num": 1}})
     x_num, y_num = grid_size(probe.board_bounds, probe.view_size, probe.rotation_z)
     grid = plan_scan_grid(str(usd), pcba_target, {**image_cfg, "scan_grid": {"x_num": x_num, "y_num": y_num}})
@@ -318,12 +305,6 @@ def render_grid_preview(usd: str | Path, pcba_target: dict[str, Any], image_cfg:
                         out_png: str | Path) -> dict[str, Any]:
     """One PNG of every scan-grid cell (dig_stages.usd_preview render, classes in their segmentation colours)
     as tiles x<i> left to right, y<j> top to bottom, separated by white lines; returns the layout."""
-    from PIL import Image, ImageDraw
-    from pxr import Usd
-
-    from dig_stages.usd_preview import collect_faces, render_cell
-    from dig_stages.usd_scan import plan_scan_grid
-
     w, h = (int(v) for v in image_cfg.get("resolution") or (1920, 1080))
     tile = (TILE_WIDTH, max(1, round(TILE_WIDTH * h / w)))
     stage = Usd.Stage.Open(str(usd))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from pxr import Gf, Sdf, Usd, UsdGeom, UsdShade, Vt
 
-from dig_stages._common import info, load_options, run_main
+from dig_stages._common import fail, info, load_options, run_main
 
 # The paths the shipped board cookbooks name (cookbooks.md §3), so the planner reads the same config.
 CAMERA_XFORM = "/World/camera_light"
@@ -301,16 +301,24 @@ def make_malformed(out: str | Path, kind: str) -> str:
     raise ValueError(f"malformed kind {kind!r}: one of {', '.join(MALFORMED)}")
 
 
-_FIELDS = {"output": ("path", None), "seed": ("int", 0), "counts": ("json", None)}
+_FIELDS = {"output": ("path", None), "seed": ("int", 0), "counts": ("json", None), "layout": ("str", "")}
 
 
 def main(argv: list[str]) -> int:
-    """`make-synthetic-board OUT.usda [--seed N] [--counts '{"0603": 24, "ic": 4, "r0402": 8}']`."""
+    """`make-synthetic-board OUT.usda [--seed N] [--counts '{"0603": 24, "ic": 4, "r0402": 8}'] [--layout NAME]`
+    (--layout: one of LAYOUTS instead of the spark-board structure)."""
     argv = list(argv)
     if argv and not argv[0].startswith("-"):
         argv = ["--output", argv[0], *argv[1:]]
 
     def body(o: dict[str, Any]) -> int:
+        if o["layout"]:
+            if o["layout"] not in LAYOUTS:
+                fail(f"--layout {o['layout']!r}: one of {', '.join(LAYOUTS)}")
+            result = make_layout(o["output"], o["layout"], seed=o["seed"])
+            summary = {k: len(v) for k, v in result["instances"].items()}
+            info(f"make-synthetic-board: wrote {result['path']} {summary}")
+            return 0
         result = make_board(o["output"], seed=o["seed"], counts=o["counts"])
         summary = {k: len(v) for k, v in result["components"].items()}
         info(f"make-synthetic-board: wrote {result['path']} {summary}")
