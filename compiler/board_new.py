@@ -113,57 +113,62 @@ def _day1_taxonomy(materials: list[str], usecase: dict[str, Any]) -> list[list[s
     return out
 
 
-def build_board(args: argparse.Namespace) -> Board:
-    from dig_stages.board_discover import PAD, SOLDER, discover, instance_glob, plan_grid
-    from dig_stages.usd_scan import DEFAULT_APERTURE
-
-    from compiler.options import load_option
-
-    base = load_option("board", "_pcba")
-    usecase = load_option("usecase", base["board"]["usecase"])["usecase"]
-    default_board = load_option("board", str(usecase["default_board"]))
-    overrides = _pairs(args.surface_class, "--surface-class")
-    scene = discover(args.usd, components=args.component or None, surface_classes=overrides)
-    chosen = [scene.types[c] for c in (args.component or scene.types)]
-    report = [f"scene {args.usd}", f"camera         {scene.camera.path}  ({scene.camera.rule})",
-              f"camera xform   {scene.camera_xform.path}  ({scene.camera_xform.rule})"]
-    checks: list[str] = []
+def _describe_scene(scene: Any, chosen: list[Any], out: Board) -> str:
+    """Report lines for the prims found; returns the ring-light root to write."""
+    out.report += [f"scene {scene.path}", f"camera         {scene.camera.path}  ({scene.camera.rule})",
+                   f"camera xform   {scene.camera_xform.path}  ({scene.camera_xform.rule})"]
     if scene.ring_light:
-        report.append(f"ring light     {scene.ring_light.path}  ({scene.ring_light.rule})")
+        out.report.append(f"ring light     {scene.ring_light.path}  ({scene.ring_light.rule})")
         ring = scene.ring_light.path
     else:
         ring = scene.camera_xform.path
-        report.append(f"ring light     none found: wrote the camera xform {ring}")
-        checks.append("no ring-light prim: lighting.ring_light stays false; give pcba_target.ring_light_root "
-                      "if the scene has one")
-    report.append(f"pcba root      {scene.pcba_root.path}  ({scene.pcba_root.rule})")
-    report.append("component types (instances):")
+        out.report.append(f"ring light     none found: wrote the camera xform {ring}")
+        out.checks.append("no ring-light prim: lighting.ring_light stays false; give pcba_target.ring_light_root "
+                          "if the scene has one")
+    out.report.append(f"pcba root      {scene.pcba_root.path}  ({scene.pcba_root.rule})")
+    out.report.append("component types (instances):")
     for t in scene.types.values():
-        report.append(f"  {'*' if t in chosen else ' '} {t.name}: {len(t.instances)}  ({t.path})")
+        out.report.append(f"  {'*' if t in chosen else ' '} {t.name}: {len(t.instances)}  ({t.path})")
+    return ring
+
+
+def _semantics(scene: Any, chosen: list[Any], out: Board) -> tuple[list[dict], list[dict]]:
+    """day0_image rules (globs over every instance) and usd2roi_nvpcb rules (the Day 1 instance's paths)."""
+    from dig_stages.board_discover import PAD, instance_glob
+
     root_leaf = scene.pcba_root.path.rsplit("/", 1)[1]
     pad_rules = [{"match": f"**/{rel}", "labels": {"class": PAD}} for rel in sorted(scene.board_meshes)]
     day0_sem, day1_sem = list(pad_rules), list(pad_rules)
     for rel, s in sorted(scene.board_meshes.items()):
-        report.append(f"  board mesh {rel}: {s.cls}  ({s.evidence})")
+        out.report.append(f"  board mesh {rel}: {s.cls}  ({s.evidence})")
     day1 = chosen[0].instances[0]
     for t in chosen:
-        report.append(f"surfaces of {t.name} (from {t.instances[0]}):")
+        out.report.append(f"surfaces of {t.name} (from {t.instances[0]}):")
         for s in t.surfaces:
-            report.append(f"  {s.rel}: {s.cls}  [{'found' if s.strong else 'guessed'}] {s.evidence}")
-            day0_sem.append({"match": f"**/{root_leaf}/{t.name}/{instance_glob(t)}/{s.rel}", "labels": {"class": s.cls}})
+            out.report.append(f"  {s.rel}: {s.cls}  [{'found' if s.strong else 'guessed'}] {s.evidence}")
+            day0_sem.append({"match": f"**/{root_leaf}/{t.name}/{instance_glob(t)}/{s.rel}",
+                             "labels": {"class": s.cls}})
             if t is chosen[0]:
                 day1_sem.append({"match": f"{day1}/{s.rel}", "labels": {"class": s.cls}})
         weak = [s.rel for s in t.surfaces if not s.strong]
         if weak:
-            checks.append(f"{t.name}: {len(weak)} surface class(es) from geometry or the type name only; confirm "
-                          "or decide with --surface-class PATTERN=CLASS")
+            out.checks.append(f"{t.name}: {len(weak)} surface class(es) from geometry or the type name only; "
+                              "confirm or decide with --surface-class PATTERN=CLASS")
+    return day0_sem, day1_sem
+
+
+def _crop_classes(chosen: list[Any], usecase: dict[str, Any], material_args: list[str],
+                  out: Board) -> dict[str, str]:
+    """Crop class -> material folder: --material, else guessed from the use case's taxonomy materials."""
+    from dig_stages.board_discover import PAD, SOLDER
+
     crop = sorted({c for t in chosen for c in t.body_classes})
     if not crop:
         raise ValueError("the class map leaves no crop class: every surface of "
                          f"{', '.join(t.name for t in chosen)} is {PAD} or {SOLDER}; give the body a class with "
                          "--surface-class PATTERN=CLASS")
     materials = _materials(usecase)
-    given = dict(_pairs(args.material, "--material"))
+    given = dict(_pairs(material_args, "--material"))
     for cls in given:
         if cls not in crop:
             raise ValueError(f"--material {cls}={given[cls]}: crop class {cls!r} has no surfaces "
@@ -171,19 +176,49 @@ def build_board(args: argparse.Namespace) -> Board:
     class_dirs = {c: given.get(c) or _guess_material(c, materials) for c in crop}
     for c in crop:
         how = "--material" if c in given else f"guessed from the {usecase['key']} taxonomy materials {materials}"
-        report.append(f"crop class {c} -> material folder {class_dirs[c]}  ({how})")
+        out.report.append(f"crop class {c} -> material folder {class_dirs[c]}  ({how})")
         if class_dirs[c] not in materials:
-            checks.append(f"material {class_dirs[c]} is not in the {usecase['key']} checkpoint taxonomy: Day 0 "
-                          "texture defects need a finetune on it")
+            out.checks.append(f"material {class_dirs[c]} is not in the {usecase['key']} checkpoint taxonomy: "
+                              "Day 0 texture defects need a finetune on it")
+    return class_dirs
+
+
+def _day1_camera(chosen: list[Any], out: Board) -> dict[str, Any]:
+    """Frame the Day 1 instance at twice its size (the photo's framing is the user's to check)."""
+    b = _union([s.bounds for s in chosen[0].surfaces if s.bounds])
+    cam = {"translate": [round((b[0] + b[3]) / 2, 3), round((b[1] + b[4]) / 2, 3)],
+           "horizontal_aperture": round(20 * max(b[3] - b[0], b[4] - b[1]), 2)}
+    out.checks.append(f"Day 1 labels {chosen[0].instances[0]} and frames it at {cam['translate']}, aperture "
+                      f"{cam['horizontal_aperture']}: make both match the component in your real photo "
+                      "(usd2roi_nvpcb.semantics, .camera)")
+    return cam
+
+
+def build_board(args: argparse.Namespace) -> Board:
+    from dig_stages.board_discover import discover, plan_grid
+    from dig_stages.usd_scan import DEFAULT_APERTURE
+
+    from compiler.options import load_option
+
+    base = load_option("board", "_pcba")
+    usecase = load_option("usecase", base["board"]["usecase"])["usecase"]
+    default_board = load_option("board", str(usecase["default_board"]))
+    scene = discover(args.usd, components=args.component or None,
+                     surface_classes=_pairs(args.surface_class, "--surface-class"))
+    chosen = [scene.types[c] for c in (args.component or scene.types)]
+    out = Board("", [])
+    ring = _describe_scene(scene, chosen, out)
+    day0_sem, day1_sem = _semantics(scene, chosen, out)
+    class_dirs = _crop_classes(chosen, usecase, args.material, out)
+    crop = list(class_dirs)
     ic_only = crop == ["ic"]
-    profiles = ["_pcba", *(["_ic_only"] if ic_only else [])]
+    out.profiles = ["_pcba", *(["_ic_only"] if ic_only else [])]
     tax = _day1_taxonomy(list(dict.fromkeys(class_dirs.values())), usecase)
     structural = -1 if ic_only else default_board["board"]["structural_render_patches"]
-    report.append(f"day 1 taxonomy {tax}  (the {usecase['key']} Day 1 default for these materials)")
-    report.append(f"structural render_patches {structural}  ("
-                  + ("IC-only crops: _ic_only profile, spec A15" if ic_only else
-                     f"as the default board {usecase['default_board']}") + ")")
-
+    out.report.append(f"day 1 taxonomy {tax}  (the {usecase['key']} Day 1 default for these materials)")
+    out.report.append(f"structural render_patches {structural}  ("
+                      + ("IC-only crops: _ic_only profile, spec A15" if ic_only else
+                         f"as the default board {usecase['default_board']}") + ")")
     target = {"camera_path": scene.camera.path, "camera_xform_path": scene.camera_xform.path,
               "ring_light_root": ring, "pcba_root": scene.pcba_root.path}
     if scene.camera_aperture and abs(scene.camera_aperture - DEFAULT_APERTURE) > 1e-6:
@@ -191,44 +226,40 @@ def build_board(args: argparse.Namespace) -> Board:
     image = {**copy.deepcopy(base["cookbooks"]["day0_image"]), "semantics": day0_sem}
     x_num, y_num, grid = plan_grid(args.usd, target, image)  # the aperture: pcba_target's, else the render's
     vw, vh = grid.view_size
-    report.append(f"scan grid {x_num} x {y_num} ({len(grid.cells)} cells): frame {vw:.3g} x {vh:.3g} at aperture "
-                  f"{grid.horizontal_aperture:g}, board {grid.board_bounds[3] - grid.board_bounds[0]:.3g} x "
-                  f"{grid.board_bounds[4] - grid.board_bounds[1]:.3g}, area covered {grid.coverage['board_area']:.0%}")
-    inst_b = _union([s.bounds for s in chosen[0].surfaces if s.bounds])
-    cam_xy = [round((inst_b[0] + inst_b[3]) / 2, 3), round((inst_b[1] + inst_b[4]) / 2, 3)]
-    aperture = round(20 * max(inst_b[3] - inst_b[0], inst_b[4] - inst_b[1]), 2)
-    checks.append(f"Day 1 labels {day1} and frames it at {cam_xy}, aperture {aperture}: make both match the "
-                  "component in your real photo (usd2roi_nvpcb.semantics, .camera)")
+    bb = grid.board_bounds
+    out.report.append(f"scan grid {x_num} x {y_num} ({len(grid.cells)} cells): frame {vw:.3g} x {vh:.3g} at "
+                      f"aperture {grid.horizontal_aperture:g}, board {bb[3] - bb[0]:.3g} x {bb[4] - bb[1]:.3g}, "
+                      f"area covered {grid.coverage['board_area']:.0%}")
+    camera = _day1_camera(chosen, out)
     photo = None
     if args.real_image:
         photo = f"input_real_image/{args.name}{Path(args.real_image).suffix.lower() or '.jpg'}"
-        checks.append(f"upload {args.real_image} to <dig_url_root>/datasets/pcb/assets/{photo}")
+        out.checks.append(f"upload {args.real_image} to <dig_url_root>/datasets/pcb/assets/{photo}")
     else:
-        checks.append("no --real-image: Day 1 real-photo alignment needs knobs.real_image_filename=")
-    checks.append("upload the scene to datasets/pcb/assets and pass knobs.scene_filename=<its file name>")
-    checks.append("registration ranges (usd2roi_nvpcb.registration) are the 0603 demo's: widen them if the "
-                  "photo's scale differs")
-
+        out.checks.append("no --real-image: Day 1 real-photo alignment needs knobs.real_image_filename=")
+    out.checks.append("upload the scene to datasets/pcb/assets and pass knobs.scene_filename=<its file name>")
+    out.checks.append("registration ranges (usd2roi_nvpcb.registration) are the 0603 demo's: widen them if the "
+                      "photo's scale differs")
+    day1_classes = chosen[0].body_classes  # Day 1 frames one component: its type's classes
+    grid_size = {"x_num": x_num, "y_num": y_num}
     own = {
         "board": {"key": args.name, "real_image_filename": photo, "day1_anomaly_types": tax,
-                  "structural_render_patches": structural},
+                  **({} if ic_only else {"structural_render_patches": structural})},  # else: the profile's
         "cookbooks": {
             "pcba_target": target,
-            "day0_image": {"scan_grid": {"x_num": x_num, "y_num": y_num}, "semantics": day0_sem},
+            "day0_image": {"scan_grid": grid_size, "semantics": day0_sem},
             "day0_crop": {"crop": {"classes": crop, "class_dirs": class_dirs}},
-            "defect_image": {"scan_grid": {"x_num": x_num, "y_num": y_num},
-                             "component_types": [t.name for t in chosen]},
-            # Day 1 frames one component: its crop classes are those of that instance's type
-            "usd2roi_nvpcb": {"semantics": day1_sem, "camera": {"translate": cam_xy, "horizontal_aperture": aperture},
-                              "crop": {"classes": chosen[0].body_classes,
-                                       "class_dirs": {c: class_dirs[c] for c in chosen[0].body_classes}}},
+            "defect_image": {"scan_grid": dict(grid_size), "component_types": [t.name for t in chosen]},
+            "usd2roi_nvpcb": {"semantics": day1_sem, "camera": camera,
+                              "crop": {"classes": day1_classes,
+                                       "class_dirs": {c: class_dirs[c] for c in day1_classes}}},
         },
     }
-    if ic_only:  # what the profile sets is not the board's own
-        own["board"].pop("structural_render_patches")
-    text = _render(args, own, base, profiles, class_dirs)
-    return Board(text, profiles, report, checks, {**base["cookbooks"]["pcba_target"], **target},
-                 {**image, "scan_grid": {"x_num": x_num, "y_num": y_num}}, crop)
+    out.text = _render(args, own, base, out.profiles, class_dirs)
+    out.pcba_target = {**base["cookbooks"]["pcba_target"], **target}
+    out.day0_image = {**image, "scan_grid": grid_size}
+    out.crop_classes = crop
+    return out
 
 
 def _union(boxes: list[tuple[float, ...]]) -> tuple[float, ...]:
