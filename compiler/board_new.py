@@ -359,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.real_image and not Path(args.real_image).is_file():
             raise UsageError(f"--real-image {args.real_image}: no such file")
         path = _board_path(args)
+        if args.config_dir and (CONF_DIR / "board" / f"{args.name}.yaml").is_file():
+            # conf/ comes first in the search path: a same-named board in a user dir would never be read
+            raise UsageError(f"board name {args.name!r} is a board of conf/board/; choose another name")
         if path.exists() and not args.force and not args.dry_run:
             raise ValueError(f"{path} exists: pass --force to overwrite it (or --dry-run to see the new file)")
         try:

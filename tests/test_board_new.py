@@ -184,6 +184,8 @@ def test_dry_run_force_and_bad_name(tmp_path, capsys):
     assert "exists: pass --force" in capsys.readouterr().err and target.read_text() == "# mine, edited\n"
     assert _new(tmp_path, "mine", built["path"], "--force")[0] == 0 and "_pcba" in target.read_text()
     assert _new(tmp_path, "_base", built["path"])[0] == 2
+    assert _new(tmp_path, "0603_H100", built["path"])[0] == 2  # conf/ would shadow it in the user dir
+    assert "is a board of conf/board/" in capsys.readouterr().err
 
 
 def test_cli_through_dig(tmp_path):
