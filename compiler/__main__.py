@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    if args and args[0] == "board":
+        from compiler.board_new import main as board_main
+
+        return board_main(args[1:])
     from compiler.errors import DigError, cli_error
 
     try:

@@ -7,8 +7,10 @@ overrides are then applied in-process, which is what makes sweeps fast (hydra#15
 from __future__ import annotations
 
 import copy
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -87,11 +89,23 @@ def parse_overrides(args: list[str]) -> Request:
 
 
 class Composer:
-    """Composes config-group combinations with Hydra, once each."""
+    """Composes config-group combinations with Hydra, once each.
 
-    def __init__(self) -> None:
+    `searchpath`: the user's own config dirs (each laid out like conf/: `board/NAME.yaml`, ...),
+    searched after conf/ through Hydra's `hydra.searchpath`; left None, `DIG_CONFIG_DIR` (one dir or
+    several joined by os.pathsep) gives them.
+    """
+
+    def __init__(self, searchpath: list[str | Path] | None = None) -> None:
         self._cache: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
         self._initialised = False
+        if searchpath is None:
+            searchpath = [d for d in os.environ.get("DIG_CONFIG_DIR", "").split(os.pathsep) if d]
+        self.searchpath = tuple(Path(d).expanduser().resolve() for d in searchpath)
+        for d in self.searchpath:
+            if not d.is_dir():
+                raise error("DIG_CONFIG_DIR", "names a config dir that is not a directory", got=str(d),
+                            allowed="a directory holding <group>/<option>.yaml files (e.g. board/NAME.yaml)")
 
     def _hydra_compose(self, choices: dict[str, str]) -> dict[str, Any]:
         key = tuple(sorted(choices.items()))
@@ -104,7 +118,12 @@ class Composer:
                 gh.clear()
                 initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dig")
                 self._initialised = True
-            cfg = compose("config", overrides=[f"{g}='{o}'" for g, o in choices.items()])
+            overrides = [f"{g}='{o}'" for g, o in choices.items()]
+            if self.searchpath:
+                from compiler.options import searchpath_override
+
+                overrides.append(searchpath_override(self.searchpath))
+            cfg = compose("config", overrides=overrides)
             self._cache[key] = OmegaConf.to_container(cfg, resolve=False)
         # Shared, read-only: build_config copies what it changes (a deep copy costs ~6 ms per variant).
         return self._cache[key]
@@ -112,7 +131,7 @@ class Composer:
     def resolve_choices(self, req: Request, prefs: dict[str, str]) -> dict[str, str]:
         choices = {"flow": "day0", "usecase": "pcb", "endpoint": "cluster", "knobs": "default"}
         for group, option in req.choices.items():
-            options = group_options(group)
+            options = group_options(group, self.searchpath)
             if option not in options:
                 raise error(group, f"has no option '{option}'{did_you_mean(option, options)}",
                             got=option, allowed=", ".join(options), rule={"board": "A5", "usecase": "A8"}.get(group, ""))
@@ -133,7 +152,8 @@ class Composer:
     def _usecase_meta(self, usecase: str) -> dict[str, Any]:
         key = ("usecase-meta", usecase)
         if key not in self._cache:
-            conf = OmegaConf.load(CONF_DIR / "usecase" / f"{usecase}.yaml")
+            found = [d / "usecase" / f"{usecase}.yaml" for d in (CONF_DIR, *self.searchpath)]
+            conf = OmegaConf.load(next((f for f in found if f.is_file()), found[0]))
             self._cache[key] = OmegaConf.to_container(conf.usecase, resolve=False)  # type: ignore[index]
         return self._cache[key]  # type: ignore[return-value]
 
@@ -158,7 +178,7 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
     if req.choices.get("board") not in (None, "none") and not usecase["boards"]:
         raise DigError(Diagnostic("error", "board", f"use case '{usecase['key']}' has no boards; drop board=",
                                   board["key"], "none", "A5"), choices=choices)
-    if uses_board and board["key"] not in usecase["boards"]:
+    if uses_board and board["key"] not in usecase["boards"] and board.get("usecase") != usecase["key"]:
         raise DigError(Diagnostic("error", "board", f"flow '{flow['key']}' renders a board of use case "
                                   f"'{usecase['key']}'; choose one", board["key"], ", ".join(usecase["boards"])),
                        choices=choices)

@@ -17,6 +17,10 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 GROUPS = ("flow", "usecase", "board", "endpoint", "knobs")
 
 
-def group_options(group: str) -> list[str]:
-    """The options of a config group, from the files in conf/<group>/."""
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def group_options(group: str, searchpath: tuple[Path, ...] | list[Path] = ()) -> list[str]:
+    """The options of a config group: the files in conf/<group>/ and in each search-path dir's <group>/.
+
+    A name starting with `_` is a base that options extend through their defaults list, not an option.
+    """
+    dirs = [CONF_DIR, *(Path(d) for d in searchpath)]
+    return sorted({p.stem for d in dirs for p in (d / group).glob("*.yaml") if not p.stem.startswith("_")})

@@ -125,10 +125,17 @@ def variant_knob_sets() -> dict[str, list[str]]:
     return {name: list(v["knobs"]) for name, v in variants().items()}
 
 
+# A board key names files and the compile key: letters, digits, `_` and `-`, not starting with `_`.
+BOARD_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+
+
 def build_schema() -> dict[str, Any]:
     flows = {f: _load("flow", f)["flow"] for f in group_options("flow")}
     usecases = [_load("usecase", u) for u in group_options("usecase")]
-    boards = [_load("board", b) for b in group_options("board")]
+    from compiler.options import load_option
+
+    # A board extends its base (`defaults: [_pcba, _self_]`): infer from the composed boards.
+    boards = [load_option("board", b) for b in group_options("board")]
     variants = variant_knob_sets()
     cookbook_samples: dict[str, list[Any]] = {}
     for source in usecases + boards:
@@ -150,7 +157,9 @@ def build_schema() -> dict[str, Any]:
     usecase_schema = infer_schema([u["usecase"] for u in usecases])
     usecase_schema["properties"]["key"] = {"enum": [u["usecase"]["key"] for u in usecases]}
     board_schema = infer_schema([b["board"] for b in boards])
-    board_schema["properties"]["key"] = {"enum": [str(b["board"]["key"]) for b in boards]}
+    # Not an enum: a user's own board (from a config search-path dir) has its own key.
+    board_schema["properties"]["key"] = {"type": "string", "pattern": BOARD_KEY_PATTERN, "maxLength": 64}
+    board_schema["properties"]["usecase"] = {"enum": [u["usecase"]["key"] for u in usecases]}
     board_schema["properties"]["structural_render_patches"] = {"type": ["integer", "null"]}
     board_schema["properties"]["real_image_filename"] = {"type": ["string", "null"]}
 

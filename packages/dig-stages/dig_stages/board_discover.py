@@ -1,0 +1,330 @@
+"""Read a PCBA USD scene the way a board config names it: camera, PCBA root, component types, surface classes.
+
+Local tool code for `dig board new` (never injected into pods). Every finding carries the rule
+that produced it and its evidence, so the report can say what was found and what was guessed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+from pxr import Usd, UsdGeom, UsdShade
+
+from dig_stages.usd_preview import collect_faces, render_cell
+from dig_stages.usd_scan import plan_scan_grid
+
+PAD, SOLDER = "pad", "solder"
+# Keywords in material names and prim names (lower case), in the order they are tried.
+KEYWORDS: list[tuple[str, str]] = [
+    (r"solder|sac305|tin|fillet|paste(?!mask)", SOLDER),
+    (r"pastemask|copper|(^|[^a-z])pads?([^a-z]|$)|enig|hasl", PAD),
+    (r"ceramic|mlcc|capacitor", "capacitor"),
+    (r"resistor|thick_?film", "resistor"),
+    (r"mou?ld|epoxy|(^|[^a-z])ic([^a-z]|$)", "ic"),
+]
+# Package names in component type / instance names -> body class.
+IC_PACKAGE = re.compile(r"sc70|sot|soic|sop|qfn|qfp|bga|dfn|tssop|msop|(^|_)u\d|(^|_)ic(_|$)", re.I)
+CHIP_SIZE = re.compile(r"(^|_)(01005|0201|0402|0603|0805|1206|1210|2010|2512)(?:_?([a-z]))?", re.I)
+THIN = 0.1  # a surface at most 10% of the component's height thick is flat
+RAISED = 0.6  # a surface reaching 60% of the component's height belongs to the body
+
+
+class BoardError(ValueError):
+    """A stage or an option that a board cannot be made from; the message names what is wrong."""
+
+
+@dataclass
+class Found:
+    """One located prim: its path and the rule that picked it."""
+
+    path: str
+    rule: str
+
+
+@dataclass
+class Surface:
+    """A mesh of a component type (path relative to the instance) and its class with the evidence."""
+
+    rel: str
+    cls: str
+    evidence: str
+    strong: bool
+    bounds: tuple[float, ...] = ()
+
+
+@dataclass
+class ComponentType:
+    name: str  # the type prim's name (defect_image.component_types)
+    path: str
+    instances: list[str]
+    surfaces: list[Surface] = field(default_factory=list)
+
+    @property
+    def body_classes(self) -> list[str]:
+        return sorted({s.cls for s in self.surfaces} - {PAD, SOLDER})
+
+
+@dataclass
+class Scene:
+    path: str
+    camera: Found
+    camera_xform: Found
+    ring_light: Found | None
+    pcba_root: Found
+    camera_aperture: float | None
+    types: dict[str, ComponentType]
+    board_meshes: dict[str, Surface]  # board-level meshes outside instances that carry a class (paste mask)
+
+
+def open_stage(path: str | Path):
+    """The stage at `path`, or a BoardError saying why it is not a USD scene."""
+    p = Path(path)
+    if not p.is_file():
+        raise BoardError(f"--usd {path}: no such file")
+    try:
+        stage = Usd.Stage.Open(str(p))
+    except Exception as exc:  # usd-core raises Tf.ErrorException with a multi-line text
+        text = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else type(exc).__name__
+        first = text.rsplit(" : ", 1)[-1].strip("'\" ")
+        raise BoardError(f"--usd {path}: not a USD file usd-core can open ({first[:200]})") from None
+    if stage is None:
+        raise BoardError(f"--usd {path}: not a USD file usd-core can open")
+    return stage
+
+
+def _is_placed(prim) -> bool:
+    """An Xformable with authored transform ops: a prim the scene places somewhere (an instance)."""
+    if not prim.IsA(UsdGeom.Xformable) or prim.IsA(UsdGeom.Mesh):
+        return False
+    return bool(UsdGeom.Xformable(prim).GetOrderedXformOps()) or prim.IsInstance()
+
+
+def _find_camera(stage) -> tuple[Found, Found, Found | None, float | None]:
+    cams = [p for p in stage.Traverse() if p.IsA(UsdGeom.Camera)]
+    if not cams:
+        raise BoardError("the stage has no camera (UsdGeom.Camera prim): the scan moves the board camera; "
+                         "add the AOI camera to the scene")
+    rule = "the only UsdGeom.Camera"
+    if len(cams) > 1:
+        named = [c for c in cams if re.search(r"aoi|camera", c.GetName(), re.I)] or cams
+        cams = sorted(named, key=lambda c: len(str(c.GetPath())))
+        rule = f"first of {len(named)} cameras named like an AOI camera (shortest path)"
+    cam = cams[0]
+    parent = cam.GetParent()
+    if parent.IsPseudoRoot() or parent.GetPath().pathElementCount == 1 and not _is_placed(parent):
+        xform = Found(str(cam.GetPath()), "the camera itself (its parent is the stage root or an unplaced root)")
+    else:
+        xform = Found(str(parent.GetPath()), "the camera's parent Xform (moves camera and lights together)")
+    ring = None
+    rig = stage.GetPrimAtPath(xform.path)
+    for prim in [*rig.GetChildren(), *stage.Traverse()]:
+        if prim.GetPath() != cam.GetPath() and re.search(r"ring", prim.GetName(), re.I):
+            where = "child of the camera Xform" if prim.GetParent().GetPath() == rig.GetPath() else "first prim"
+            ring = Found(str(prim.GetPath()), f"{where} named *ring*")
+            break
+    aperture = UsdGeom.Camera(cam).GetHorizontalApertureAttr().Get()
+    return Found(str(cam.GetPath()), rule), xform, ring, (float(aperture) if aperture is not None else None)
+
+
+def _meshes_under(stage, prim) -> list:
+    return [p for p in Usd.PrimRange(prim) if p.IsA(UsdGeom.Mesh)]
+
+
+def _find_instances(stage) -> tuple[Found, dict[str, list[str]]]:
+    """Instances: placed prims holding meshes (outermost below their type prim), grouped by grandparent."""
+    placed = [p for p in stage.Traverse() if _is_placed(p) and not p.IsA(UsdGeom.Camera) and _meshes_under(stage, p)]
+    by_root: dict[str, list] = {}
+    for p in placed:
+        parent = p.GetParent()
+        if parent.IsPseudoRoot() or parent.GetParent().IsPseudoRoot():
+            continue
+        by_root.setdefault(str(parent.GetParent().GetPath()), []).append(p)
+    if not by_root:
+        raise BoardError("no prim holds component instances: expected <pcba_root>/<type>/<instance> where each "
+                         "instance is a placed Xform (translate/rotate ops) holding the component's meshes")
+    root = max(by_root, key=lambda r: (len(by_root[r]), r.count("/")))
+    # an instance nested inside another candidate (a placed sub-part) is part of that instance
+    inst = [p for p in by_root[root] if not any(str(p.GetPath()).startswith(str(q.GetPath()) + "/")
+                                                for q in by_root[root] if q != p)]
+    types: dict[str, list[str]] = {}
+    for p in sorted(inst, key=lambda q: str(q.GetPath())):
+        types.setdefault(str(p.GetParent().GetPath()), []).append(str(p.GetPath()))
+    others = len(by_root) - 1
+    rule = (f"common grandparent of the {len(inst)} placed Xforms holding meshes (<root>/<type>/<instance>)"
+            + (f"; {others} other candidate root(s) held fewer" if others else ""))
+    return Found(root, rule), types
+
+
+def _keyword(text: str) -> str | None:
+    low = text.lower()
+    for rx, cls in KEYWORDS:
+        if re.search(rx, low):
+            return cls
+    return None
+
+
+def _material(prim) -> str | None:
+    mat, _rel = UsdShade.MaterialBindingAPI(prim).ComputeBoundMaterial()
+    return mat.GetPrim().GetName() if mat else None
+
+
+def body_class(type_name: str, instances: list[str]) -> tuple[str, str]:
+    """Body class of a component type from its package name, with the reason."""
+    text = " ".join([type_name, *(i.rsplit("/", 1)[1] for i in instances[:1])])
+    if IC_PACKAGE.search(text):
+        return "ic", f"IC package name in {text!r}"
+    m = CHIP_SIZE.search(text)
+    if m:
+        if (m.group(3) or "").lower() == "r":
+            return "resistor", f"chip size {m.group(2)} with R in {text!r}"
+        return "capacitor", f"chip size {m.group(2)} in {text!r} (chip passive, read as capacitor)"
+    clean = re.sub(r"[^a-z0-9]+", "_", type_name.lower()).strip("_") or "component"
+    return clean, f"no package name known in {text!r}: class named after the type"
+
+
+def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str]]) -> None:
+    inst = stage.GetPrimAtPath(ctype.instances[0])
+    meshes = _meshes_under(stage, inst)
+    boxes = {}
+    for m in meshes:
+        r = cache.ComputeWorldBound(m).ComputeAlignedRange()
+        if not r.IsEmpty():
+            lo, hi = r.GetMin(), r.GetMax()
+            boxes[str(m.GetPath())] = (lo[0], lo[1], lo[2], hi[0], hi[1], hi[2])
+    if not boxes:
+        raise BoardError(f"component type {ctype.name}: instance {ctype.instances[0]} has no mesh with bounds")
+    z0 = min(b[2] for b in boxes.values())
+    height = max(b[5] for b in boxes.values()) - z0 or 1.0
+    raised = [b for b in boxes.values() if b[5] - z0 >= RAISED * height]
+    body = (min(b[0] for b in raised), min(b[1] for b in raised), max(b[3] for b in raised),
+            max(b[4] for b in raised)) if raised else None
+    body_cls, body_why = body_class(ctype.name, ctype.instances)
+    prefix = ctype.instances[0] + "/"
+    for m in meshes:
+        path = str(m.GetPath())
+        rel = path[len(prefix):]
+        b = boxes.get(path)
+        forced = next((c for pat, c in overrides if any(fnmatch.fnmatchcase(t, pat) for t in
+                                                        (rel, f"{ctype.name}/{rel}", m.GetName(), path))), None)
+        mat = _material(m)
+        by_mat = _keyword(mat) if mat else None
+        by_name = _keyword(rel)
+        if forced:
+            s = Surface(rel, forced, "--surface-class", True)
+        elif by_mat:
+            s = Surface(rel, by_mat, f"material {mat!r}", True)
+        elif by_name:
+            s = Surface(rel, by_name, f"prim name {rel!r}", True)
+        elif b is None:
+            s = Surface(rel, SOLDER, "no bounds (empty mesh): guessed solder", False)
+        else:
+            dz, top, base = b[5] - b[2], b[5] - z0, b[2] - z0
+            size = f"z {base:.3g}..{top:.3g} of height {height:.3g}"
+            if top >= RAISED * height:
+                s = Surface(rel, body_cls, f"geometry: raised ({size}); body class: {body_why}", False)
+            elif dz <= THIN * height and base <= THIN * height:
+                under = body is not None and b[0] >= body[0] and b[1] >= body[1] and b[3] <= body[2] \
+                    and b[4] <= body[3]
+                s = Surface(rel, SOLDER if under else PAD, f"geometry: thin flat at board level ({size})"
+                            + (", under the body" if under else ", outside the body"), False)
+            else:
+                s = Surface(rel, SOLDER, f"geometry: low, not flat ({size}): fillet or lead", False)
+        s.bounds = b or ()
+        ctype.surfaces.append(s)
+    ctype.surfaces.sort(key=lambda s: s.rel)
+
+
+def discover(usd: str | Path, *, components: list[str] | None = None,
+             surface_classes: list[tuple[str, str]] | None = None) -> Scene:
+    """Analyse the scene; `components` (type prim names) restrict which types get surfaces and classes."""
+    stage = open_stage(usd)
+    camera, xform, ring, aperture = _find_camera(stage)
+    root, by_type = _find_instances(stage)
+    types = {p.rsplit("/", 1)[1]: ComponentType(p.rsplit("/", 1)[1], p, inst) for p, inst in by_type.items()}
+    chosen = components or list(types)
+    missing = [c for c in chosen if c not in types]
+    if missing:
+        from difflib import get_close_matches
+
+        hint = get_close_matches(missing[0], list(types), 1)
+        raise BoardError(f"--component {missing[0]}: not a component type of the stage"
+                         + (f" (did you mean {hint[0]}?)" if hint else "")
+                         + f"; types under {root.path}: {', '.join(sorted(types))}")
+    cache = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
+    for name in chosen:
+        _classify(stage, types[name], cache, list(surface_classes or []))
+    inst_prefixes = tuple(i + "/" for t in types.values() for i in t.instances)
+    board_meshes = {}
+    for m in _meshes_under(stage, stage.GetPrimAtPath(root.path)):
+        path = str(m.GetPath())
+        if path.startswith(inst_prefixes):
+            continue
+        rel = path[len(root.path) + 1:]
+        mat = _material(m)
+        cls = (_keyword(mat) if mat else None) or _keyword(rel)
+        if cls == PAD:
+            board_meshes[rel] = Surface(rel, PAD, f"{'material ' + repr(mat) if mat else 'prim name'}: paste mask "
+                                        "/ pads at board level", True)
+    return Scene(str(usd), camera, xform, ring, root, aperture, {n: types[n] for n in types}, board_meshes)
+
+
+def instance_glob(ctype: ComponentType) -> str:
+    """Glob of the type's instance names: their common prefix, then `*`."""
+    names = [i.rsplit("/", 1)[1] for i in ctype.instances]
+    return os.path.commonprefix(names).rstrip("0123456789") + "*"
+
+
+def grid_size(board: tuple[float, ...], frame: tuple[float, float], rotation_z: float) -> tuple[int, int]:
+    """x_num, y_num of frames (`frame` = image width, height in world units) that tile the board's XY box."""
+    c, s = abs(math.cos(math.radians(rotation_z))), abs(math.sin(math.radians(rotation_z)))
+    wx, wy = c * frame[0] + s * frame[1], s * frame[0] + c * frame[1]
+    return max(1, math.ceil((board[3] - board[0]) / wx - 1e-9)), max(1, math.ceil((board[4] - board[1]) / wy - 1e-9))
+
+
+def plan_grid(usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any]) -> tuple[int, int, Any]:
+    """The scan grid (dig_stages.usd_scan) whose frames, at the render's field of view, tile the PCBA root."""
+    probe = plan_scan_grid(str(usd), pcba_target, {**image_cfg, "scan_grid": {"x_num": 1, "y_num": 1}})
+    x_num, y_num = grid_size(probe.board_bounds, probe.view_size, probe.rotation_z)
+    grid = plan_scan_grid(str(usd), pcba_target, {**image_cfg, "scan_grid": {"x_num": x_num, "y_num": y_num}})
+    return x_num, y_num, grid
+
+
+SEPARATOR = (255, 255, 255)
+TILE_WIDTH = 192
+GAP = 4
+
+
+def render_grid_preview(usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any],
+                        out_png: str | Path) -> dict[str, Any]:
+    """One PNG of every scan-grid cell (dig_stages.usd_preview render, classes in their segmentation colours)
+    as tiles x<i> left to right, y<j> top to bottom, separated by white lines; returns the layout."""
+    w, h = (int(v) for v in image_cfg.get("resolution") or (1920, 1080))
+    tile = (TILE_WIDTH, max(1, round(TILE_WIDTH * h / w)))
+    stage = Usd.Stage.Open(str(usd))
+    grid = plan_scan_grid(stage, pcba_target, image_cfg, resolution=tile)
+    faces = collect_faces(stage, grid)
+    x_num = max(c.i for c in grid.cells) + 1
+    y_num = max(c.j for c in grid.cells) + 1
+    sheet = Image.new("RGB", (x_num * tile[0] + (x_num + 1) * GAP, y_num * tile[1] + (y_num + 1) * GAP), SEPARATOR)
+    draw = ImageDraw.Draw(sheet)
+    for cell in grid.cells:
+        rgb, seg, _labels = render_cell(grid, faces, cell.name, noise=0)
+        out = (rgb.astype(float) * 0.6).astype("uint8")  # unlabelled geometry: dimmed display colour
+        labelled = (seg[..., 3] > 0) & (seg[..., :3].sum(axis=2) > 0)
+        out[labelled] = seg[labelled][:, :3]
+        out[seg[..., 3] == 0] = (40, 40, 40)  # background: nothing rendered
+        x = GAP + cell.i * (tile[0] + GAP)
+        y = GAP + (y_num - 1 - cell.j) * (tile[1] + GAP)
+        sheet.paste(Image.fromarray(out), (x, y))
+        draw.text((x + 3, y + 2), cell.name, fill=(230, 230, 230))
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out_png)
+    return {"path": str(out_png), "x_num": x_num, "y_num": y_num, "tile": tile,
+            "class_counts": grid.class_counts, "coverage": grid.coverage}
