@@ -181,6 +181,8 @@ def run(argv: list[str], state_dir: Path) -> tuple[int, str, str]:
 def _run(argv: list[str], state_dir: Path) -> str:
     sc = _load(state_dir / "scenario.json", {})
     if sc.get("refuse_label") and "--label" in argv:
+        with locked(state_dir), open(state_dir / "calls.jsonl", "a") as log:
+            log.write(json.dumps({"verb": " ".join(argv[:2]), "n": 0, "argv": argv, "refused": "--label"}) + "\n")
         raise Exit(2, "", "usage: osmo workflow ...\nosmo: error: unrecognized arguments: --label")
     try:
         args = _parser().parse_args(argv)
@@ -191,8 +193,11 @@ def _run(argv: list[str], state_dir: Path) -> str:
     with locked(state_dir):
         state = _load(state_dir / "state.json", {"workflows": {}, "counters": {}, "next": 1})
         n = state["counters"][verb] = state["counters"].get(verb, 0) + 1
+        entry = {"verb": verb, "n": n, "argv": argv}
+        if verb == "workflow submit":  # how many workflows were live when this one came in
+            entry["live"] = sum(not _terminal(_render(w, _merged(sc, w))["status"]) for w in state["workflows"].values())
         with open(state_dir / "calls.jsonl", "a") as log:
-            log.write(json.dumps({"verb": verb, "n": n, "argv": argv}) + "\n")
+            log.write(json.dumps(entry) + "\n")
         for err in sc.get("errors", []):
             if err["verb"] == args.verb and err.get("from", 1) <= n <= err.get("to", err.get("from", 1)):
                 _save(state_dir, state)
@@ -204,6 +209,10 @@ def _run(argv: list[str], state_dir: Path) -> str:
     if hang:
         time.sleep(3600)
     return banner + out
+
+
+def _terminal(status: str) -> bool:
+    return status == "COMPLETED" or status.startswith("FAILED")
 
 
 def _save(state_dir: Path, state: dict[str, Any]) -> None:
