@@ -600,7 +600,10 @@ def cmd_endpoint(ctx: Ctx, args: argparse.Namespace) -> int:
     from dig_runs import endpoint
 
     if args.action == "manifest":
-        text = endpoint.manifest_text(args.option)
+        try:
+            text = endpoint.manifest_text(args.option)
+        except (ValueError, OSError) as exc:
+            raise UsageError(str(exc)) from None
         if args.out:
             from compiler.pipeline import write_atomic
 

@@ -83,7 +83,14 @@ def manifest_text(option: str = "cluster") -> str:
             f"conf/endpoint/{option}.yaml.\n# Apply: kubectl apply -f <this file>; then kubectl -n "
             f"{manifest(option)['metadata']['namespace']} wait --for=condition=Ready nimservice.apps.nvidia.com/"
             f"{manifest(option)['metadata']['name']} --timeout=60m\n# The pool needs >= 2 GPUs: this service holds one.\n")
-    return head + yaml.safe_dump(manifest(option), sort_keys=False, default_flow_style=False, width=1000)
+    return head + yaml.dump(manifest(option), Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=1000)
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Repeated blocks (labels, probes) written out in full: kubectl users read this file."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 @dataclass
