@@ -18,15 +18,14 @@ SUBMITTING, SUBMITTED, NOT_SUBMITTED, UNRESOLVED, SUBMIT_FAILED = (
     "submitting", "submitted", "not_submitted", "unresolved", "submit_failed")
 
 MIGRATIONS = (
-    # 1: runs and their observed statuses
+    # 1: runs, their compiled files (by sha256, apart from the rows so listing never reads them), statuses
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
         run_name TEXT NOT NULL UNIQUE,
         workflow_id TEXT,
         record_state TEXT NOT NULL,
-        compiled BLOB NOT NULL,
-        sha256 TEXT NOT NULL,
+        sha256 TEXT NOT NULL REFERENCES workflows(sha256),
         compile_key TEXT,
         overrides TEXT NOT NULL DEFAULT '[]',
         pool TEXT,
@@ -41,6 +40,10 @@ MIGRATIONS = (
         terminal_state TEXT,
         submitter TEXT,
         note TEXT
+    );
+    CREATE TABLE workflows (
+        sha256 TEXT PRIMARY KEY,
+        compiled BLOB NOT NULL
     );
     CREATE TABLE statuses (
         run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -136,14 +139,22 @@ class Store:
                      choices: dict[str, str], output_root: str | None, sweep_id: str | None = None,
                      variant: str | None = None, now: float | None = None) -> int:
         """The row written BEFORE `osmo workflow submit` (raises sqlite3.IntegrityError on a taken name)."""
-        cur = self._write(
-            "INSERT INTO runs (run_name, record_state, compiled, sha256, compile_key, overrides, pool, priority,"
-            " labels, workflow_name, flow, usecase, board, output_root, submit_time, submitter, sweep_id, variant)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run_name, SUBMITTING, compiled, hashlib.sha256(compiled).hexdigest(), compile_key,
-             json.dumps(overrides), pool, priority, json.dumps(labels, sort_keys=True), workflow_name,
-             choices.get("flow"), choices.get("usecase"), choices.get("board"), output_root,
-             time.time() if now is None else now, f"{socket.gethostname()}:{os.getpid()}", sweep_id, variant))
+        digest = hashlib.sha256(compiled).hexdigest()
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT OR IGNORE INTO workflows (sha256, compiled) VALUES (?, ?)", (digest, compiled))
+            cur = self.db.execute(
+                "INSERT INTO runs (run_name, record_state, sha256, compile_key, overrides, pool, priority,"
+                " labels, workflow_name, flow, usecase, board, output_root, submit_time, submitter, sweep_id, variant)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_name, SUBMITTING, digest, compile_key, json.dumps(overrides), pool, priority,
+                 json.dumps(labels, sort_keys=True), workflow_name, choices.get("flow"), choices.get("usecase"),
+                 choices.get("board"), output_root, time.time() if now is None else now,
+                 f"{socket.gethostname()}:{os.getpid()}", sweep_id, variant))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
         return int(cur.lastrowid or 0)
 
     def finish_submit(self, run_name: str, *, workflow_id: str | None, state: str, note: str | None = None,
@@ -188,7 +199,9 @@ class Store:
         return Run(dict(row)) if row else None
 
     def compiled(self, run_name: str) -> bytes:
-        return bytes(self.db.execute("SELECT compiled FROM runs WHERE run_name = ?", (run_name,)).fetchone()[0])
+        row = self.db.execute("SELECT w.compiled FROM runs r JOIN workflows w ON w.sha256 = r.sha256"
+                              " WHERE r.run_name = ?", (run_name,)).fetchone()
+        return bytes(row[0])
 
     def list(self, *, status: str | None = None, sweep: str | None = None, limit: int | None = None) -> list[Run]:
         cols = ", ".join(COLUMNS)
