@@ -141,7 +141,7 @@ def bench_watch_sweep(n: int, tmp: Path) -> None:
     wall = time.perf_counter() - t
     calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
     queries = [c for c in calls if c["verb"] == "workflow query"]
-    gaps = [b - a for times in polls_at.values() for a, b in zip(times, times[1:])]
+    gaps = [b - a for times in polls_at.values() for a, b in zip(times, times[1:], strict=False)]
     per_window = max(sum(1 for x in times if w <= x < w + interval) for times in polls_at.values()
                      for w in times)
     print(f"`dig watch --sweep` of {n} workflows ({len(queries)} queries, simulated {sim[0] / 60:.1f} min, "

@@ -217,6 +217,24 @@ class Store:
             sql += f" LIMIT {int(limit)}"
         return [Run(dict(r)) for r in self.db.execute(sql, params)]
 
+    def rows(self, columns: tuple[str, ...], *, status: str | None = None, sweep: str | None = None,
+             limit: int | None = None) -> list[tuple]:
+        """Plain tuples of some columns, newest first: the fast path `dig runs` lists with."""
+        assert all(c in COLUMNS or c.startswith("strftime(") for c in columns)
+        sql, params = f"SELECT {', '.join(columns)} FROM runs WHERE 1=1", []
+        if status:
+            sql += " AND (last_status = ? OR record_state = ?)"
+            params += [status.upper(), status.lower()]
+        if sweep:
+            sql += " AND sweep_id = ?"
+            params.append(sweep)
+        sql += " ORDER BY submit_time DESC, id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        cur = self.db.cursor()
+        cur.row_factory = None
+        return cur.execute(sql, params).fetchall()
+
     def pending(self) -> list[Run]:
         cols = ", ".join(COLUMNS)
         return [Run(dict(r)) for r in self.db.execute(f"SELECT {cols} FROM runs WHERE record_state = ?", (SUBMITTING,))]

@@ -252,7 +252,7 @@ class Watcher:
                 now = self.clock.now()
                 due = [s for s in live if s.last_poll is None or now - s.last_poll >= interval]
                 answers = list(pool.map(self.query, due))  # the queries run concurrently, bounded
-                delays = [self.poll(s, quiet=True, answer=a) for s, a in zip(due, answers)]
+                delays = [self.poll(s, quiet=True, answer=a) for s, a in zip(due, answers, strict=True)]
                 if render:
                     render()
                 if until and until():

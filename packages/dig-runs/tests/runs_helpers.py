@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+
 class SimClock:
     """A simulated clock: sleep advances time, nothing waits."""
 

@@ -8,9 +8,8 @@ import socket
 import zipfile
 
 import pytest
-from runs_helpers import dig, sim_clock
-
 from dig_runs.cli import outputs_supports_workflow
+from runs_helpers import dig, sim_clock
 
 needs_workflow_option = pytest.mark.skipif(
     not outputs_supports_workflow(),

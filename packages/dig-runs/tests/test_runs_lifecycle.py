@@ -8,9 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from runs_helpers import dig, sim_clock
-
 from dig_runs.store import SUBMITTED, Store
+from runs_helpers import dig, sim_clock
 
 
 def _submit(day0_file, *extra):

@@ -10,9 +10,8 @@ import sys
 import time
 
 import pytest
-from runs_helpers import dig, sim_clock
-
 from dig_runs.store import Store
+from runs_helpers import dig, sim_clock
 
 
 @pytest.fixture(scope="module")
