@@ -278,3 +278,28 @@ def test_python_m_and_help(osmo):
     proc = subprocess.run([sys.executable, "-m", "dig_runs", "watch", "no-such-run", "--interval", "-1"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--interval must be > 0" in proc.stderr
+
+
+def test_live_table_on_a_terminal(osmo, day0_file):
+    import io
+
+    from dig_runs.osmo import Osmo
+    from dig_runs.watch import Watcher, WatchState
+
+    body = _submit(day0_file)
+    sim, clock = sim_clock()
+    out = io.StringIO()
+    watcher = Watcher(Osmo(osmo.runner()), Store(), clock=clock, out=out, tty=True)
+    assert watcher.watch(WatchState(body["run"], body["workflow_id"], 30.0)) == 0
+    frames = out.getvalue().split("\x1b[H\x1b[2J")[1:]
+    assert len(frames) >= 3
+    assert "GROUP/TASK" in frames[0] and "usd2roi-render/usd2roi-replicator" in frames[0]
+    assert "quiet ok: Isaac Sim warmup" in out.getvalue()
+    assert " -> " not in frames[0]  # a terminal gets the table, not transition lines
+
+
+def test_the_compiler_does_not_import_dig_runs():
+    from pathlib import Path
+
+    compiler = Path(__file__).resolve().parents[3] / "compiler"
+    assert not [p.name for p in compiler.rglob("*.py") if "dig_runs" in p.read_text(encoding="utf-8")]
