@@ -129,6 +129,26 @@ SIGNATURES = (
 )
 
 
+# osmo_cli.md §3 failure statuses set by OSMO itself (no log line of the task says why).
+STATUS_CAUSES = {
+    "FAILED_IMAGE_PULL": ("the task image could not be pulled",
+                          "check the image and tag; for nvcr.io add the nvcr_io REGISTRY credential (field auth), failure_modes.md C33"),
+    "FAILED_EXEC_TIMEOUT": ("the group ran past its exec_timeout",
+                            "raise the flow's exec timeout or make the run smaller, then resubmit"),
+    "FAILED_QUEUE_TIMEOUT": ("the group waited past its queue_timeout without being scheduled",
+                             "check pool capacity and pending pods (`osmo workflow events ID`), or --priority; "
+                             "a node without nvoptix.bin keeps render pods pending (failure_modes.md C3)"),
+    "FAILED_CANCELED": ("the workflow was canceled", "resubmit if that was not intended"),
+    "FAILED_EVICTED": ("the pod was evicted (node pressure or ephemeral storage)",
+                       "retry with `dig restart RUN`; if it repeats raise the task's storage (failure_modes.md C34)"),
+    "FAILED_PREEMPTED": ("the pod was preempted by higher-priority work", "retry with `dig restart RUN`"),
+    "FAILED_START_ERROR": ("the pod failed to start", "retry with `dig restart RUN`; `osmo workflow events ID` says why"),
+    "FAILED_START_TIMEOUT": ("the pod did not start in time", "retry with `dig restart RUN`; check `osmo workflow events ID`"),
+    "FAILED_BACKEND_ERROR": ("the cluster backend failed", "retry with `dig restart RUN`"),
+    "FAILED_SERVER_ERROR": ("the OSMO server failed", "retry with `dig restart RUN`"),
+}
+
+
 @dataclass
 class Diagnosis:
     cause: str
@@ -144,10 +164,10 @@ def classify(log_text: str, exit_code: int | None, task_status: str) -> Diagnosi
         if m:
             line = log_text[log_text.rfind("\n", 0, m.start()) + 1:].split("\n", 1)[0].strip()
             return Diagnosis(sig.cause.format(**m.groupdict()), sig.fix, f"failure_modes.md {sig.ref}", line)
-    if task_status in INFRASTRUCTURE or task_status in CANCELED:
+    if task_status in STATUS_CAUSES:
         kind, _ = terminal_class(task_status)
-        fix = "retry may help: `dig restart RUN`" if kind == "infrastructure" else "raise the group timeout or resubmit"
-        return Diagnosis(f"{task_status}: {kind} (OSMO's own class)", fix, "osmo_cli.md §3")
+        cause, fix = STATUS_CAUSES[task_status]
+        return Diagnosis(f"{cause} ({kind})", fix, "osmo_cli.md §3")
     cls = exit_class(exit_code)
     if cls:
         return Diagnosis(f"exit code {exit_code}: {cls.cause}", cls.fix, "osmo_cli.md §4")
