@@ -46,13 +46,13 @@ class Backoff:
     def after_poll(self, changed: bool) -> float:
         self.errors = 0
         self.unchanged = 0 if changed else self.unchanged + 1
-        return MAX_INTERVAL if self.unchanged >= UNCHANGED_BEFORE_BACKOFF else self.base
+        return max(MAX_INTERVAL, self.base) if self.unchanged >= UNCHANGED_BEFORE_BACKOFF else self.base
 
     def after_error(self, err: OsmoError) -> float:
         self.errors += 1
         if err.rc == 75:  # rate limited: wait the longest interval
-            return MAX_INTERVAL
-        return min(MAX_INTERVAL, self.base * (2 ** (self.errors - 1)))
+            return max(MAX_INTERVAL, self.base)
+        return max(self.base, min(MAX_INTERVAL, self.base * (2 ** (self.errors - 1))))
 
 
 def tasks_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
