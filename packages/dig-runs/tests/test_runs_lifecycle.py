@@ -303,3 +303,16 @@ def test_the_compiler_does_not_import_dig_runs():
 
     compiler = Path(__file__).resolve().parents[3] / "compiler"
     assert not [p.name for p in compiler.rglob("*.py") if "dig_runs" in p.read_text(encoding="utf-8")]
+
+
+def test_two_dig_submits_at_once(osmo, day0_file):
+    """Two `dig submit` processes, four submits each, one record: eight distinct runs, all completed rows."""
+    loop = ("import sys\nfrom dig_runs.cli import main\n"
+            "sys.exit(max(main(['submit', sys.argv[1], '--skip-preflight', '--yes']) for _ in range(4)))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", loop, str(day0_file)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    runs = Store().list()
+    assert len(runs) == 8 and {r.record_state for r in runs} == {SUBMITTED}
+    assert len({r.workflow_id for r in runs}) == 8 == len(osmo.calls("workflow submit"))
