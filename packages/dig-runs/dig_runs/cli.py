@@ -318,6 +318,9 @@ def submit_sweep(ctx: Ctx, args: argparse.Namespace) -> int:
     recorded = {r.variant: r for r in ctx.store.list(sweep=sweep_id)}
     todo = [v for v in variants if v["file"] not in recorded or recorded[v["file"]].record_state == NOT_SUBMITTED]
     done = len(variants) - len(todo)
+    stuck = [r for r in recorded.values() if r.record_state in (SUBMIT_FAILED, UNRESOLVED)]
+    for r in stuck:  # never resubmitted on their own: OSMO refused them, or they may be live unlabelled
+        ctx.say(f"not resubmitted: {r.variant} ({r.record_state}: {r.note or ''}); see `dig runs --sweep {sweep_id}`")
     ctx.say(f"sweep {sweep_id}: {len(variants)} variants, {done} already submitted, {len(todo)} to submit, "
             f"at most {limit} in flight")
     if not todo:
