@@ -10,7 +10,8 @@ import nox
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-PACKAGES = ["-e", ".[test]", "-e", "packages/dig-stages", "-e", "packages/dig-preflight", "-e", "packages/dig-outputs"]
+PACKAGES = ["-e", ".[test]", "-e", "packages/dig-stages", "-e", "packages/dig-preflight", "-e", "packages/dig-outputs",
+            "-e", "packages/dig-runs"]
 LINT_PATHS = ["compiler", "tests", "packages", "bench", "noxfile.py"]
 
 
@@ -36,7 +37,7 @@ def _ensure_chromium(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Install everything and run the whole test suite (compiler, dig-stages, dig-preflight, dig-outputs)."""
+    """Install everything and run the whole test suite (compiler, dig-stages, dig-preflight, dig-outputs, dig-runs)."""
     _install(session)
     _ensure_chromium(session)
     session.run("python", "-m", "compiler.schema", "--check")
@@ -69,7 +70,7 @@ def compile(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks in bench/ (ratios against baselines measured in the same run)."""
     _install(session)
-    for script in ("compile_latency.py", "sweep.py", "crop.py", "align.py", "edit_client.py", "preflight.py"):
+    for script in ("compile_latency.py", "sweep.py", "crop.py", "align.py", "edit_client.py", "preflight.py", "runs.py"):
         session.run("python", f"bench/{script}")
 
 
