@@ -64,7 +64,12 @@ def test_recovers_an_off_grid_transform_under_intensity_distortions(kind: str) -
     ref, mov = _case(1, TRUE, kind)
     est, mi, nmi, levels, evals = align.register(ref, mov, {"shift_range": 8})
     assert _corner_error(est, TRUE) < 0.2, (est, kind)
-    assert mi > 0.3 and nmi > 1.0 and levels == 2 and evals > 50
+    assert (
+        mi > 0.3
+        and nmi > 1.0
+        and levels == align.derive(align.AlignParams(), ref.shape, mov.shape)["pyr_levels"]
+    )
+    assert levels >= 2 and evals > 50
 
 
 def test_a_different_board_is_rejected_by_the_min_mi_gate(tmp_path: Path) -> None:
@@ -129,7 +134,8 @@ def test_params_from_cookbook_block_and_derived_ranges() -> None:
     )
     assert p.rot_range_deg == (-1.0, 1.0, 0.1) and p.interp == "nearest" and p.ignored == {"gpu": "auto"}
     d = align.derive(p, (540, 720), (1080, 1440))
-    assert d["sx_range"][0] < 2.0 < d["sx_range"][1] and d["pyr_levels"] == 3 and d["shift_range"] == 15
+    # pyramid down to a top level of at least COARSE_MIN_DIM px: 540 -> 270 -> 135 -> 67
+    assert d["sx_range"][0] < 2.0 < d["sx_range"][1] and d["pyr_levels"] == 4 and d["shift_range"] == 15
     d = align.derive(
         align.AlignParams(sx_range=(1.1, 1.3, 0.05), shift_range=100, pyr_levels=3), (540, 720), (540, 720)
     )
