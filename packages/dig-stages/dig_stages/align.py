@@ -491,8 +491,8 @@ def search(
 ) -> tuple[np.ndarray, Any, int]:
     """Coarse-to-fine MI maximisation for `batch` registrations of one shape at once.
 
-    `level(lvl, samples=None)` gives the evaluator of pyramid level `lvl` (`mi_batch((B, 2, 3) level-0
-    matrices) -> (B,)`), with fewer samples than `p.samples` when asked.
+    `level(lvl, fast=False)` gives the evaluator of pyramid level `lvl` (`mi_batch((R, 2, 3) level-0
+    matrices) -> (R,)`, row r for crop r % batch); `fast` asks for a quarter of the samples.
     Every crop's steps depend on its own MI values only, so a result never depends on the batch it ran in.
     Returns ((B, 5) parameters, the finest evaluator, MI evaluations per crop).
     """
@@ -519,7 +519,7 @@ def search(
             x, fx, m = _refine(f, x, fx, units, *MID_REFINE, lo=box.lo, hi=box.hi)
         else:
             # the larger steps at full resolution need no precision: a quarter of the samples for them
-            Lq = level(lvl, max(1, p.samples // 4))
+            Lq = level(lvl, fast=True)
 
             def fq(v: np.ndarray, L: Any = Lq) -> np.ndarray:
                 return np.asarray(L.mi_batch(box.matrices(v)), float)
@@ -561,10 +561,10 @@ def register(
     margin = box.margin()
     factory = level_factory or _Level
 
-    def level(lvl: int, samples: int | None = None) -> Any:
+    def level(lvl: int, fast: bool = False) -> Any:
         bins = p.bins if lvl == 0 else min(p.bins, COARSE_BINS)
         # levels above the finest only carry the search down: a quarter of the samples is plenty there
-        n = samples or (p.samples if lvl == 0 else max(1, p.samples // COARSE_SAMPLE_DIV))
+        n = p.samples if lvl == 0 and not fast else max(1, p.samples // COARSE_SAMPLE_DIV)
         return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), bins, n, p.seed + lvl, margin=margin)
 
     xs, L, evals = search(box, p, d, level)

@@ -188,3 +188,26 @@ def test_gpu_path_falls_back_to_numpy_without_cuda() -> None:
     res = align_torch.align_gpu(ref, mov, {"shift_range": 6})
     assert abs(res.transform.tx + 1) < 0.2 and abs(res.transform.ty - 2) < 0.2
     assert res.image.shape == ref.shape
+
+
+def test_result_does_not_depend_on_the_thread_count() -> None:
+    # BLAS/OpenMP thread counts must not change a single bit of the transform (the pod pins 1 CPU, CI does not)
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from dig_stages import align\n"
+        "rng = np.random.default_rng(3); a = rng.random((120, 120)).astype(np.float32)\n"
+        "k = np.ones(5) / 5; a = np.apply_along_axis(lambda r: np.convolve(r, k, 'same'), 0, a)\n"
+        "b = np.roll(a, (2, -1), axis=(0, 1)) ** 0.7\n"
+        "print(repr(align.register(a, b, {'shift_range': 6})[0].matrix().tolist()))\n"
+    )
+    outs = set()
+    for n in ("1", "2"):
+        env = os.environ | {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        res = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        outs.add(res.stdout)
+    assert len(outs) == 1, outs
