@@ -382,9 +382,12 @@ def run_tool(
     try:
         if log_file is None:
             return subprocess.run(list(cmd), env=full_env, cwd=cwd, check=False).returncode
-        with open(log_file, "w", encoding="utf-8") as log, subprocess.Popen(
-            list(cmd), env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        ) as proc:
+        with (
+            open(log_file, "w", encoding="utf-8") as log,
+            subprocess.Popen(
+                list(cmd), env=full_env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ) as proc,
+        ):
             assert proc.stdout is not None
             for line in proc.stdout:
                 sys.stdout.write(line)

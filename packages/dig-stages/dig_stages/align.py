@@ -14,10 +14,16 @@ from typing import Any
 
 import numpy as np
 
-# Fine levels are sampled: a fixed, jittered-grid subset keeps the objective deterministic (smooth
-# for the parabolic refinement) while bounding the cost of one MI evaluation.
-DEFAULT_SAMPLES = 1 << 16
-COARSE_MIN_DIM = 96  # the auto pyramid stops before the top level would be smaller than this
+# Every level is sampled: a fixed, jittered-grid subset keeps the objective deterministic (smooth for the
+# parabolic refinement) while bounding the cost of one MI evaluation.
+DEFAULT_SAMPLES = 1 << 14
+COARSE_MIN_DIM = 48  # the auto pyramid stops before the top level would be smaller than this
+COARSE_BINS = 32
+GATE_SAMPLES = 1 << 16  # samples of the MI reported and gated by min_mi
+COARSE_SAMPLE_DIV = 4
+CHUNK = (
+    1 << 15
+)  # samples x matrices per vectorised evaluation on the CPU  # coarse levels hold a few thousand samples: 64x64 bins would be mostly empty
 
 
 @dataclass
@@ -115,19 +121,16 @@ class AlignResult:
         }
 
 
-class RegistrationRejected(RuntimeError):
-    """MI after registration is below `min_mi` (the wrong image, or no overlap)."""
-
-
 def to_gray(img: np.ndarray) -> np.ndarray:
-    """Luminance as float32 (Rec. 601 weights; alpha dropped)."""
+    """Luminance as float32 (Rec. 601 weights; alpha dropped). Elementwise, so no BLAS threading enters."""
     a = np.asarray(img)
     if a.ndim == 3:
-        a = (
-            a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-            if a.shape[2] >= 3
-            else a[..., 0].astype(np.float32)
-        )
+        if a.shape[2] >= 3:
+            c = a[..., :3].astype(np.float32)
+            return (
+                c[..., 0] * np.float32(0.299) + c[..., 1] * np.float32(0.587) + c[..., 2] * np.float32(0.114)
+            )
+        a = a[..., 0]
     return a.astype(np.float32, copy=False)
 
 
@@ -136,13 +139,28 @@ def _normalise(g: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(g[:: max(1, g.shape[0] // 256), :: max(1, g.shape[1] // 256)], [0.1, 99.9])
     if hi <= lo:
         hi = lo + 1.0
-    return np.clip((g - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+    return np.clip((g - lo) * np.float32(1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
 
 
 def _down2(g: np.ndarray) -> np.ndarray:
     h, w = g.shape[0] // 2 * 2, g.shape[1] // 2 * 2
     g = g[:h, :w]
     return 0.25 * (g[0::2, 0::2] + g[1::2, 0::2] + g[0::2, 1::2] + g[1::2, 1::2])
+
+
+def _blur3(g: np.ndarray) -> np.ndarray:
+    """[1, 2, 1] / 4 binomial blur along both axes (edges repeat)."""
+    a = g * np.float32(0.5)
+    a[1:] += g[:-1] * np.float32(0.25)
+    a[:-1] += g[1:] * np.float32(0.25)
+    a[0] += g[0] * np.float32(0.25)
+    a[-1] += g[-1] * np.float32(0.25)
+    b = a * np.float32(0.5)
+    b[:, 1:] += a[:, :-1] * np.float32(0.25)
+    b[:, :-1] += a[:, 1:] * np.float32(0.25)
+    b[:, 0] += a[:, 0] * np.float32(0.25)
+    b[:, -1] += a[:, -1] * np.float32(0.25)
+    return b
 
 
 def _pyramid(g: np.ndarray, levels: int) -> list[np.ndarray]:
@@ -182,66 +200,226 @@ def mutual_information(joint: np.ndarray) -> tuple[float, float]:
     tot = joint.sum()
     if tot <= 0:
         return 0.0, 1.0
-    p = joint / tot
+    p = joint * (1.0 / tot)
     pf = p.sum(axis=1)
     pm = p.sum(axis=0)
-    nz = p > 0
-    hj = -float(np.sum(p[nz] * np.log(p[nz])))
-    hf = -float(np.sum(pf[pf > 0] * np.log(pf[pf > 0])))
-    hm = -float(np.sum(pm[pm > 0] * np.log(pm[pm > 0])))
+    q = p[p > 0]
+    hj = -float(np.dot(q, np.log(q)))
+    q = pf[pf > 0]
+    hf = -float(np.dot(q, np.log(q)))
+    q = pm[pm > 0]
+    hm = -float(np.dot(q, np.log(q)))
     return hf + hm - hj, (hf + hm) / hj if hj > 0 else 1.0
+
+
+def smooth_joint(j: np.ndarray) -> np.ndarray:
+    """[1, 2, 1] / 4 along both axes (a Parzen window): fewer empty bins, a less noisy MI estimate."""
+    a = j * 2.0
+    a[..., 1:, :] += j[..., :-1, :]
+    a[..., :-1, :] += j[..., 1:, :]
+    b = a * 2.0
+    b[..., 1:] += a[..., :-1]
+    b[..., :-1] += a[..., 1:]
+    return b
+
+
+@dataclass
+class Box:
+    """The search box of one registration: start point, bounds, centres (level-0 reference pixels)."""
+
+    x0: np.ndarray  # (rot rad, sx, sy, tx, ty) at the centre of the ranges
+    lo: np.ndarray
+    hi: np.ndarray
+    ref_shape: tuple[int, int]
+    mov_shape: tuple[int, int]
+    cf: tuple[float, float]
+    cm: tuple[float, float]
+
+    def matrices(self, xs: np.ndarray) -> np.ndarray:
+        """(B, 5) parameter rows -> (B, 2, 3) matrices, the same formula as Transform.matrix."""
+        xs = np.clip(np.atleast_2d(xs), self.lo, self.hi)
+        c, s = np.cos(xs[:, 0]), np.sin(xs[:, 0])
+        sx, sy = xs[:, 1], xs[:, 2]
+        m = np.empty((xs.shape[0], 2, 3))
+        m[:, 0, 0], m[:, 0, 1] = c * sx, -s * sy
+        m[:, 1, 0], m[:, 1, 1] = s * sx, c * sy
+        m[:, 0, 2] = self.cm[0] + xs[:, 3] - (m[:, 0, 0] * self.cf[0] + m[:, 0, 1] * self.cf[1])
+        m[:, 1, 2] = self.cm[1] + xs[:, 4] - (m[:, 1, 0] * self.cf[0] + m[:, 1, 1] * self.cf[1])
+        return m
+
+    def margin(self) -> float:
+        """Level-0 reference px from each border inside which every transform of the box stays on the moving image."""
+        hf, wf = self.ref_shape
+        hm, wm = self.mov_shape
+        verts = np.array(np.meshgrid(*zip(self.lo, self.hi, strict=True), indexing="ij")).reshape(5, -1).T
+        m = self.matrices(verts)
+        corners = np.array([[0, 0, 1], [wf - 1, 0, 1], [0, hf - 1, 1], [wf - 1, hf - 1, 1]], float)
+        q = np.einsum("bij,cj->bci", m, corners)
+        over = max(
+            float(np.max(-q[..., 0])),
+            float(np.max(q[..., 0] - (wm - 1))),
+            float(np.max(-q[..., 1])),
+            float(np.max(q[..., 1] - (hm - 1))),
+            0.0,
+        )
+        return over / max(1e-6, float(min(self.lo[1], self.lo[2]))) * 1.02 + 1.0
+
+
+def level_matrices(mats: np.ndarray, scale: float) -> np.ndarray:
+    """Level-0 matrices (ref px -> moving px) -> the same map between pixels of a pyramid level."""
+    c = (scale - 1) / 2
+    out = mats.copy()
+    out[:, :, 2] = (mats[:, :, 0] * c + mats[:, :, 1] * c + mats[:, :, 2] - c) / scale
+    return out
 
 
 class _Level:
     """One pyramid level: fixed samples (pre-binned) and the moving image, ready for MI evaluations."""
 
     def __init__(
-        self, fixed: np.ndarray, moving: np.ndarray, scale: float, bins: int, samples: int, seed: int
+        self,
+        fixed: np.ndarray,
+        moving: np.ndarray,
+        scale: float,
+        bins: int,
+        samples: int,
+        seed: int,
+        margin: float = 0.0,
+        everywhere: bool = False,
     ):
-        self.moving = moving
         self.scale = scale
         self.bins = bins
+        self.evals = 0
         h, w = fixed.shape
-        n = h * w
-        if n <= samples:
-            ys, xs = np.mgrid[0:h, 0:w]
+        self.shape = moving.shape
+        # sample only where every transform of the box lands on the moving image: no inside test needed
+        mx = min(int(math.ceil(margin / scale)) + 1, (w - 1) // 4)
+        my = min(int(math.ceil(margin / scale)) + 1, (h - 1) // 4)
+        self.need_inside = margin / scale + 1 > min(mx, my)
+        if everywhere:  # the reported MI: an even grid over the whole reference, as the gate expects
+            mx = my = 0
+            self.need_inside = True
+        iw, ih = w - 2 * mx, h - 2 * my
+        n = iw * ih
+        if everywhere and n > samples:
+            step = math.sqrt(n / samples)
+            gx = np.unique((np.arange(0, iw, step)).astype(np.intp))
+            gy = np.unique((np.arange(0, ih, step)).astype(np.intp))
+            ys, xs = (a.ravel() for a in np.meshgrid(gy, gx, indexing="ij"))
+        elif n <= samples:
+            ys, xs = np.mgrid[0:ih, 0:iw]
             xs, ys = xs.ravel(), ys.ravel()
         else:
-            # Jittered grid: evenly spread, fixed for the level, sorted row-major for cache-friendly gathers.
-            step = math.sqrt(n / samples)
-            gx = np.arange(0, w - step / 2, step)
-            gy = np.arange(0, h - step / 2, step)
-            rng = np.random.default_rng(seed)
-            xs = (gx[None, :] + rng.random((gy.size, gx.size)) * step).astype(np.intp).ravel()
-            ys = (gy[:, None] + rng.random((gy.size, gx.size)) * step).astype(np.intp).ravel()
-            xs, ys = np.minimum(xs, w - 1), np.minimum(ys, h - 1)
-        # level pixel -> level-0 pixel, so every level evaluates the same level-0 transform
-        self.x0 = xs * scale + (scale - 1) / 2
-        self.y0 = ys * scale + (scale - 1) / 2
+            # The pixels where the reference changes most carry the alignment: a fraction of the samples
+            # are the strongest-gradient pixels, the rest an even grid (keeps every direction constrained).
+            inner = fixed[my : my + ih, mx : mx + iw]
+            gm = np.zeros_like(inner)
+            gm[:, :-1] += np.abs(np.diff(inner, axis=1))
+            gm[:-1, :] += np.abs(np.diff(inner, axis=0))
+            k = samples // 2
+            top = np.argpartition(gm.ravel(), n - k)[n - k :]
+            step = max(1, int(math.sqrt(n / max(1, samples - k))))
+            grid = (np.arange(0, ih, step)[:, None] * iw + np.arange(0, iw, step)[None, :]).ravel()
+            keep = np.zeros(n, bool)
+            keep[top] = True
+            keep[grid] = True
+            sel = np.flatnonzero(keep)
+            ys, xs = sel // iw, sel % iw
+        xs, ys = xs + mx, ys + my
+        self.xs = xs.astype(np.float32)
+        self.ys = ys.astype(np.float32)
         fv = fixed[ys, xs]
         self.fbin = (np.minimum((fv * bins).astype(np.intp), bins - 1) * bins).astype(np.intp)
-        self.evals = 0
+        # the moving image pre-scaled to bin units: the interpolated value is the (linear) bin coordinate
+        # (padded by a row so a sample on the last pixel never indexes past the end)
+        mflat = (np.asarray(moving, np.float32) * np.float32(bins - 1)).reshape(-1)
+        self.mflat = np.concatenate([mflat, np.zeros(moving.shape[1] + 2, np.float32)])
+        self.nb = bins * bins
 
-    def joint(self, m: np.ndarray) -> np.ndarray:
-        s = self.scale
-        qx = m[0, 0] * self.x0 + m[0, 1] * self.y0 + m[0, 2]
-        qy = m[1, 0] * self.x0 + m[1, 1] * self.y0 + m[1, 2]
-        v, inside = _sample(self.moving, (qx - (s - 1) / 2) / s, (qy - (s - 1) / 2) / s)
+    def joints_level(self, lm: np.ndarray) -> np.ndarray:
+        """Joint histograms (K, bins, bins) for K level-pixel matrices (K, 2, 3), in one pass."""
+        h, w = self.shape
+        k = lm.shape[0]
+        c32 = lm.astype(np.float32)
+        qx = c32[:, 0, 0, None] * self.xs
+        qx += c32[:, 0, 1, None] * self.ys
+        qx += c32[:, 0, 2, None]
+        qy = c32[:, 1, 0, None] * self.xs
+        qy += c32[:, 1, 1, None] * self.ys
+        qy += c32[:, 1, 2, None]
+        ins = None
+        if self.need_inside:  # else the margin keeps every sample on the image: no test, no clip
+            ins = ((qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)).astype(np.float64).ravel()
+            np.clip(qx, 0, np.float32(w - 1.001), out=qx)
+            np.clip(qy, 0, np.float32(h - 1.001), out=qy)
+        xi = qx.astype(np.intp)
+        yi = qy.astype(np.intp)
+        qx -= xi  # fractions
+        qy -= yi
+        idx = yi * w
+        idx += xi
+        f = self.mflat
+        a = f[idx]
+        b = f[idx + 1]
+        b -= a
+        b *= qx
+        a += b  # top row
+        idx += w
+        c = f[idx]
+        d = f[idx + 1]
+        d -= c
+        d *= qx
+        c += d  # bottom row
+        c -= a
+        c *= qy
+        a += c  # bilinear value in bin units
         # Linear binning on the moving side keeps MI continuous in the parameters (hard bins make it a
         # staircase and the parabolic refinement would stall at ~0.2 px).
-        u = v * (self.bins - 1)
-        j0 = np.minimum(u.astype(np.intp), self.bins - 2)
-        wt = (u - j0).astype(np.float64)
-        ins = inside.astype(np.float64)
-        idx = self.fbin + j0
-        nb = self.bins * self.bins
-        self.evals += 1
-        joint = np.bincount(idx, weights=(1.0 - wt) * ins, minlength=nb)
-        joint += np.bincount(idx + 1, weights=wt * ins, minlength=nb)
-        return joint.reshape(self.bins, self.bins)
+        j0 = a.astype(np.intp)
+        np.minimum(j0, self.bins - 2, out=j0)
+        a -= j0  # weight of bin j0 + 1
+        j0 += self.fbin
+        if k > 1:
+            j0 += (np.arange(k) * self.nb)[:, None]
+        j0, a = j0.ravel(), a.ravel()
+        self.evals += k
+        n = k * self.nb
+        if ins is None:
+            upper = np.bincount(j0, weights=a, minlength=n)
+            joint = np.bincount(j0, minlength=n) - upper
+        else:
+            upper = np.bincount(j0, weights=a * ins, minlength=n)
+            joint = np.bincount(j0, weights=ins, minlength=n) - upper
+        # j0 <= bins - 2: the last column never receives, so the shift never crosses a row or a histogram
+        joint[1:] += upper[:-1]
+        return joint.reshape(k, self.bins, self.bins)
+
+    def joint(self, m: np.ndarray) -> np.ndarray:
+        """Joint histogram for one level-0 matrix (2x3)."""
+        return self.joints_level(level_matrices(np.asarray(m)[None], self.scale))[0]
 
     def mi(self, m: np.ndarray) -> float:
         return mutual_information(self.joint(m))[0]
+
+    def mi_batch(self, mats: np.ndarray) -> np.ndarray:
+        """Objective for (K, 2, 3) level-0 matrices: MI of the Parzen-smoothed joint histograms."""
+        lm = level_matrices(mats, self.scale)
+        # chunks that keep the per-sample arrays cache-sized: one huge pass is slower than several
+        step = max(1, CHUNK // max(1, self.xs.size))
+        return np.concatenate(
+            [mi_many(smooth_joint(self.joints_level(lm[i : i + step]))) for i in range(0, len(lm), step)]
+        )
+
+
+def mi_many(j: np.ndarray) -> np.ndarray:
+    """MI (nats) of K joint histograms (K, bins, bins), vectorised."""
+    tot = j.sum(axis=(1, 2))
+    p = j / np.maximum(tot, 1e-300)[:, None, None]
+
+    def plogp(q: np.ndarray) -> np.ndarray:
+        return q * np.log(np.where(q > 0, q, 1.0))
+
+    return plogp(p).sum(axis=(1, 2)) - plogp(p.sum(axis=2)).sum(axis=1) - plogp(p.sum(axis=1)).sum(axis=1)
 
 
 def _grid(r: tuple[float, float, float], min_step: float) -> np.ndarray:
@@ -282,6 +460,79 @@ def _resize_bilinear(g: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return _sample(g, xx.ravel(), yy.ravel())[0].reshape(h, w)
 
 
+def make_box(
+    p: AlignParams, d: dict[str, Any], ref_shape: tuple[int, int], mov_shape: tuple[int, int]
+) -> Box:
+    """The search box from the cookbook ranges (`d` from `derive`)."""
+    rot, sxr, syr, shift = p.rot_range_deg, d["sx_range"], d["sy_range"], d["shift_range"]
+    x0 = np.array(
+        [math.radians((rot[0] + rot[1]) / 2), (sxr[0] + sxr[1]) / 2, (syr[0] + syr[1]) / 2, 0.0, 0.0]
+    )
+    lo = np.array([math.radians(min(rot[:2])), min(sxr[:2]), min(syr[:2]), -shift, -shift])
+    hi = np.array([math.radians(max(rot[:2])), max(sxr[:2]), max(syr[:2]), shift, shift])
+    hf, wf = ref_shape
+    hm, wm = mov_shape
+    return Box(x0, lo, hi, ref_shape, mov_shape, ((wf - 1) / 2, (hf - 1) / 2), ((wm - 1) / 2, (hm - 1) / 2))
+
+
+# Refinement schedule per level, in level pixels of corner motion: (first step, last step, most sweeps).
+TOP_REFINE = (1.0, 0.5, 6)
+MID_REFINE = (0.5, 0.5, 2)
+FINE_FAST = (0.5, 0.25, 4)
+FINE_REFINE = (0.125, 0.0625, 6)
+
+
+def search(
+    box: Box,
+    p: AlignParams,
+    d: dict[str, Any],
+    level: Callable[..., Any],
+    batch: int = 1,
+) -> tuple[np.ndarray, Any, int]:
+    """Coarse-to-fine MI maximisation for `batch` registrations of one shape at once.
+
+    `level(lvl, fast=False)` gives the evaluator of pyramid level `lvl` (`mi_batch((R, 2, 3) level-0
+    matrices) -> (R,)`, row r for crop r % batch); `fast` asks for a quarter of the samples.
+    Every crop's steps depend on its own MI values only, so a result never depends on the batch it ran in.
+    Returns ((B, 5) parameters, the finest evaluator, MI evaluations per crop).
+    """
+    levels = d["pyr_levels"]
+    hf, wf = box.ref_shape
+    half_diag = 0.5 * math.hypot(wf, hf)
+    x = np.tile(box.x0, (batch, 1))
+    evals = 0
+    L = None
+    for lvl in range(levels - 1, -1, -1):
+        s = float(2**lvl)
+        L = level(lvl)
+
+        def f(v: np.ndarray, L: Any = L) -> np.ndarray:
+            return np.asarray(L.mi_batch(box.matrices(v)), float)
+
+        # one unit moves the reference corners by about one pixel of this level
+        units = np.array([s / half_diag, 2 * s / wf, 2 * s / hf, s, s])
+        if lvl == levels - 1:
+            x, fx, n = _coarse_search(f, x, box, units, p)
+            x, fx, m = _refine(f, x, fx, units, *TOP_REFINE, lo=box.lo, hi=box.hi)
+        elif lvl > 0:
+            fx, n = f(x), 1
+            x, fx, m = _refine(f, x, fx, units, *MID_REFINE, lo=box.lo, hi=box.hi)
+        else:
+            # the larger steps at full resolution need no precision: a quarter of the samples for them
+            Lq = level(lvl, fast=True)
+
+            def fq(v: np.ndarray, L: Any = Lq) -> np.ndarray:
+                return np.asarray(L.mi_batch(box.matrices(v)), float)
+
+            fx, n = fq(x), 1
+            x, fx, m = _refine(fq, x, fx, units, *FINE_FAST, lo=box.lo, hi=box.hi)
+            evals += n + m
+            fx, n = f(x), 1
+            x, fx, m = _refine(f, x, fx, units, *FINE_REFINE, lo=box.lo, hi=box.hi)
+        evals += n + m
+    return x, L, evals
+
+
 def register(
     reference: np.ndarray,
     moving: np.ndarray,
@@ -291,8 +542,8 @@ def register(
     """Find the transform mapping reference pixels onto the moving image that maximises MI.
 
     Returns (transform, MI, NMI, pyramid levels, MI evaluations). Grid search at the top pyramid level
-    (shift, then rotation x scale), then parabolic coordinate refinement at every level down to full res.
-    `level_factory` swaps the MI evaluator (same signature as `_Level`; align_torch passes a GPU one).
+    (shift, then rotation and scale), then parabolic coordinate refinement at every level down to full res.
+    `level_factory` swaps the MI evaluator (same signature as `_Level`).
     """
     p = params if isinstance(params, AlignParams) else AlignParams.from_dict(params)
     fixed = _normalise(to_gray(reference))
@@ -304,125 +555,137 @@ def register(
         mov = _resize_bilinear(mov, fixed.shape)
     levels = d["pyr_levels"]
     fpyr, mpyr = _pyramid(fixed, levels), _pyramid(mov, levels)
-    hf, wf = fixed.shape
-    cf = ((wf - 1) / 2, (hf - 1) / 2)
-    cm = ((mov.shape[1] - 1) / 2, (mov.shape[0] - 1) / 2)
-    half_diag = 0.5 * math.hypot(wf, hf)
+    # a light blur at full resolution damps MI's interpolation artefact (a bias towards whole-pixel shifts)
+    fpyr[0], mpyr[0] = _blur3(fpyr[0]), _blur3(mpyr[0])
+    box = make_box(p, d, fixed.shape, mov.shape)
+    margin = box.margin()
+    factory = level_factory or _Level
 
-    def matrix(x: np.ndarray) -> np.ndarray:
-        return Transform(math.degrees(x[0]), x[1], x[2], x[3], x[4], cf, cm).matrix()
+    def level(lvl: int, fast: bool = False) -> Any:
+        bins = p.bins if lvl == 0 else min(p.bins, COARSE_BINS)
+        # levels above the finest only carry the search down: a quarter of the samples is plenty there
+        n = p.samples if lvl == 0 and not fast else max(1, p.samples // COARSE_SAMPLE_DIV)
+        return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), bins, n, p.seed + lvl, margin=margin)
 
-    rot = p.rot_range_deg
-    sxr, syr, shift = d["sx_range"], d["sy_range"], d["shift_range"]
-    x = np.array(
-        [math.radians((rot[0] + rot[1]) / 2), (sxr[0] + sxr[1]) / 2, (syr[0] + syr[1]) / 2, 0.0, 0.0]
-    )
-    lo = np.array([math.radians(min(rot[:2])), min(sxr[:2]), min(syr[:2]), -shift, -shift])
-    hi = np.array([math.radians(max(rot[:2])), max(sxr[:2]), max(syr[:2]), shift, shift])
-    evals = 0
-    best = -np.inf
-    for lvl in range(levels - 1, -1, -1):
-        s = float(2**lvl)
-        L = (level_factory or _Level)(fpyr[lvl], mpyr[lvl], s, p.bins, p.samples, p.seed + lvl)
-
-        def f(v: np.ndarray, L: _Level = L) -> float:
-            return L.mi(matrix(np.clip(v, lo, hi)))
-
-        # one unit moves the reference corners by about one pixel of this level
-        units = np.array([s / half_diag, 2 * s / wf, 2 * s / hf, s, s])
-        if lvl == levels - 1:
-            x, best = _coarse_search(f, x, lo, hi, units, rot, sxr, syr, p.shift_step)
-        best = f(x)
-        x, best = _refine(
-            f, x, best, units, h_start=1.0 if lvl == levels - 1 else 0.5, h_min=0.02 if lvl == 0 else 0.25
-        )
-        x = np.clip(x, lo, hi)
-        evals += L.evals
-    # MI/NMI as optimised: the finest level's samples, linear binning on the moving side
+    xs, L, evals = search(box, p, d, level)
+    x = np.clip(xs[0], box.lo, box.hi)
     t = Transform(
         math.degrees(x[0]),
         x[1] * resize[0],
         x[2] * resize[1],
         x[3] * resize[0],
         x[4] * resize[1],
-        cf,
+        box.cf,
         ((moving.shape[1] - 1) / 2, (moving.shape[0] - 1) / 2),
     )
-    mi, nmi = mutual_information(L.joint(matrix(x)))
+    mi, nmi = final_mi(fixed, mov, box.matrices(x)[0], p, factory)
     return t, mi, nmi, levels, evals + 1
 
 
+def final_mi(
+    fixed: np.ndarray,
+    mov: np.ndarray,
+    m: np.ndarray,
+    p: AlignParams,
+    factory: Callable[..., Any] | None = None,
+) -> tuple[float, float]:
+    """(MI, NMI) at the result, for the `min_mi` gate: unblurred full-resolution images, `bins` bins, an even
+    grid over the whole reference (outside pixels left out), linear binning on the moving side."""
+    # MI estimates are biased upwards by about bins^2 / (2 samples): a fixed, large count keeps the gate's
+    # threshold meaning the same whatever the search used
+    n = max(p.samples, GATE_SAMPLES)
+    L = (factory or _Level)(fixed, mov, 1.0, p.bins, n, p.seed, everywhere=True)
+    return mutual_information(np.asarray(L.joint(m)))
+
+
 def _coarse_search(
-    f: Callable[[np.ndarray], float],
-    x: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    units: np.ndarray,
-    rot: tuple[float, float, float],
-    sxr: tuple[float, float, float],
-    syr: tuple[float, float, float],
-    shift_step: float,
-) -> tuple[np.ndarray, float]:
-    # Shift first (rotation/scale ranges move the corners by a pixel or two at this level), then the
-    # rotation x scale grid at the best shift. Grid steps finer than ~half a level pixel buy nothing here.
-    step = max(units[3] * 0.5, min(float(shift_step), units[3]))
+    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, box: Box, units: np.ndarray, p: AlignParams
+) -> tuple[np.ndarray, np.ndarray, int]:
+    # Shift grid first, then a 1-D grid per rotation / scale where its range spans more than a couple of
+    # level pixels (tight ranges are left to the refinement). Steps finer than ~half a level pixel buy nothing.
+    lo, hi = box.lo, box.hi
+    step = max(float(p.shift_step), units[3])
     txs = _grid((lo[3], hi[3], step), 0)
     tys = _grid((lo[4], hi[4], step), 0)
-    best, bx = -np.inf, x.copy()
-    for tx in txs:
-        for ty in tys:
-            v = x.copy()
-            v[3], v[4] = tx, ty
-            m = f(v)
-            if m > best:
-                best, bx = m, v
-    x = bx
-    rots = np.radians(_grid(rot, math.degrees(units[0] * 0.5)))
-    sxs = _grid(sxr, units[1] * 0.5)
-    sys_ = _grid(syr, units[2] * 0.5)
-    for r in rots:
-        for a in sxs:
-            for b in sys_:
-                v = x.copy()
-                v[0], v[1], v[2] = r, a, b
-                m = f(v)
-                if m > best:
-                    best, bx = m, v
-    return bx, best
+    b = x.shape[0]
+
+    def pick(cands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # cands (G, B, 5): all grid points of every crop in one evaluation; the first maximum wins
+        vals = f(cands.reshape(-1, 5)).reshape(cands.shape[0], b)
+        k = np.argmax(vals, 0)
+        return cands[k, np.arange(b)], vals[k, np.arange(b)]
+
+    tt = np.array([(tx, ty) for tx in txs for ty in tys])
+    cands = np.repeat(x[None], len(tt), 0)
+    cands[:, :, 3:5] = tt[:, None, :]
+    x, best = pick(cands)
+    n = len(tt)
+    grids = (
+        np.radians(_grid(p.rot_range_deg, math.degrees(units[0] * 0.5))),
+        _grid((lo[1], hi[1], units[1] * 0.5), units[1] * 0.5),
+        _grid((lo[2], hi[2], units[2] * 0.5), units[2] * 0.5),
+    )
+    for i, g in enumerate(grids):
+        if g.size < 4:
+            continue
+        cands = np.repeat(x[None], len(g) + 1, 0)
+        cands[1:, :, i] = g[:, None]  # row 0: the current point, so a grid never makes a crop worse
+        x, best = pick(cands)
+        n += len(g)
+    return x, best, n
 
 
 def _refine(
-    f: Callable[[np.ndarray], float],
+    f: Callable[[np.ndarray], np.ndarray],
     x: np.ndarray,
-    fx: float,
+    fx: np.ndarray,
     units: np.ndarray,
     h_start: float,
     h_min: float,
-) -> tuple[np.ndarray, float]:
-    """Coordinate ascent with a parabola through (-h, 0, +h) per parameter; h halves when steps get small."""
-    h = h_start
-    sweeps = 0
-    while h >= h_min and sweeps < 40:
-        sweeps += 1
-        moved = 0.0
-        for i in range(x.size):
+    max_sweeps: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Coordinate ascent with a parabola through (-h, 0, +h) per parameter; h halves when steps get small.
+
+    Vectorised over crops (rows of x): each row keeps its own step and stops on its own.
+    """
+    b = x.shape[0]
+    h = np.full(b, h_start)
+    active = h >= h_min
+    n = 0
+    for _ in range(max_sweeps):
+        if not active.any():
+            break
+        moved = np.zeros(b)
+        for i in range(x.shape[1]):
             d = np.zeros_like(x)
-            d[i] = units[i] * h
-            fp, fm = f(x + d), f(x - d)
-            cands = [(fx, 0.0), (fp, 1.0), (fm, -1.0)]
+            d[:, i] = units[i] * h
+            fpm = f(np.concatenate([x + d, x - d]))
+            fp, fm = fpm[:b], fpm[b:]
+            n += 2
             curv = fp - 2 * fx + fm
-            if curv < 0:
-                t = float(np.clip((fm - fp) / (2 * curv), -2.0, 2.0))
-                if abs(t) > 1e-3 and abs(abs(t) - 1) > 1e-3:
-                    cands.append((f(x + t * d), t))
-            fb, tb = max(cands)
-            if tb != 0.0 and fb > fx:
-                x = x + tb * d
-                fx = fb
-                moved = max(moved, abs(tb))
-        if moved < 0.5:
-            h *= 0.5
-    return x, fx
+            with np.errstate(divide="ignore", invalid="ignore"):
+                t = np.where(
+                    curv < 0, np.clip((fm - fp) / (2 * np.where(curv < 0, curv, -1.0)), -2.0, 2.0), 0.0
+                )
+            use = (curv < 0) & (np.abs(t) > 1e-3) & (np.abs(np.abs(t) - 1) > 1e-3)
+            ft = np.full(b, -np.inf)
+            if use.any():
+                ft = np.where(use, f(x + t[:, None] * d), -np.inf)
+                n += 1
+            cand_f = np.stack([fx, fp, fm, ft], 1)
+            cand_t = np.stack([np.zeros(b), np.ones(b), -np.ones(b), t], 1)
+            k = np.argmax(cand_f, 1)
+            fb = cand_f[np.arange(b), k]
+            tb = cand_t[np.arange(b), k]
+            ok = active & (k > 0) & (fb > fx)
+            x = np.where(ok[:, None], np.clip(x + tb[:, None] * d, lo, hi), x)
+            fx = np.where(ok, fb, fx)
+            moved = np.where(ok, np.maximum(moved, np.abs(tb)), moved)
+        h = np.where(active & (moved < 0.5), h * 0.5, h)
+        active = h >= h_min
+    return x, fx, n
 
 
 def warp(
@@ -431,20 +694,47 @@ def warp(
     """Resample `moving` into the reference frame (edge pixels repeat outside it); keeps dtype and channels."""
     h, w = out_shape
     m = transform.matrix()
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    qx = (m[0, 0] * xs + m[0, 1] * ys + m[0, 2]).ravel()
-    qy = (m[1, 0] * xs + m[1, 1] * ys + m[1, 2]).ravel()
     src = np.asarray(moving)
-    chans = [src] if src.ndim == 2 else [src[..., c] for c in range(src.shape[2])]
-    out = []
-    for ch in chans:
-        v, _ = _sample(ch.astype(np.float32), qx, qy, nearest=interp == "nearest")
-        out.append(v.reshape(h, w))
-    res = out[0] if src.ndim == 2 else np.stack(out, axis=-1)
+    sh, sw = src.shape[:2]
+    chans = 1 if src.ndim == 2 else src.shape[2]
+    flat = src.reshape(sh * sw, chans)
+    xs = np.arange(w, dtype=np.float64)
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    # row-separable coordinates: one outer sum per axis instead of a full mgrid
+    qx = (m[0, 0] * xs + (m[0, 1] * ys + m[0, 2])).ravel()
+    qy = (m[1, 0] * xs + (m[1, 1] * ys + m[1, 2])).ravel()
+    if interp == "nearest" or sw == 1 or sh == 1:
+        xi = np.clip(np.rint(qx), 0, sw - 1).astype(np.intp)
+        yi = np.clip(np.rint(qy), 0, sh - 1).astype(np.intp)
+        res = flat[yi * sw + xi].astype(np.float32)
+    else:
+        np.clip(qx, 0, sw - 1.000001, out=qx)
+        np.clip(qy, 0, sh - 1.000001, out=qy)
+        xi = qx.astype(np.intp)
+        yi = qy.astype(np.intp)
+        fx = (qx - xi).astype(np.float32)[:, None]
+        fy = (qy - yi).astype(np.float32)[:, None]
+        idx = yi * sw + xi
+        a = flat[idx].astype(np.float32)
+        b = flat[idx + 1].astype(np.float32)
+        b -= a
+        b *= fx
+        a += b
+        idx += sw
+        c = flat[idx].astype(np.float32)
+        e = flat[idx + 1].astype(np.float32)
+        e -= c
+        e *= fx
+        c += e
+        c -= a
+        c *= fy
+        a += c
+        res = a
     if np.issubdtype(src.dtype, np.integer):
         info = np.iinfo(src.dtype)
         res = np.clip(np.rint(res), info.min, info.max)
-    return res.astype(src.dtype)
+    res = res.astype(src.dtype).reshape(h, w, chans)
+    return res[..., 0] if src.ndim == 2 else res
 
 
 def align(

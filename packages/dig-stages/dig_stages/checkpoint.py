@@ -19,7 +19,11 @@ def iter_name(step: int) -> str:
 
 
 def _step_of(path: Path) -> int | None:
-    stem = path.name[len("iter_"):-len(".pt")] if path.name.startswith("iter_") and path.name.endswith(".pt") else ""
+    stem = (
+        path.name[len("iter_") : -len(".pt")]
+        if path.name.startswith("iter_") and path.name.endswith(".pt")
+        else ""
+    )
     return int(stem) if stem.isdigit() else None
 
 
@@ -71,7 +75,9 @@ def build_wrapper(ckpt_dataset: str | Path, wrapper: str | Path) -> Path:
         dst = wrapper / side.name
         if not dst.exists() and not dst.is_symlink():
             dst.symlink_to(side.resolve())
-    _common.info(f"checkpoint wrapper {wrapper}: {len(weights)} weight file(s), {layout} layout, config {ag_config}")
+    _common.info(
+        f"checkpoint wrapper {wrapper}: {len(weights)} weight file(s), {layout} layout, config {ag_config}"
+    )
     return wrapper
 
 
@@ -109,8 +115,11 @@ def pick_best_step(ckpt_root: str | Path, fallback_step: int, log=None) -> int:
     valid_dir = _common.find_first(ckpt_root, "valid", maxdepth=8, kind="dir")
     if valid_dir is not None and list(valid_dir.glob("*/valid_kpi.csv")):
         model_dir = next(
-            (p for p, _d, is_dir in _common.walk(ckpt_root, 64)
-             if is_dir and p.name == "model" and p.parent.name == "checkpoints"),
+            (
+                p
+                for p, _d, is_dir in _common.walk(ckpt_root, 64)
+                if is_dir and p.name == "model" and p.parent.name == "checkpoints"
+            ),
             None,
         )
         scored: list[tuple[float, int]] = []
@@ -129,9 +138,13 @@ def pick_best_step(ckpt_root: str | Path, fallback_step: int, log=None) -> int:
             scored.append((score, step))
         if scored:
             score, step = max(scored)  # ties go to the later step
-            log(f"pick_best_step: best={step} (average nn_score={score:g}) among {len(scored)} validated step(s)")
+            log(
+                f"pick_best_step: best={step} (average nn_score={score:g}) among {len(scored)} validated step(s)"
+            )
             return step
-        log("WARN: pick_best_step: no validated step has a saved checkpoint; check validation_iter % save_iter == 0")
+        log(
+            "WARN: pick_best_step: no validated step has a saved checkpoint; check validation_iter % save_iter == 0"
+        )
     steps = [s for s in (_step_of(p) for p in trainer_weights(ckpt_root, 64)) if s is not None]
     if steps:
         log(f"pick_best_step: no validation KPIs; using the latest trained iter {max(steps)}")
@@ -149,5 +162,6 @@ def main_pick_best_step(argv: Sequence[str] | None = None) -> int:
         return 0
 
     return _common.run_main(
-        body, lambda: _common.load_options(argv or [], "pick-best-step", fields, ["ckpt_root", "fallback_step"])
+        body,
+        lambda: _common.load_options(argv or [], "pick-best-step", fields, ["ckpt_root", "fallback_step"]),
     )

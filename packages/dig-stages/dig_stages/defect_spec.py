@@ -40,9 +40,7 @@ def parse_pairs(pairs: Any) -> list[tuple[str, str]]:
     return out
 
 
-def render_defect_spec(
-    pairs: Any, spatial_dependency: str, roi_prompt: str | None = None
-) -> str:
+def render_defect_spec(pairs: Any, spatial_dependency: str, roi_prompt: str | None = None) -> str:
     """The defect_spec.jsonl text: one line per pair, keys defect_type, spatial_dependency, roi prompt."""
     if spatial_dependency not in SPATIAL_DEPENDENCIES:
         raise ValueError(

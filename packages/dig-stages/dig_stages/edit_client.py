@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dig_stages import _common, align, batch
+from dig_stages import _common, align, align_torch, batch
 
 REQUIRED_MODEL = "nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL"
 DEFAULT_ENDPOINT = "http://localhost:8000/v1"  # the cookbook placeholder; the compiler writes the knob value
@@ -446,8 +446,12 @@ def process(entry: batch.Entry, client: EditClient) -> ItemResult:
         mi = None
         if cfg.align:
             params = align.AlignParams.from_dict(cfg.align_params)
-            res = align.align(np.asarray(src), arr, params)
-            meta["alignment"] = res.metadata() | {"interp": params.interp}
+            gpu = align_torch.available()  # the task's GPU when torch sees one, else numpy on the CPU
+            res = (align_torch.align_gpu if gpu else align.align)(np.asarray(src), arr, params)
+            meta["alignment"] = res.metadata() | {
+                "interp": params.interp,
+                "path": "torch-cuda" if gpu else "numpy-cpu",
+            }
             mi = res.mi
             if not res.passed:
                 raise EditError(f"alignment MI {res.mi:.4f} below min_mi {params.min_mi}")

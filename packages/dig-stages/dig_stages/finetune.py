@@ -34,9 +34,7 @@ def _set_path(doc: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def render_training_config(
-    cookbook: dict, *, exp_name: str, dataset_dir: str, validation_jsonl: str
-) -> dict:
+def render_training_config(cookbook: dict, *, exp_name: str, dataset_dir: str, validation_jsonl: str) -> dict:
     """The cookbook with the five run fields patched and trainer.early_stop removed (input untouched)."""
     if not isinstance(cookbook, dict):
         raise TypeError(f"cookbook must be a mapping, got {type(cookbook).__name__}")
@@ -78,22 +76,28 @@ def iteration_hygiene(trainer: dict) -> list[tuple[str, str]]:
     if max_iter <= 0:
         return problems
     if save_iter > 0 and save_iter > max_iter:
-        problems.append((
-            "error",
-            f"trainer.save_iter ({save_iter}) > trainer.max_iter ({max_iter}): no checkpoint will be saved. "
-            "Set save_iter <= max_iter in the usecase's ag_config.yaml cookbook (save_iter == max_iter is fine).",
-        ))
+        problems.append(
+            (
+                "error",
+                f"trainer.save_iter ({save_iter}) > trainer.max_iter ({max_iter}): no checkpoint will be saved. "
+                "Set save_iter <= max_iter in the usecase's ag_config.yaml cookbook (save_iter == max_iter is fine).",
+            )
+        )
     if val_iter > 0 and val_iter > max_iter:
-        problems.append((
-            "warning",
-            f"trainer.validation_iter ({val_iter}) > trainer.max_iter ({max_iter}): no validation KPIs; "
-            "best-step selection will fall back to the latest saved iteration.",
-        ))
+        problems.append(
+            (
+                "warning",
+                f"trainer.validation_iter ({val_iter}) > trainer.max_iter ({max_iter}): no validation KPIs; "
+                "best-step selection will fall back to the latest saved iteration.",
+            )
+        )
     if log_iter > 0 and log_iter > max_iter:
-        problems.append((
-            "warning",
-            f"trainer.logging_iter ({log_iter}) > trainer.max_iter ({max_iter}): no progress logs.",
-        ))
+        problems.append(
+            (
+                "warning",
+                f"trainer.logging_iter ({log_iter}) > trainer.max_iter ({max_iter}): no progress logs.",
+            )
+        )
     return problems
 
 
@@ -144,7 +148,10 @@ def _run(opts: dict) -> int:
         _common.fail(f"{config} not mounted — cookbook upload failed.")
     pretrained = Path(opts["pretrained_src"])
     if not pretrained.is_dir():
-        _common.fail(f"pretrained tree not at {pretrained}; run setup_pretrained\n" + _common.listing(pretrained.parent, 20))
+        _common.fail(
+            f"pretrained tree not at {pretrained}; run setup_pretrained\n"
+            + _common.listing(pretrained.parent, 20)
+        )
     ag_root = Path(opts["ag_root"])
     pod.link_pretrained(pretrained, ag_root)
     dataset = Path(opts["dataset_dir"])
@@ -158,17 +165,24 @@ def _run(opts: dict) -> int:
     if not prep.is_file():
         _common.fail(f"{prep} not in image — check the anomalygen_image digest")
     # hygiene first: fail in seconds, not after dataset prep
-    for severity, message in iteration_hygiene({
-        "max_iter": opts["max_iter"], "save_iter": opts["save_iter"],
-        "validation_iter": opts["validation_iter"], "logging_iter": opts["logging_iter"],
-    }):
+    for severity, message in iteration_hygiene(
+        {
+            "max_iter": opts["max_iter"],
+            "save_iter": opts["save_iter"],
+            "validation_iter": opts["validation_iter"],
+            "logging_iter": opts["logging_iter"],
+        }
+    ):
         if severity == "error":
             _common.fail(message.replace("the usecase's ag_config.yaml cookbook", cookbook_hint))
         _common.warn(message)
 
     _common.info("Phase 1 Step 1: validate_dataset.py")
-    _common.require_tool([opts["python"], str(scripts / "validate_dataset.py"), str(dataset)],
-                         what="validate_dataset.py", cwd=ag_root)
+    _common.require_tool(
+        [opts["python"], str(scripts / "validate_dataset.py"), str(dataset)],
+        what="validate_dataset.py",
+        cwd=ag_root,
+    )
     num_sdg = count_training_masks(dataset)
     if num_sdg == 0:
         _common.fail(f"no training masks under {dataset}/*/mask/ (expected <MATERIAL>/mask/<defect>/*.png)")
@@ -178,10 +192,24 @@ def _run(opts: dict) -> int:
     (validation / "amp").mkdir()
     jsonl = validation / "validation.jsonl"
     _common.require_tool(
-        [opts["bash"], str(prep), "--name", f"validation_{opts['exp_name']}", "--num-sdg", str(num_sdg),
-         "--dataset-dir", str(dataset), "--defect-spec", str(spec),
-         "--amp-output-dir", str(validation / "amp"), "--output-jsonl", str(jsonl)],
-        what="prep_testcase.sh (validation)", cwd=ag_root,
+        [
+            opts["bash"],
+            str(prep),
+            "--name",
+            f"validation_{opts['exp_name']}",
+            "--num-sdg",
+            str(num_sdg),
+            "--dataset-dir",
+            str(dataset),
+            "--defect-spec",
+            str(spec),
+            "--amp-output-dir",
+            str(validation / "amp"),
+            "--output-jsonl",
+            str(jsonl),
+        ],
+        what="prep_testcase.sh (validation)",
+        cwd=ag_root,
     )
     if not jsonl.is_file() or jsonl.stat().st_size == 0:
         _common.fail("prep_testcase.sh produced an empty validation.jsonl")
@@ -196,9 +224,14 @@ def _run(opts: dict) -> int:
     results = Path(opts["results_dir"] or Path(opts["output_dir"] or ".") / "results")
     results.mkdir(parents=True, exist_ok=True)
     cmd = _common.split_cmd(opts["torchrun"]) + [
-        f"--nproc_per_node={opts['num_gpus']}", f"--master_port={MASTER_PORT}",
-        "-m", "scripts.anomaly_gen.ag_train", "--config=cosmos_predict2/configs/base/ag_config.py",
-        f"--ag_config=ag_configs/{opts['exp_name']}.yaml", "--", f"experiment={EXPERIMENT}",
+        f"--nproc_per_node={opts['num_gpus']}",
+        f"--master_port={MASTER_PORT}",
+        "-m",
+        "scripts.anomaly_gen.ag_train",
+        "--config=cosmos_predict2/configs/base/ag_config.py",
+        f"--ag_config=ag_configs/{opts['exp_name']}.yaml",
+        "--",
+        f"experiment={EXPERIMENT}",
     ]
     code = _common.run_tool(cmd, env={"IMAGINAIRE_OUTPUT_ROOT": str(results)}, cwd=ag_root)
     if code != 0:

@@ -9,8 +9,13 @@ from pathlib import Path
 from dig_stages import _common, checkpoint, defect_spec, pod
 
 LABELS_JSON = "semantic_segmentation_labels.json"
-DAY1_MASK_CANDIDATES = ("cad_mask/{stem}_cad_mask.png", "cad_mask/{stem}.png", "seg/{stem}.png",
-                        "ov_seg/{stem}.png", "semantic_segmentation/{stem}.png")
+DAY1_MASK_CANDIDATES = (
+    "cad_mask/{stem}_cad_mask.png",
+    "cad_mask/{stem}.png",
+    "seg/{stem}.png",
+    "ov_seg/{stem}.png",
+    "semantic_segmentation/{stem}.png",
+)
 
 COMMON_FIELDS = {
     "pretrained_src_in": ("path", None),
@@ -31,8 +36,15 @@ COMMON_FIELDS = {
     "bash": ("str", "bash"),
     "python": ("str", "python3"),
 }
-COMMON_REQUIRED = ["pretrained_src_in", "ckpt_dataset", "output_dir", "anomaly_types", "checkpoint_step",
-                   "num_sdg", "exp_name"]
+COMMON_REQUIRED = [
+    "pretrained_src_in",
+    "ckpt_dataset",
+    "output_dir",
+    "anomaly_types",
+    "checkpoint_step",
+    "num_sdg",
+    "exp_name",
+]
 
 
 def parse_anomaly_types(value: object) -> list[tuple[str, str]]:
@@ -91,10 +103,14 @@ def stage_day0(opts: dict, pairs: list[tuple[str, str]]) -> tuple[Path, Path, Pa
     """Day 0: augment cells flattened to <cell>__<stem>, cad masks from the usd2roi crop tree."""
     clean_root = pod.find_crop_root(opts["clean_in"])
     if clean_root is None:
-        _common.fail(f"clean crop/<MAT>/<cell>/ tree not found under {opts['clean_in']} (the image-edit output)")
+        _common.fail(
+            f"clean crop/<MAT>/<cell>/ tree not found under {opts['clean_in']} (the image-edit output)"
+        )
     mask_root = pod.find_crop_root(opts["mask_in"])
     if mask_root is None:
-        _common.fail(f"cad_mask crop/<MAT>/<cell>/ tree not found under {opts['mask_in']} (the usd2roi output)")
+        _common.fail(
+            f"cad_mask crop/<MAT>/<cell>/ tree not found under {opts['mask_in']} (the usd2roi output)"
+        )
     submask_root = pod.resolve_submask_root(opts["submask_base_in"])
     stage = _common.reset_dir(Path(opts["tmp_dir"]) / "inference_stage")
     disk = [d.name for d in _common.subdirs(clean_root)]
@@ -121,7 +137,9 @@ def stage_day0(opts: dict, pairs: list[tuple[str, str]]) -> tuple[Path, Path, Pa
     stage_submasks(submask_root, pairs, stage)
     spec = write_spec(stage, opts, pairs)
     if opts["spatial_dependency"] == "cad":
-        labels = _common.find_first(opts["mask_in"], LABELS_JSON, 5, "file", where=lambda p: "/crop/" in str(p))
+        labels = _common.find_first(
+            opts["mask_in"], LABELS_JSON, 5, "file", where=lambda p: "/crop/" in str(p)
+        )
         if labels is None:
             _common.fail(f"spatial_dependency=cad but no {LABELS_JSON} under {opts['mask_in']}/crop/")
         shutil.copyfile(labels, stage / LABELS_JSON)
@@ -156,8 +174,10 @@ def stage_day1(opts: dict, pairs: list[tuple[str, str]]) -> tuple[Path, Path, Pa
     if opts["spatial_dependency"] == "cad":
         labels = _common.find_first(opts["usd2roi_in"], LABELS_JSON, 5, "file")
         if labels is None:
-            _common.warn(f"spatial_dependency=cad but no {LABELS_JSON} under {opts['usd2roi_in']}; "
-                         "prep_testcase.sh may fail. Switch to default_spatial_dependency=free.")
+            _common.warn(
+                f"spatial_dependency=cad but no {LABELS_JSON} under {opts['usd2roi_in']}; "
+                "prep_testcase.sh may fail. Switch to default_spatial_dependency=free."
+            )
         else:
             shutil.copyfile(labels, stage / LABELS_JSON)
     # the stage ships its own spec: prepared-dataset mode, no --clean-dir
@@ -221,35 +241,66 @@ def run_inference(opts: dict, stager) -> int:
     checkpoint.require_step(wrapper, step)
     _common.info(f"checkpoint step: {step}")
     py, sh = _common.split_cmd(opts["python"]), _common.split_cmd(opts["bash"])
-    _common.require_tool([*py, str(scripts / "validate_checkpoint.py"), str(wrapper), "--step", str(step)],
-                         what="validate_checkpoint.py", cwd=ag_root)
+    _common.require_tool(
+        [*py, str(scripts / "validate_checkpoint.py"), str(wrapper), "--step", str(step)],
+        what="validate_checkpoint.py",
+        cwd=ag_root,
+    )
 
     jsonl = tmp / "inference.jsonl"
     amp = tmp / "amp_output"
-    cmd = [*sh, str(prep), "--name", f"{opts['exp_name']}_infer", "--num-sdg", str(opts["num_sdg"]),
-           "--dataset-dir", str(dataset)]
+    cmd = [
+        *sh,
+        str(prep),
+        "--name",
+        f"{opts['exp_name']}_infer",
+        "--num-sdg",
+        str(opts["num_sdg"]),
+        "--dataset-dir",
+        str(dataset),
+    ]
     if clean_dir is not None:
         cmd += ["--clean-dir", str(clean_dir)]
     # never --seeds: prep_testcase derives n_seeds from num_sdg / total submasks
     cmd += ["--defect-spec", str(spec), "--amp-output-dir", str(amp), "--output-jsonl", str(jsonl)]
     _common.require_tool(cmd, what="prep_testcase.sh", cwd=ag_root)
-    rows = sum(1 for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()) if jsonl.is_file() else 0
+    rows = (
+        sum(1 for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip())
+        if jsonl.is_file()
+        else 0
+    )
     if rows == 0:
         _common.fail(f"prep_testcase.sh produced an empty {jsonl}; check the staged dataset {dataset}")
     _common.info(f"inference.jsonl: {rows} row(s)")
-    _common.require_tool([*py, str(scripts / "validate_jsonl.py"), str(wrapper), str(jsonl)],
-                         what="validate_jsonl.py (anomaly_types vs the checkpoint's taxonomy)", cwd=ag_root)
+    _common.require_tool(
+        [*py, str(scripts / "validate_jsonl.py"), str(wrapper), str(jsonl)],
+        what="validate_jsonl.py (anomaly_types vs the checkpoint's taxonomy)",
+        cwd=ag_root,
+    )
 
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
-    cmd = [*sh, str(scripts / "run_sdg.sh"), "--checkpoint_dir", str(wrapper), "--step", str(step),
-           "--input_jsonl", str(jsonl), "--output_dir", str(out), "--model_size", str(opts["model_size"])]
+    cmd = [
+        *sh,
+        str(scripts / "run_sdg.sh"),
+        "--checkpoint_dir",
+        str(wrapper),
+        "--step",
+        str(step),
+        "--input_jsonl",
+        str(jsonl),
+        "--output_dir",
+        str(out),
+        "--model_size",
+        str(opts["model_size"]),
+    ]
     if opts["num_gpus"] is not None:
         cmd += ["--num_gpus", str(opts["num_gpus"])]
     cmd += ["--seed", "0"]
     _common.require_tool(cmd, what="run_sdg.sh", env={"IMAGINAIRE_OUTPUT_ROOT": str(results)}, cwd=ag_root)
-    _common.require_tool([*sh, str(scripts / "verify_output.sh"), str(jsonl), str(out)],
-                         what="verify_output.sh", cwd=ag_root)
+    _common.require_tool(
+        [*sh, str(scripts / "verify_output.sh"), str(jsonl), str(out)], what="verify_output.sh", cwd=ag_root
+    )
     n = len(_common.list_images(out / "reconstructed_image"))
     if n == 0:
         _common.fail(f"run_sdg.sh wrote no images to {out / 'reconstructed_image'}")

@@ -32,7 +32,9 @@ def shm_gib(path: str | Path = SHM_PATH) -> float:
     return st.f_blocks * st.f_frsize / 2**30
 
 
-def check_shm(path: str | Path = SHM_PATH, min_gib: int = MIN_SHM_GIB, purpose: str = "Kit ray-tracer buffers") -> None:
+def check_shm(
+    path: str | Path = SHM_PATH, min_gib: int = MIN_SHM_GIB, purpose: str = "Kit ray-tracer buffers"
+) -> None:
     """Fail when /dev/shm is smaller than min_gib (exact byte comparison, not df's rounded-up GiB)."""
     try:
         size = shm_gib(path)

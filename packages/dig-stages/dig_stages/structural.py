@@ -12,7 +12,9 @@ DEFECT_MODES = ("shift", "tombstone", "sideflip")
 
 def parse_defect_modes(value: str) -> list[str]:
     """`all` -> all three modes; else a comma list of shift/tombstone/sideflip (canonical order)."""
-    allowed = "all, or a comma-separated subset of shift,tombstone,sideflip without spaces (e.g. shift,sideflip)"
+    allowed = (
+        "all, or a comma-separated subset of shift,tombstone,sideflip without spaces (e.g. shift,sideflip)"
+    )
     if not isinstance(value, str):
         raise ValueError(f"defect_modes: got {value!r} (a {type(value).__name__}); allowed: {allowed}")
     if value == "all":
@@ -34,7 +36,9 @@ def parse_defect_modes(value: str) -> list[str]:
         raise ValueError(f"defect_modes: got {value!r}; unknown mode {', '.join(hints)}; allowed: {allowed}")
     dupes = sorted({t for t in tokens if tokens.count(t) > 1})
     if dupes:
-        raise ValueError(f"defect_modes: got {value!r}; duplicate mode {', '.join(dupes)}; allowed: {allowed}")
+        raise ValueError(
+            f"defect_modes: got {value!r}; duplicate mode {', '.join(dupes)}; allowed: {allowed}"
+        )
     return [m for m in DEFECT_MODES if m in tokens]
 
 

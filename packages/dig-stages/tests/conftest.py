@@ -151,7 +151,9 @@ _FAKES = {
 }
 
 
-def stages_png(path: Path, size: tuple[int, int] = (8, 8), color: tuple[int, int, int] = (10, 120, 10)) -> Path:
+def stages_png(
+    path: Path, size: tuple[int, int] = (8, 8), color: tuple[int, int, int] = (10, 120, 10)
+) -> Path:
     """Write a tiny RGB PNG (creating parents)."""
     from PIL import Image
 
@@ -221,7 +223,10 @@ def stages_run():
         full_env = dict(os.environ, PYTHONPATH=str(STAGES_PKG), **(env or {}))
         return subprocess.run(
             [sys.executable, "-m", "dig_stages", step, "--spec", str(spec_path), *extra],
-            capture_output=True, text=True, env=full_env, timeout=60,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=60,
         )
 
     return run

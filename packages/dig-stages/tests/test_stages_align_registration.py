@@ -64,7 +64,12 @@ def test_recovers_an_off_grid_transform_under_intensity_distortions(kind: str) -
     ref, mov = _case(1, TRUE, kind)
     est, mi, nmi, levels, evals = align.register(ref, mov, {"shift_range": 8})
     assert _corner_error(est, TRUE) < 0.2, (est, kind)
-    assert mi > 0.3 and nmi > 1.0 and levels == 2 and evals > 50
+    assert (
+        mi > 0.3
+        and nmi > 1.0
+        and levels == align.derive(align.AlignParams(), ref.shape, mov.shape)["pyr_levels"]
+    )
+    assert levels >= 2 and evals > 50
 
 
 def test_a_different_board_is_rejected_by_the_min_mi_gate(tmp_path: Path) -> None:
@@ -129,7 +134,8 @@ def test_params_from_cookbook_block_and_derived_ranges() -> None:
     )
     assert p.rot_range_deg == (-1.0, 1.0, 0.1) and p.interp == "nearest" and p.ignored == {"gpu": "auto"}
     d = align.derive(p, (540, 720), (1080, 1440))
-    assert d["sx_range"][0] < 2.0 < d["sx_range"][1] and d["pyr_levels"] == 3 and d["shift_range"] == 15
+    # pyramid down to a top level of at least COARSE_MIN_DIM px: 540 -> 270 -> 135 -> 67
+    assert d["sx_range"][0] < 2.0 < d["sx_range"][1] and d["pyr_levels"] == 4 and d["shift_range"] == 15
     d = align.derive(
         align.AlignParams(sx_range=(1.1, 1.3, 0.05), shift_range=100, pyr_levels=3), (540, 720), (540, 720)
     )
@@ -182,3 +188,26 @@ def test_gpu_path_falls_back_to_numpy_without_cuda() -> None:
     res = align_torch.align_gpu(ref, mov, {"shift_range": 6})
     assert abs(res.transform.tx + 1) < 0.2 and abs(res.transform.ty - 2) < 0.2
     assert res.image.shape == ref.shape
+
+
+def test_result_does_not_depend_on_the_thread_count() -> None:
+    # BLAS/OpenMP thread counts must not change a single bit of the transform (the pod pins 1 CPU, CI does not)
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from dig_stages import align\n"
+        "rng = np.random.default_rng(3); a = rng.random((120, 120)).astype(np.float32)\n"
+        "k = np.ones(5) / 5; a = np.apply_along_axis(lambda r: np.convolve(r, k, 'same'), 0, a)\n"
+        "b = np.roll(a, (2, -1), axis=(0, 1)) ** 0.7\n"
+        "print(repr(align.register(a, b, {'shift_range': 6})[0].matrix().tolist()))\n"
+    )
+    outs = set()
+    for n in ("1", "2"):
+        env = os.environ | {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+        res = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        outs.add(res.stdout)
+    assert len(outs) == 1, outs

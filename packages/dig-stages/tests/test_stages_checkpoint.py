@@ -18,7 +18,7 @@ def _trainer(root, steps, valid=None):
         d = job / "valid" / str(step)
         d.mkdir(parents=True)
         d.joinpath("valid_kpi.csv").write_text(
-            "kpi,IC+bridge,Average\ncradio_v3_base_fid,1,1\nmnn_score,0.1,0.1\n" f"nn_score,0.5,{score}\n"
+            f"kpi,IC+bridge,Average\ncradio_v3_base_fid,1,1\nmnn_score,0.1,0.1\nnn_score,0.5,{score}\n"
         )
     return job
 
@@ -57,8 +57,14 @@ def test_wrapper_flat_layout_and_sidecars(tmp_path):
     [
         (lambda d: None, "ag_config.yaml not found in checkpoint"),
         (lambda d: (d / "ag_config.yaml").write_text("x"), "no model iter_*.pt files found under"),
-        (lambda d: ((d / "ag_config.yaml").write_text("x"), (d / "optim").mkdir(),
-                    (d / "optim" / "iter_000000010.pt").write_text("o")), "no model iter_*.pt files found"),
+        (
+            lambda d: (
+                (d / "ag_config.yaml").write_text("x"),
+                (d / "optim").mkdir(),
+                (d / "optim" / "iter_000000010.pt").write_text("o"),
+            ),
+            "no model iter_*.pt files found",
+        ),
     ],
 )
 def test_wrapper_errors(tmp_path, make, fragment):
@@ -94,6 +100,8 @@ def test_pick_case3_shipped(tmp_path):
 
 def test_cli_pick_best_step_prints_only_step(stages_run, tmp_path):
     _trainer(tmp_path / "ck", [1000, 2000], valid={1000: 0.8, 2000: 0.3})
-    res = stages_run("pick-best-step", {"ckpt_root": str(tmp_path / "ck"), "fallback_step": 5}, tmp_path / "s.json")
+    res = stages_run(
+        "pick-best-step", {"ckpt_root": str(tmp_path / "ck"), "fallback_step": 5}, tmp_path / "s.json"
+    )
     assert res.returncode == 0 and res.stdout == "1000\n"
     assert "best=1000" in res.stderr

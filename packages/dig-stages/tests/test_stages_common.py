@@ -27,7 +27,13 @@ def test_no_jinja_markers_in_any_module():
 def test_load_options_spec_and_flags(tmp_path):
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps({"a": "x", "n": "3", "flag": "yes", "j": [[1, 2]]}))
-    fields = {"a": ("str", None), "n": ("int", 0), "flag": ("bool", False), "j": ("json", None), "d": ("str", "dft")}
+    fields = {
+        "a": ("str", None),
+        "n": ("int", 0),
+        "flag": ("bool", False),
+        "j": ("json", None),
+        "d": ("str", "dft"),
+    }
     opts = _common.load_options(["--spec", str(spec), "--n", "5"], "t", fields)
     assert opts == {"a": "x", "n": 5, "flag": True, "j": [[1, 2]], "d": "dft"}
     opts = _common.load_options(["--j", '[["a","b"]]', "--a", "y"], "t", fields)
@@ -157,7 +163,9 @@ def test_shm_check(monkeypatch, gib, ok):
         return
     with pytest.raises(_common.StageError) as err:
         pod.check_shm("/dev/shm", purpose="torchrun shared-memory")
-    assert f"/dev/shm is {gib:.1f}GiB; need >= 16 GiB (32 preferred) for torchrun shared-memory." in str(err.value)
+    assert f"/dev/shm is {gib:.1f}GiB; need >= 16 GiB (32 preferred) for torchrun shared-memory." in str(
+        err.value
+    )
 
 
 def test_find_scene_and_real_image(tmp_path):

@@ -15,16 +15,24 @@ COOKBOOK = {
     "trainer": {"max_iter": 2000, "save_iter": 2000, "early_stop": {"patience": 3}, "logging_iter": 10},
     "dataloader_train": {"dataset": {"dataset_dir": "/old", "seed": 1}},
     "dataloader_val": {"dataset": {"input_data_path": "/old.jsonl"}, "batch_size": 32},
-    "model": {"config": {"ag_config": {"mask_encoder": {"encoder_config": {"init_cfg": {"checkpoint": "x"}}}}}},
+    "model": {
+        "config": {"ag_config": {"mask_encoder": {"encoder_config": {"init_cfg": {"checkpoint": "x"}}}}}
+    },
     "optimizer": {"lr": 0.02},
 }
 
 
 def test_render_training_config_patches_five_fields_and_drops_early_stop():
     before = copy.deepcopy(COOKBOOK)
-    out = render_training_config(COOKBOOK, exp_name="run1", dataset_dir="/in/1", validation_jsonl="/tmp/v.jsonl")
+    out = render_training_config(
+        COOKBOOK, exp_name="run1", dataset_dir="/in/1", validation_jsonl="/tmp/v.jsonl"
+    )
     assert COOKBOOK == before  # pure
-    assert out["job"] == {"group": "run1", "name": "run1_training_FP32_lr0.02_bs=2_2b_512x512", "project": "p"}
+    assert out["job"] == {
+        "group": "run1",
+        "name": "run1_training_FP32_lr0.02_bs=2_2b_512x512",
+        "project": "p",
+    }
     assert out["dataloader_train"]["dataset"] == {"dataset_dir": "/in/1", "seed": 1}
     assert out["dataloader_val"]["dataset"]["input_data_path"] == "/tmp/v.jsonl"
     assert out["dataloader_val"]["batch_size"] == 32
@@ -133,7 +141,9 @@ def test_render_defect_spec_format():
 def test_render_defect_spec_text_and_cad_and_json_input():
     text = render_defect_spec('[["Phone","oil"]]', "text", roi_prompt="the screen glass")
     assert json.loads(text) == {
-        "defect_type": "Phone+oil", "spatial_dependency": "text", "roi_prompt_defect_location": "the screen glass",
+        "defect_type": "Phone+oil",
+        "spatial_dependency": "text",
+        "roi_prompt_defect_location": "the screen glass",
     }
     assert '"spatial_dependency": "cad"' in render_defect_spec([("IC", "bridge")], "cad")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dig_stages import batch, edit_client
+from dig_stages import align, align_torch, batch, edit_client
 from dig_stages.edit_fake_server import MODEL, FakeEditServer, fake_edit
 from PIL import Image
 
@@ -85,6 +85,7 @@ def test_happy_path_writes_aligned_images_captions_and_metadata(tmp_path: Path) 
         # the fake edit shifted by (+3, -2) px: alignment finds it and undoes it
         assert abs(t["tx"] - 3) < 0.25 and abs(t["ty"] + 2) < 0.25, t
         assert meta["alignment"]["mi"] > 0.5
+        assert meta["alignment"]["path"] == ("torch-cuda" if align_torch.available() else "numpy-cpu")
         expected = np.asarray(fake_edit(Image.fromarray(src), shift=(0, 0))).astype(float)
         inner = (slice(4, -4), slice(4, -4))
         assert np.abs(out[inner].astype(float) - expected[inner]).mean() < 4.0
@@ -277,3 +278,23 @@ def test_main_refuses_wrong_model_and_missing_inputs(
         == 1
     )
     assert "ERROR: no per-mode rgb crops" in capsys.readouterr().err
+
+
+def test_alignment_uses_the_gpu_path_when_torch_sees_cuda(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the selection, not the GPU: align_gpu is the numpy path here, but it must be the one called
+    calls: list[tuple[int, ...]] = []
+
+    def gpu(ref: np.ndarray, mov: np.ndarray, params: align.AlignParams) -> align.AlignResult:
+        calls.append(ref.shape)
+        return align.align(ref, mov, params)
+
+    monkeypatch.setattr(align_torch, "available", lambda: True)
+    monkeypatch.setattr(align_torch, "align_gpu", gpu)
+    entries = _entries(tmp_path, n=1)
+    with FakeEditServer() as srv:
+        summary = edit_client.run_batch(entries, _client(srv.url), log=lambda s: None)
+    assert summary["done"] == len(entries) == len(calls)
+    for e in entries:
+        assert json.loads(Path(e.metadata).read_text())["alignment"]["path"] == "torch-cuda"

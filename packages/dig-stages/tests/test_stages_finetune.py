@@ -20,9 +20,20 @@ def _opts(pod, root: Path, png, **extra) -> dict:
     (ds / "defect_spec.jsonl").write_text("{}\n")
     cfg = root / "ag_config_template.yaml"
     cfg.write_text("job:\n  group: run1\n")
-    base = dict(pretrained_src=str(pre), dataset_dir=str(ds), config=str(cfg), output_dir=str(root / "out"),
-                results_dir=str(root / "out" / "results"), exp_name="run1", num_gpus=2, usecase="pcb",
-                max_iter=2000, save_iter=2000, validation_iter=2000, logging_iter=10)
+    base = dict(
+        pretrained_src=str(pre),
+        dataset_dir=str(ds),
+        config=str(cfg),
+        output_dir=str(root / "out"),
+        results_dir=str(root / "out" / "results"),
+        exp_name="run1",
+        num_gpus=2,
+        usecase="pcb",
+        max_iter=2000,
+        save_iter=2000,
+        validation_iter=2000,
+        logging_iter=10,
+    )
     return pod.opts(**{**base, **extra})
 
 
@@ -44,8 +55,13 @@ def test_finetune_happy_path(stages_pod, tmp_path, stages_png_writer, capsys):
     assert prep[prep.index("--num-sdg") + 1] == "3" and prep[prep.index("--name") + 1] == "validation_run1"
     assert prep[prep.index("--output-jsonl") + 1] == str(stages_pod.tmp / "validation" / "validation.jsonl")
     assert calls["torchrun"]["argv"] == [
-        "--nproc_per_node=2", "--master_port=12341", "-m", "scripts.anomaly_gen.ag_train",
-        "--config=cosmos_predict2/configs/base/ag_config.py", "--ag_config=ag_configs/run1.yaml", "--",
+        "--nproc_per_node=2",
+        "--master_port=12341",
+        "-m",
+        "scripts.anomaly_gen.ag_train",
+        "--config=cosmos_predict2/configs/base/ag_config.py",
+        "--ag_config=ag_configs/run1.yaml",
+        "--",
         "experiment=predict2_anomaly_gen_ddp_2b",
     ]
     assert calls["torchrun"]["extra"] == str(tmp_path / "out" / "results")
@@ -57,11 +73,23 @@ def test_finetune_happy_path(stages_pod, tmp_path, stages_png_writer, capsys):
 @pytest.mark.parametrize(
     ("mutate", "fragment", "code"),
     [
-        (lambda o, t: o.update(config=str(t / "nope.yaml")), "nope.yaml not mounted — cookbook upload failed.", 1),
+        (
+            lambda o, t: o.update(config=str(t / "nope.yaml")),
+            "nope.yaml not mounted — cookbook upload failed.",
+            1,
+        ),
         (lambda o, t: o.update(pretrained_src=str(t / "nope")), "pretrained tree not at", 1),
         (lambda o, t: o.update(dataset_dir=str(t / "nope")), "training dataset not at", 1),
-        (lambda o, t: (t / "raw" / "defect_spec.jsonl").unlink(), "defect_spec.jsonl missing in raw dataset", 1),
-        (lambda o, t: o.update(save_iter=5000), "Set save_iter <= max_iter in assets/cookbooks/pcb/ag_config.yaml", 1),
+        (
+            lambda o, t: (t / "raw" / "defect_spec.jsonl").unlink(),
+            "defect_spec.jsonl missing in raw dataset",
+            1,
+        ),
+        (
+            lambda o, t: o.update(save_iter=5000),
+            "Set save_iter <= max_iter in assets/cookbooks/pcb/ag_config.yaml",
+            1,
+        ),
         (lambda o, t: [p.unlink() for p in (t / "raw").rglob("mask/*/*")], "no training masks under", 1),
         (lambda o, t: o.update(min_shm_gib=10**9), "for torchrun shared-memory.", 1),
         (lambda o, t: o.update(ag_root=str(t / "nope")), "prep_testcase.sh not in image", 1),

@@ -34,9 +34,18 @@ def _raw(root: Path, png, wrapper: bool = True) -> Path:
 def _common_opts(pod, root: Path, png, **extra) -> dict:
     pre, ck = _models(root, png)
     base = dict(
-        pretrained_src_in=str(pre), ckpt_dataset=str(ck), output_dir=str(root / "anomaly"), anomaly_types=PAIRS,
-        checkpoint_step=14000, fresh_checkpoint=False, num_sdg=4, spatial_dependency="free", roi_prompt=None,
-        exp_name="run1", model_size="2b", num_gpus=None,
+        pretrained_src_in=str(pre),
+        ckpt_dataset=str(ck),
+        output_dir=str(root / "anomaly"),
+        anomaly_types=PAIRS,
+        checkpoint_step=14000,
+        fresh_checkpoint=False,
+        num_sdg=4,
+        spatial_dependency="free",
+        roi_prompt=None,
+        exp_name="run1",
+        model_size="2b",
+        num_gpus=None,
     )
     return pod.opts(**{**base, **extra})
 
@@ -50,16 +59,27 @@ def _day0_opts(pod, root: Path, png) -> dict:
             png(usd / "crop" / mat / cell / "normal_img" / "0000.png")
             png(usd / "crop" / mat / cell / "cad_mask" / "0000_cad_mask.png")
     (usd / "crop" / "semantic_segmentation_labels.json").write_text('{"1": "x"}')
-    return _common_opts(pod, root, png, clean_in=str(clean), mask_in=str(usd), submask_base_in=str(_raw(root, png)))
+    return _common_opts(
+        pod, root, png, clean_in=str(clean), mask_in=str(usd), submask_base_in=str(_raw(root, png))
+    )
 
 
 def test_day0_stage_and_chain(stages_pod, tmp_path, stages_png_writer, capsys):
     opts = _day0_opts(stages_pod, tmp_path, stages_png_writer)
     assert infer.run_inference(opts, infer.stage_day0) == 0
     stage = stages_pod.tmp / "inference_stage"
-    assert sorted(p.name for p in (stage / "IC" / "clean_image").iterdir()) == ["x0_y0__0000.jpg", "x3_y1__0000.jpg"]
-    assert sorted(p.name for p in (stage / "IC" / "cad_mask").iterdir()) == ["x0_y0__0000.png", "x3_y1__0000.png"]
-    assert sorted(p.name for p in (stage / "passive_component" / "mask" / "missing").iterdir()) == ["m0.png", "m1.png"]
+    assert sorted(p.name for p in (stage / "IC" / "clean_image").iterdir()) == [
+        "x0_y0__0000.jpg",
+        "x3_y1__0000.jpg",
+    ]
+    assert sorted(p.name for p in (stage / "IC" / "cad_mask").iterdir()) == [
+        "x0_y0__0000.png",
+        "x3_y1__0000.png",
+    ]
+    assert sorted(p.name for p in (stage / "passive_component" / "mask" / "missing").iterdir()) == [
+        "m0.png",
+        "m1.png",
+    ]
     spec = [json.loads(line) for line in (stage / "defect_spec.jsonl").read_text().splitlines()]
     assert [r["defect_type"] for r in spec] == ["passive_component+missing", "IC+bridge"]
     assert not (stage / "semantic_segmentation_labels.json").exists()  # only in cad mode
@@ -67,7 +87,9 @@ def test_day0_stage_and_chain(stages_pod, tmp_path, stages_png_writer, capsys):
     assert tools == ["validate_checkpoint", "prep_testcase", "validate_jsonl", "run_sdg", "verify_output"]
     calls = {c["tool"]: c for c in stages_pod.calls()}
     prep = calls["prep_testcase"]["argv"]
-    assert prep[prep.index("--name") + 1] == "run1_infer" and "--seeds" not in prep and "--clean-dir" not in prep
+    assert (
+        prep[prep.index("--name") + 1] == "run1_infer" and "--seeds" not in prep and "--clean-dir" not in prep
+    )
     sdg = calls["run_sdg"]["argv"]
     assert "--num_gpus" not in sdg and sdg[-2:] == ["--seed", "0"]
     assert sdg[sdg.index("--output_dir") + 1] == str(tmp_path / "anomaly" / "inference")
@@ -81,9 +103,13 @@ def test_day0_cad_copies_labels_or_fails(stages_pod, tmp_path, stages_png_writer
     opts = _day0_opts(stages_pod, tmp_path, stages_png_writer)
     opts["spatial_dependency"] = "cad"
     infer.run_inference(opts, infer.stage_day0)
-    assert (stages_pod.tmp / "inference_stage" / "semantic_segmentation_labels.json").read_text() == '{"1": "x"}'
+    assert (
+        stages_pod.tmp / "inference_stage" / "semantic_segmentation_labels.json"
+    ).read_text() == '{"1": "x"}'
     (tmp_path / "usd2roi" / "crop" / "semantic_segmentation_labels.json").unlink()
-    with pytest.raises(_common.StageError, match="spatial_dependency=cad but no semantic_segmentation_labels.json"):
+    with pytest.raises(
+        _common.StageError, match="spatial_dependency=cad but no semantic_segmentation_labels.json"
+    ):
         infer.run_inference(opts, infer.stage_day0)
 
 
@@ -91,16 +117,33 @@ def test_day0_cad_copies_labels_or_fails(stages_pod, tmp_path, stages_png_writer
     ("mutate", "fragment"),
     [
         (lambda o, t: o.update(clean_in=str(t / "nothing")), "clean crop/<MAT>/<cell>/ tree not found under"),
-        (lambda o, t: o.update(mask_in=str(t / "nothing")), "cad_mask crop/<MAT>/<cell>/ tree not found under"),
-        (lambda o, t: o.update(anomaly_types=[["IC", "scratch"]]), "submask dir not found for IC+scratch (tried"),
+        (
+            lambda o, t: o.update(mask_in=str(t / "nothing")),
+            "cad_mask crop/<MAT>/<cell>/ tree not found under",
+        ),
+        (
+            lambda o, t: o.update(anomaly_types=[["IC", "scratch"]]),
+            "submask dir not found for IC+scratch (tried",
+        ),
         (lambda o, t: o.update(anomaly_types=[["IC"]]), "anomaly_types: anomaly types entry 0 must be"),
-        (lambda o, t: o.update(spatial_dependency="text"), "spatial_dependency=text needs a non-empty roi_prompt"),
+        (
+            lambda o, t: o.update(spatial_dependency="text"),
+            "spatial_dependency=text needs a non-empty roi_prompt",
+        ),
         (lambda o, t: o.update(checkpoint_step=9000), "checkpoint_step=9000"),
         (lambda o, t: o.update(pretrained_src_in=str(t / "augment")), "pretrained/ not found"),
         (lambda o, t: o.update(ag_root=str(t / "nothing")), "prep_testcase.sh not in image"),
     ],
-    ids=["no-clean", "no-masks", "no-submask-dir", "bad-pair", "text-no-prompt", "bad-step", "no-pretrained",
-         "no-ag-scripts"],
+    ids=[
+        "no-clean",
+        "no-masks",
+        "no-submask-dir",
+        "bad-pair",
+        "text-no-prompt",
+        "bad-step",
+        "no-pretrained",
+        "no-ag-scripts",
+    ],
 )
 def test_day0_errors(stages_pod, tmp_path, stages_png_writer, mutate, fragment):
     opts = _day0_opts(stages_pod, tmp_path, stages_png_writer)
@@ -127,7 +170,11 @@ def test_day0_no_clean_images_and_empty_submasks(stages_pod, tmp_path, stages_pn
     ("env", "fragment", "code"),
     [
         ({"FAKE_EMPTY_JSONL": "1"}, "prep_testcase.sh produced an empty", 1),
-        ({"FAKE_FAIL_VALIDATE_JSONL": "1"}, "validate_jsonl.py (anomaly_types vs the checkpoint's taxonomy) failed", 1),
+        (
+            {"FAKE_FAIL_VALIDATE_JSONL": "1"},
+            "validate_jsonl.py (anomaly_types vs the checkpoint's taxonomy) failed",
+            1,
+        ),
         ({"FAKE_FAIL_RUN_SDG": "5"}, "run_sdg.sh failed (exit 5)", 5),
         ({"FAKE_NO_IMAGES": "1"}, "run_sdg.sh wrote no images", 1),
     ],
@@ -157,15 +204,26 @@ def _day1_opts(pod, root: Path, png) -> dict:
     png(usd / "crop" / "IC" / "seg" / "0001.png")
     png(usd / "crop" / "IC" / "normal_img" / "0002.jpg")
     raw = _raw(root, png, wrapper=False)
-    return _common_opts(pod, root, png, usd2roi_in=str(usd), submask_base_in=str(raw), anomaly_types=[["IC", "bridge"]],
-                        num_gpus=2)
+    return _common_opts(
+        pod,
+        root,
+        png,
+        usd2roi_in=str(usd),
+        submask_base_in=str(raw),
+        anomaly_types=[["IC", "bridge"]],
+        num_gpus=2,
+    )
 
 
 def test_day1_stage_plain_stems_and_mask_candidates(stages_pod, tmp_path, stages_png_writer, capsys):
     opts = _day1_opts(stages_pod, tmp_path, stages_png_writer)
     infer.run_inference(opts, infer.stage_day1)
     stage = stages_pod.tmp / "usd2roi_day1_stage"
-    assert sorted(p.name for p in (stage / "IC" / "clean_image").iterdir()) == ["0000.png", "0001.png", "0002.jpg"]
+    assert sorted(p.name for p in (stage / "IC" / "clean_image").iterdir()) == [
+        "0000.png",
+        "0001.png",
+        "0002.jpg",
+    ]
     masks = {p.name: p.resolve().parent.name for p in (stage / "IC" / "cad_mask").iterdir()}
     assert masks == {"0000.png": "cad_mask", "0001.png": "seg"}
     calls = {c["tool"]: c["argv"] for c in stages_pod.calls()}
@@ -207,8 +265,15 @@ def test_manual_mode_b_stages_submasks(stages_pod, tmp_path, stages_png_writer, 
     ds = tmp_path / "custom"
     stages_png_writer(ds / "Phone" / "clean_image" / "c.png")
     stages_png_writer(ds / "submasks" / "Phone" / "mask" / "oil" / "o.png")
-    opts = _common_opts(stages_pod, tmp_path, stages_png_writer, inference_dataset=str(ds),
-                        anomaly_types=[["Phone", "oil"]], spatial_dependency="text", roi_prompt="the glass")
+    opts = _common_opts(
+        stages_pod,
+        tmp_path,
+        stages_png_writer,
+        inference_dataset=str(ds),
+        anomaly_types=[["Phone", "oil"]],
+        spatial_dependency="text",
+        roi_prompt="the glass",
+    )
     infer.run_inference(opts, infer.stage_manual)
     stage = stages_pod.tmp / "inference_stage"
     assert [p.name for p in (stage / "Phone" / "mask" / "oil").iterdir()] == ["o.png"]
@@ -220,13 +285,19 @@ def test_manual_mode_b_stages_submasks(stages_pod, tmp_path, stages_png_writer, 
 
 def test_cli_infer_steps(stages_pod, stages_run, tmp_path, stages_png_writer):
     (tmp_path / "a").mkdir()
-    res = stages_run("infer-day0", _day0_opts(stages_pod, tmp_path / "a", stages_png_writer), tmp_path / "a.json")
+    res = stages_run(
+        "infer-day0", _day0_opts(stages_pod, tmp_path / "a", stages_png_writer), tmp_path / "a.json"
+    )
     assert res.returncode == 0, res.stderr
     (tmp_path / "b").mkdir()
-    res = stages_run("infer-day1", _day1_opts(stages_pod, tmp_path / "b", stages_png_writer), tmp_path / "b.json")
+    res = stages_run(
+        "infer-day1", _day1_opts(stages_pod, tmp_path / "b", stages_png_writer), tmp_path / "b.json"
+    )
     assert res.returncode == 0, res.stderr
     (tmp_path / "c").mkdir()
-    opts = _common_opts(stages_pod, tmp_path / "c", stages_png_writer, inference_dataset=str(tmp_path / "c" / "none"))
+    opts = _common_opts(
+        stages_pod, tmp_path / "c", stages_png_writer, inference_dataset=str(tmp_path / "c" / "none")
+    )
     res = stages_run("infer-manual", opts, tmp_path / "c.json")
     assert res.returncode == 1 and "ERROR: inference dataset not at" in res.stderr
     (tmp_path / "e").mkdir()
@@ -238,12 +309,23 @@ def test_cli_infer_steps(stages_pod, stages_run, tmp_path, stages_png_writer):
 
 def test_cli_defect_spec_step(stages_run, tmp_path):
     out = tmp_path / "spec.jsonl"
-    res = stages_run("defect-spec", {"output": str(out), "material": "Phone", "defects": '["oil","stain"]'},
-                     tmp_path / "s.json")
+    res = stages_run(
+        "defect-spec",
+        {"output": str(out), "material": "Phone", "defects": '["oil","stain"]'},
+        tmp_path / "s.json",
+    )
     assert res.returncode == 0 and "wrote 2 entries to" in res.stderr
-    assert [json.loads(line)["defect_type"] for line in out.read_text().splitlines()] == ["Phone+oil", "Phone+stain"]
-    res = stages_run("defect-spec", {"output": str(out), "pairs": '[["a","b"]]'}, tmp_path / "t.json",
-                     "--spatial-dependency", "text")
+    assert [json.loads(line)["defect_type"] for line in out.read_text().splitlines()] == [
+        "Phone+oil",
+        "Phone+stain",
+    ]
+    res = stages_run(
+        "defect-spec",
+        {"output": str(out), "pairs": '[["a","b"]]'},
+        tmp_path / "t.json",
+        "--spatial-dependency",
+        "text",
+    )
     assert res.returncode == 2 and res.stderr.startswith("ERROR: spatial_dependency=text needs")
     res = stages_run("defect-spec", {"output": str(out)}, tmp_path / "u.json")
     assert res.returncode == 2 and "give --pairs JSON" in res.stderr

@@ -21,11 +21,16 @@ def _day0_opts(pod, tmp_path: Path) -> dict:
     cb = tmp_path / "cookbooks"
     cb.mkdir()
     (cb / "pcba_target.yaml").write_text("scene: __SCENE__\npcba_root: /World\n")
-    (cb / "day0_image.yaml").write_text("output: __OUTPUT__\nmax_image_count: 2\nhorizontal_aperture: 200.0\n")
+    (cb / "day0_image.yaml").write_text(
+        "output: __OUTPUT__\nmax_image_count: 2\nhorizontal_aperture: 200.0\n"
+    )
     (cb / "day0_crop.yaml").write_text("output:\n  dir: __OUTPUT__\ncrop:\n  max_emit: 10\n")
     return pod.opts(
-        assets_dir=str(_assets(tmp_path)), output_dir=str(tmp_path / "out"), scene_filename="spark_lighting.usd",
-        pcba_target=str(cb / "pcba_target.yaml"), image_config=str(cb / "day0_image.yaml"),
+        assets_dir=str(_assets(tmp_path)),
+        output_dir=str(tmp_path / "out"),
+        scene_filename="spark_lighting.usd",
+        pcba_target=str(cb / "pcba_target.yaml"),
+        image_config=str(cb / "day0_image.yaml"),
         crop_config=str(cb / "day0_crop.yaml"),
     )
 
@@ -34,8 +39,13 @@ def test_day0_happy_path(stages_pod, tmp_path, capsys):
     opts = _day0_opts(stages_pod, tmp_path)
     assert render.run_day0(opts) == 0
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["crop", "day0_crop.yaml", "day0_image.yaml",
-                                                     "pcba_target.yaml", "trigger_0000"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "crop",
+        "day0_crop.yaml",
+        "day0_image.yaml",
+        "pcba_target.yaml",
+        "trigger_0000",
+    ]
     assert f'output: "{out}"' in (out / "day0_image.yaml").read_text()
     assert f'dir: "{out}"' in (out / "day0_crop.yaml").read_text()
     scene = (tmp_path / "assets" / "sub" / "spark_lighting.usd").resolve()
@@ -43,8 +53,12 @@ def test_day0_happy_path(stages_pod, tmp_path, capsys):
     assert stages_pod.tools_called() == ["kit", "sdg_pipeline", "usd2roi_crop"]
     kit = stages_pod.calls()[0]["argv"]
     assert kit[:2] == ["--no-window", "--exec"]
-    assert kit[2].endswith("sdg_pipeline.py --config " + str(stages_pod.tmp / "day0_image_resolved.yaml")
-                           + " --pcba-config " + str(stages_pod.tmp / "pcba_target_patched.yaml"))
+    assert kit[2].endswith(
+        "sdg_pipeline.py --config "
+        + str(stages_pod.tmp / "day0_image_resolved.yaml")
+        + " --pcba-config "
+        + str(stages_pod.tmp / "pcba_target_patched.yaml")
+    )
     stdout = capsys.readouterr().out
     assert "crop: 2 ROI image(s); materials: passive_component" in stdout
     assert "crop: 2 cell dir(s)" in stdout
@@ -62,7 +76,16 @@ def test_day0_happy_path(stages_pod, tmp_path, capsys):
         ({}, {"min_shm_gib": 10**9}, "GiB; need >= 1000000000 GiB", 1),
         ({}, {"pcba_target": "/nonexistent/pcba_target.yaml"}, "pcba_target.yaml not mounted", 1),
     ],
-    ids=["no-roi", "no-frames", "kit-fails", "roi-tool-fails", "no-scene", "no-nvoptix", "small-shm", "no-target"],
+    ids=[
+        "no-roi",
+        "no-frames",
+        "kit-fails",
+        "roi-tool-fails",
+        "no-scene",
+        "no-nvoptix",
+        "small-shm",
+        "no-target",
+    ],
 )
 def test_day0_failures(stages_pod, tmp_path, monkeypatch, env, mutate, fragment, code):
     opts = _day0_opts(stages_pod, tmp_path)
@@ -88,9 +111,14 @@ def _structural_opts(pod, tmp_path: Path, modes=("shift", "tombstone", "sideflip
     (cb / "pcba_target.yaml").write_text("scene: __SCENE__\n")
     (cb / "render_config.yaml").write_text("output: __OUTPUT__\npipeline_type: defect\n")
     return pod.opts(
-        assets_dir=str(_assets(tmp_path)), output_dir=str(tmp_path / "out"), work_dir=str(tmp_path / "work"),
-        scene_filename="spark_lighting.usd", pcba_target=str(cb / "pcba_target.yaml"),
-        render_config=str(cb / "render_config.yaml"), crop_offset=12, defect_modes=list(modes),
+        assets_dir=str(_assets(tmp_path)),
+        output_dir=str(tmp_path / "out"),
+        work_dir=str(tmp_path / "work"),
+        scene_filename="spark_lighting.usd",
+        pcba_target=str(cb / "pcba_target.yaml"),
+        render_config=str(cb / "render_config.yaml"),
+        crop_offset=12,
+        defect_modes=list(modes),
     )
 
 
@@ -107,8 +135,11 @@ def test_structural_happy_path_mirrors_work_dir(stages_pod, tmp_path, monkeypatc
     assert f'output: "{tmp_path / "work"}"' in (out / "render_config.yaml").read_text()
     crop_call = stages_pod.calls()[-1]["argv"]
     assert crop_call[-2:] == ["--offset", "12"]
-    assert crop_call[crop_call.index("--crops") + 1:crop_call.index("--offset")] == [
-        "rgb", "semantic_segmentation", "component_instance"]
+    assert crop_call[crop_call.index("--crops") + 1 : crop_call.index("--offset")] == [
+        "rgb",
+        "semantic_segmentation",
+        "component_instance",
+    ]
     logs = capsys.readouterr()
     assert "defect modes enabled: shift, tombstone; disabled: sideflip" in logs.out
     assert "crops per mode: shift=1, tombstone=1" in logs.out
@@ -145,10 +176,15 @@ def test_structural_bad_modes(stages_pod, tmp_path, modes):
 
 def _day1_opts(pod, tmp_path: Path) -> dict:
     cfg = tmp_path / "usd2roi_day1.yaml"
-    cfg.write_text("scene: __SCENE__\nreal_image: __REAL_IMAGE__\noutput:\n  dir: __OUTPUT__\nfake_layout: day1\n")
+    cfg.write_text(
+        "scene: __SCENE__\nreal_image: __REAL_IMAGE__\noutput:\n  dir: __OUTPUT__\nfake_layout: day1\n"
+    )
     return pod.opts(
-        assets_dir=str(_assets(tmp_path)), output_dir=str(tmp_path / "out"), scene_filename="spark_lighting.usd",
-        real_image_filename="input_real_image/0603_H100.jpg", config=str(cfg),
+        assets_dir=str(_assets(tmp_path)),
+        output_dir=str(tmp_path / "out"),
+        scene_filename="spark_lighting.usd",
+        real_image_filename="input_real_image/0603_H100.jpg",
+        config=str(cfg),
     )
 
 

@@ -47,7 +47,9 @@ def test_setup_model(stages_pod, tmp_path, capsys):
 
 
 def test_setup_model_bad_uc(stages_pod, tmp_path):
-    with pytest.raises(_common.StageError, match="script_uc: got 'metal_surface'; allowed: pcb, metal, glass"):
+    with pytest.raises(
+        _common.StageError, match="script_uc: got 'metal_surface'; allowed: pcb, metal, glass"
+    ):
         setup.run_model(stages_pod.opts(output_dir=str(tmp_path), usecase="x", script_uc="metal_surface"))
 
 
@@ -68,7 +70,11 @@ def test_setup_pretrained_download_failure_shows_log_tail(stages_pod, tmp_path, 
     monkeypatch.setenv("FAKE_FAIL_DOWNLOAD", "3")
     with pytest.raises(_common.StageError) as err:
         setup.run_pretrained(stages_pod.opts(output_dir=str(tmp_path / "out"), model_sizes=["2B"]))
-    assert err.value.code == 3 and "download_checkpoints failed" in str(err.value) and "downloading" in str(err.value)
+    assert (
+        err.value.code == 3
+        and "download_checkpoints failed" in str(err.value)
+        and "downloading" in str(err.value)
+    )
 
 
 def test_setup_data_pcb_and_glass(stages_pod, tmp_path, capsys):
@@ -89,7 +95,11 @@ def test_setup_data_pcb_and_glass(stages_pod, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("usecase", "zip_dir", "fragment"),
     [
-        ("glass", "empty", "uc3_input.zip not present — uc3_zip_url_root may be wrong or mobile_screen.zip missing"),
+        (
+            "glass",
+            "empty",
+            "uc3_input.zip not present — uc3_zip_url_root may be wrong or mobile_screen.zip missing",
+        ),
         ("wood", None, "usecase: got 'wood'; setup-data prepares pcb, metal_surface, glass"),
     ],
 )
@@ -128,9 +138,15 @@ def test_cli_pod_preflight(stages_pod, stages_run, tmp_path):
     base = {"nvoptix_path": t["nvoptix_path"], "shm_path": t["shm_path"], "min_shm_gib": 0}
     res = stages_run("pod-preflight", base, tmp_path / "a.json")
     assert res.returncode == 0 and "preflight (render) OK" in res.stdout
-    res = stages_run("pod-preflight", {**base, "nvoptix_path": str(tmp_path / "none.bin")}, tmp_path / "b.json")
-    assert res.returncode == 1 and res.stderr.startswith("ERROR: " + str(tmp_path / "none.bin") + " not mounted")
-    res = stages_run("pod-preflight", {**base, "nvoptix_path": "/none"}, tmp_path / "c.json", "--checks", "train")
+    res = stages_run(
+        "pod-preflight", {**base, "nvoptix_path": str(tmp_path / "none.bin")}, tmp_path / "b.json"
+    )
+    assert res.returncode == 1 and res.stderr.startswith(
+        "ERROR: " + str(tmp_path / "none.bin") + " not mounted"
+    )
+    res = stages_run(
+        "pod-preflight", {**base, "nvoptix_path": "/none"}, tmp_path / "c.json", "--checks", "train"
+    )
     assert res.returncode == 0
     res = stages_run("pod-preflight", base, tmp_path / "d.json", "--checks", "gpu")
     assert res.returncode == 1 and "checks: got 'gpu'; allowed: render, train" in res.stderr
@@ -146,9 +162,22 @@ def test_every_owned_step_resolves():
 
     from dig_stages.__main__ import STEPS
 
-    owned = ["pod-preflight", "render-day0", "render-structural", "render-day1", "infer-day0", "infer-day1",
-             "infer-manual", "defect-spec", "pick-best-step", "finetune", "setup-pretrained", "setup-model",
-             "setup-data", "setup-assets"]
+    owned = [
+        "pod-preflight",
+        "render-day0",
+        "render-structural",
+        "render-day1",
+        "infer-day0",
+        "infer-day1",
+        "infer-manual",
+        "defect-spec",
+        "pick-best-step",
+        "finetune",
+        "setup-pretrained",
+        "setup-model",
+        "setup-data",
+        "setup-assets",
+    ]
     for step in owned:
         module, func = STEPS[step]
         assert callable(getattr(importlib.import_module(module), func)), step
