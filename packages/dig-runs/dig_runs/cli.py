@@ -548,22 +548,12 @@ def cmd_restart(ctx: Ctx, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- fetch
 
 
-def outputs_supports_workflow() -> bool:
-    """Whether this dig-outputs takes `--workflow FILE` (the interface fetch drives)."""
-    proc = subprocess.run([sys.executable, "-m", "dig_outputs", "download", "--help"], capture_output=True,
-                          text=True, check=False)
-    return re.search(r"--workflow(?![-\w])", proc.stdout) is not None
-
-
 def cmd_fetch(ctx: Ctx, args: argparse.Namespace) -> int:
     from dig_runs.store import db_path
 
     run = _find(ctx, args.ref)
     if not run.output_root:
         raise UsageError(f"run {run.run_name} has no output root in its compiled workflow (setup flows write fixed paths)")
-    if not outputs_supports_workflow():
-        raise UsageError("this dig-outputs has no `--workflow FILE` option (fetch reads the stages from the "
-                         "recorded compiled workflow): update packages/dig-outputs")
     wf = db_path().parent / "workflows" / f"{run.run_name}.yaml"
     wf.parent.mkdir(parents=True, exist_ok=True)
     wf.write_bytes(ctx.store.compiled(run.run_name))

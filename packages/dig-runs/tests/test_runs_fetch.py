@@ -8,13 +8,7 @@ import socket
 import zipfile
 
 import pytest
-from dig_runs.cli import outputs_supports_workflow
 from runs_helpers import dig, sim_clock
-
-needs_workflow_option = pytest.mark.skipif(
-    not outputs_supports_workflow(),
-    reason="dig-outputs here has no `download/preview --workflow FILE` option yet (built on another branch); "
-           "the integrator removes this skip after merging it")
 
 
 def _free_port() -> int:
@@ -40,7 +34,6 @@ def moto_s3(monkeypatch):
     server.stop()
 
 
-@needs_workflow_option
 def test_happy_path_submit_watch_fetch(osmo, day0_file, moto_s3, tmp_path):
     import boto3
     from dig_outputs.synthetic import build_run
@@ -70,16 +63,6 @@ def test_happy_path_submit_watch_fetch(osmo, day0_file, moto_s3, tmp_path):
     assert body["preview"].endswith("index.html")
     logs = osmo.calls("workflow logs")
     assert {c["argv"][c["argv"].index("-t") + 1] for c in logs} >= {"usd2roi-replicator", "infer-all-defects"}
-
-
-def test_fetch_says_what_dig_outputs_lacks(osmo, day0_file, capsys):
-    code, out = dig("submit", str(day0_file), "--skip-preflight", "--yes", "--json")
-    run = json.loads(out)["run"]
-    code, _ = dig("fetch", run)
-    if outputs_supports_workflow():
-        pytest.skip("dig-outputs supports --workflow: covered by the happy-path test")
-    assert code == 2
-    assert "no `--workflow FILE` option" in capsys.readouterr().err
 
 
 def test_fetch_unknown_run(osmo, capsys):
