@@ -87,6 +87,9 @@ class FakeEditServer:
                 pass
 
             def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                # A request stops counting as in flight before its answer leaves: the client may send
+                # its next request as soon as it reads this one, before a later decrement would run.
+                self._leave()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -131,9 +134,15 @@ class FakeEditServer:
                 with server._lock:
                     server.inflight += 1
                     server.max_inflight = max(server.max_inflight, server.inflight)
+                self._counted = True
                 try:
                     self._answer(action, image)
                 finally:
+                    self._leave()
+
+            def _leave(self) -> None:
+                if getattr(self, "_counted", False):
+                    self._counted = False
                     with server._lock:
                         server.inflight -= 1
 
