@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from compiler import validate
-from compiler.inject import POD_DIR, source_path
+from compiler.inject import POD_DIR
 from compiler.matrix import shipped_matrix
-from compiler.paths import GENERATED_DIR, GOLDEN_DIR
+from compiler.paths import GENERATED_DIR, GOLDEN_DIR, STAGES_DIR
 
 PATHS = [e.path for e in shipped_matrix()]
 MANIFEST = re.compile(r"contents: <injected (\S+) sha256=([0-9a-f]{64}) size=(\d+)>$", re.M)
@@ -36,7 +36,7 @@ def test_generated_modules_are_byte_identical_to_the_package(rel):
     assert injected, f"{rel} ships no dig_stages code"
     for task, path, contents in injected:
         module = path.rsplit("/", 1)[1][:-3]
-        assert contents == source_path(module).read_text(encoding="utf-8"), f"{rel}:{task}:{path}"
+        assert contents == (STAGES_DIR / f"{module}.py").read_text(encoding="utf-8"), f"{rel}:{task}:{path}"
 
 
 @pytest.mark.parametrize("rel", PATHS)
