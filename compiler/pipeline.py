@@ -76,7 +76,12 @@ def override_hash(req: Request, choices: dict[str, str]) -> str | None:
 
 
 def check_output(text: str, source: str) -> None:
-    """Every workflow we write passes the offline OSMO validator first (invariant 5)."""
+    """Raise if the offline OSMO validator finds an error in `text` (invariant 5).
+
+    The compile path calls this on the text with module placeholders and on each module once
+    (check_module), not on the spliced bytes it writes; tests/test_generated_files.py validates
+    those, every file of workflows_generated/.
+    """
     from compiler.osmo_validate import validate_text
 
     findings = [f for f in validate_text(text, source=source) if f.severity == "error"]

@@ -80,3 +80,16 @@ def imports_by_ast(module: str) -> tuple[str, ...]:
 def test_import_scan_agrees_with_a_full_ast_walk():
     for path in sorted(STAGES_DIR.glob("*.py")):
         assert sorted(_imports(path.stem)) == sorted(imports_by_ast(path.stem)), path.name
+
+
+def test_stage_contract_lists_exactly_the_functions_the_compiler_imports():
+    from compiler.paths import PACKAGE_DIR, REPO_ROOT
+
+    used = set()
+    for path in PACKAGE_DIR.rglob("*.py"):
+        for mod, names in re.findall(r"^\s*from (dig_stages\.\w+) import ([\w, ]+)$", path.read_text(), re.M):
+            used |= {f"{mod}.{n.strip()}" for n in names.split(",")}
+    doc = (REPO_ROOT / "docs" / "stage-contract.md").read_text(encoding="utf-8")
+    section = doc.split("## Functions the compiler imports from dig_stages at compile time", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^- `(dig_stages\.[\w.]+)\(", section, re.M))
+    assert listed == used, f"docs/stage-contract.md lists {sorted(listed)}; compiler/ imports {sorted(used)}"
