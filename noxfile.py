@@ -69,7 +69,7 @@ def golden(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def compile(session: nox.Session) -> None:
-    """Compile the shipped matrix into workflows_generated/ (the only writer of that directory)."""
+    """Compile the shipped matrix into workflows_generated/ only (the golden session runs this too)."""
     _install(session)
     session.run("python", "-m", "compiler.matrix", env={"DIG_PREFERENCES": os.devnull})
 
