@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> None:
     config = build_config(OmegaConf.to_container(cfg, resolve=False), choices, Request(), {}, [])
     config, _ = validate_config(config)
     key = compile_key(config)
-    text = emit_checked(build_workflow(config, placeholders=True), header(config, choices), key)
+    text = emit_checked(build_workflow(config, placeholders=True), header(config, choices), key)[0]
     out = Path(HydraConfig.get().runtime.output_dir)
     write_atomic(out / "workflow.yaml", text)
 

@@ -134,7 +134,3 @@ def corner_error(true_m: np.ndarray, est_m: np.ndarray, size: int) -> float:
     """Mean distance (px) between where the true and estimated transforms put the reference corners."""
     c = np.array([[0, 0, 1], [size - 1, 0, 1], [0, size - 1, 1], [size - 1, size - 1, 1]], float)
     return float(np.mean(np.linalg.norm(c @ true_m.T - c @ est_m.T, axis=1)))
-
-
-def to_u8(img: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8)

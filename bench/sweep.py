@@ -42,7 +42,8 @@ def run_hydra(out: Path, jobs: int) -> tuple[float, int]:
            "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
     start = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "DIG_PREFERENCES": os.devnull, "PYTHONPATH": str(ROOT)})
+                   env={**os.environ, "DIG_PREFERENCES": os.devnull,
+                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     wall = time.perf_counter() - start
     return wall, len(list(out.rglob("workflow.yaml")))
 

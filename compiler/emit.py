@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from typing import Any
 
@@ -56,6 +57,19 @@ def _module_scalar(source: str) -> str:
     text = dump_yaml(probe)
     head = "      - contents: "
     return text[text.index(head) + len(head):].rstrip("\n")
+
+
+def module_manifest(module: str, source: str) -> str:
+    """One reviewable line standing for an injected module: in-pod path, sha256 and size of its bytes."""
+    data = source.encode("utf-8")
+    return f"<injected /tmp/dig/dig_stages/{module}.py sha256={hashlib.sha256(data).hexdigest()} size={len(data)}>"
+
+
+def manifest_modules(text: str, sources: dict[str, str]) -> str:
+    """The review text of golden/: each module placeholder replaced by its manifest line, not its source."""
+    for module, source in sources.items():
+        text = text.replace(f"contents: {module_placeholder(module)}\n", f"contents: {module_manifest(module, source)}\n")
+    return text
 
 
 def splice_modules(text: str, sources: dict[str, str]) -> str:

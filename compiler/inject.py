@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import re
 from functools import cache
-from pathlib import Path
 
 from compiler.errors import error
 from compiler.paths import STAGES_DIR
@@ -48,21 +47,6 @@ def _imports(module: str) -> tuple[str, ...]:
     return tuple(m for m in dict.fromkeys(found) if m and (STAGES_DIR / f"{m}.py").is_file())
 
 
-def imports_by_ast(module: str) -> tuple[str, ...]:
-    """The same as _imports, by a full ast walk (any depth); used by the tests to keep the scan honest."""
-    tree = ast.parse((STAGES_DIR / f"{module}.py").read_text(encoding="utf-8"))
-    found: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "dig_stages":
-                found += [a.name for a in node.names]
-            elif node.module.startswith("dig_stages."):
-                found.append(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found += [a.name.split(".")[1] for a in node.names if a.name.startswith("dig_stages.")]
-    return tuple(m for m in dict.fromkeys(found) if (STAGES_DIR / f"{m}.py").is_file())
-
-
 @cache
 def modules_for_step(step: str) -> tuple[str, ...]:
     """Sorted module names (without .py) that `python -m dig_stages <step>` imports."""
@@ -101,6 +85,3 @@ def stage_files(step: str, *, placeholders: bool = False) -> list[dict[str, str]
     return [{"path": f"{POD_DIR}/{m}.py", "contents": module_placeholder(m) if placeholders else module_source(m)}
             for m in modules_for_step(step)]
 
-
-def source_path(module: str) -> Path:
-    return STAGES_DIR / f"{module}.py"

@@ -10,12 +10,16 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
 from compiler.flows import key_of, uses_board
 from compiler.paths import CONF_DIR, GENERATED_DIR, group_options
 from compiler.schema import variant_knob_sets
+
+if TYPE_CHECKING:
+    from compiler.pipeline import Compiled
 
 # Values a compile key cannot be compiled without (no default on purpose), with the spec's convention.
 REQUIRED_VALUES = {
@@ -63,8 +67,8 @@ def shipped_matrix() -> list[MatrixEntry]:
     return entries
 
 
-def compile_matrix() -> dict[str, str]:
-    """{relative path: text} for the whole matrix, compiled with no preferences and the suggested root."""
+def compile_matrix_results() -> dict[str, Compiled]:
+    """{relative path: Compiled} for the whole matrix, compiled with no preferences and the suggested root."""
     from compiler.compose import Composer, parse_overrides
     from compiler.pipeline import compile_request
 
@@ -73,8 +77,13 @@ def compile_matrix() -> dict[str, str]:
     for entry in shipped_matrix():
         compiled = compile_request(parse_overrides(list(entry.overrides)), composer=composer, prefs={})
         assert compiled.key == entry.key, (compiled.key, entry.key)
-        out[entry.path] = compiled.text
+        out[entry.path] = compiled
     return out
+
+
+def compile_matrix() -> dict[str, str]:
+    """{relative path: submit-ready text} for the whole matrix (what workflows_generated/ holds)."""
+    return {rel: c.text for rel, c in compile_matrix_results().items()}
 
 
 def write_tree(root: Path, files: dict[str, str]) -> list[str]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 from compiler.compose import Composer, Request
 from compiler.contract import check_cookbook_overrides, check_tasks
-from compiler.emit import dump_yaml, splice_modules
+from compiler.emit import dump_yaml, manifest_modules, splice_modules
 from compiler.errors import Diagnostic, DigError
 from compiler.flows import compile_key, submit_command, takes_run_name
 from compiler.inject import POD_DIR, module_source
@@ -40,6 +40,14 @@ class Compiled:
     choices: dict[str, str]
     diagnostics: list[Diagnostic]
     default_path: Path
+    # The text before the dig_stages modules were spliced in, and those modules' sources.
+    unspliced: str = ""
+    modules: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def review_text(self) -> str:
+        """What golden/ holds: the compiled text with one manifest line (path, sha256, size) per module."""
+        return manifest_modules(self.unspliced, self.modules)
 
 
 def override_hash(req: Request, choices: dict[str, str]) -> str | None:
@@ -53,7 +61,12 @@ def override_hash(req: Request, choices: dict[str, str]) -> str | None:
 
 
 def check_output(text: str, source: str) -> None:
-    """Every workflow we write passes the offline OSMO validator first (invariant 5)."""
+    """Raise if the offline OSMO validator finds an error in `text` (invariant 5).
+
+    The compile path calls this on the text with module placeholders and on each module once
+    (check_module), not on the spliced bytes it writes; tests/test_generated_files.py validates
+    those, every file of workflows_generated/.
+    """
     from compiler.osmo_validate import validate_text
 
     findings = [f for f in validate_text(text, source=source) if f.severity == "error"]
@@ -71,8 +84,11 @@ def check_module(module: str, source: str) -> None:
     check_output(dump_yaml(doc), f"dig_stages/{module}.py")
 
 
-def emit_checked(workflow: dict[str, Any], header: str, key: str) -> str:
-    """Dump with module placeholders, validate that text and each module, then splice the modules in."""
+def emit_checked(workflow: dict[str, Any], header: str, key: str) -> tuple[str, str, dict[str, str]]:
+    """Dump with module placeholders, validate that text and each module, then splice the modules in.
+
+    Returns (submit-ready text, text with placeholders, {module: source}).
+    """
     text = header + dump_yaml(workflow)
     check_output(text, key)
     sources = {}
@@ -83,7 +99,7 @@ def emit_checked(workflow: dict[str, Any], header: str, key: str) -> str:
                     module = f["path"].rsplit("/", 1)[1][:-3]
                     sources[module] = module_source(module)
                     check_module(module, sources[module])
-    return splice_modules(text, sources)
+    return splice_modules(text, sources), text, sources
 
 
 @lru_cache(maxsize=1)
@@ -111,10 +127,10 @@ def compile_request(req: Request, *, composer: Composer | None = None,
     diagnostics = diagnostics + [d for d in refused if d.severity != "error"]
     workflow = build_workflow(config, tasks, placeholders=True)
     key = compile_key(config)
-    text = emit_checked(workflow, header(config, composed.choices), key)
+    text, unspliced, modules = emit_checked(workflow, header(config, composed.choices), key)
     digest = override_hash(req, composed.choices)
     default = BUILD_DIR / f"{key}{'__' + digest if digest else ''}.yaml"
-    return Compiled(text, key, config, composed.choices, diagnostics, default)
+    return Compiled(text, key, config, composed.choices, diagnostics, default, unspliced, modules)
 
 
 def output_path(compiled: Compiled) -> Path:

@@ -1,7 +1,7 @@
 """Cross-field rules: what spec/failure_modes.md §A says a compiler can catch, each with a severity.
 
 Every rule is a function `(config, explicit) -> list[Diagnostic]` registered in RULES with the
-failure-mode id(s) it covers; the table in the README is generated from RULES.
+failure-mode id(s) it covers and a one-line summary; check_rules runs them all, in order.
 """
 
 from __future__ import annotations

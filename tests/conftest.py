@@ -28,7 +28,13 @@ def compile_args(composer):
 
 
 @pytest.fixture(scope="session")
-def matrix_texts() -> dict[str, str]:
-    from compiler.matrix import compile_matrix
+def matrix_compiled() -> dict[str, Compiled]:
+    from compiler.matrix import compile_matrix_results
 
-    return compile_matrix()
+    return compile_matrix_results()
+
+
+@pytest.fixture(scope="session")
+def matrix_texts(matrix_compiled) -> dict[str, str]:
+    """{relative path: submit-ready text}, what workflows_generated/ holds."""
+    return {rel: c.text for rel, c in matrix_compiled.items()}

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    base = {**os.environ, "DIG_PREFERENCES": str(cwd / "no-prefs.yaml"), "PYTHONPATH": str(REPO)}
+    base = {**os.environ, "DIG_PREFERENCES": str(cwd / "no-prefs.yaml"),
+            # keep the caller's path (dig_stages is a dependency, found there or installed)
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd, env={**base, **(env or {})},
                           capture_output=True, text=True, timeout=120)
 

@@ -197,12 +197,18 @@ def test_partially_cropped_taxonomy_is_a_notice(compile_args):
     assert notes and notes[0].severity == "notice" and "['IC']" in notes[0].message
 
 
-def test_rule_ids_are_failure_modes():
+def test_rule_ids_are_failure_modes_and_each_rule_returns_diagnostics(compile_args):
     import re
 
+    from compiler.errors import Diagnostic
+
+    config = compile_args("flow=day0").config
+    assert len({fn for _, _, fn in RULES}) == len(RULES), "a rule is registered twice"
     for ids, summary, fn in RULES:
         assert re.fullmatch(r"(A\d+|B\d+|OSMO)( (A\d+|B\d+|OSMO))*", ids), ids
-        assert summary and fn.__doc__ is None or callable(fn)
+        assert summary.strip(), f"rule {ids} ({fn.__name__}) has no summary"
+        found = fn(config, set())
+        assert isinstance(found, list) and all(isinstance(d, Diagnostic) for d in found), fn.__name__
 
 
 def test_presets_only_name_knobs_their_flow_has(compile_args):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
@@ -11,9 +12,7 @@ from compiler.inject import (
     NEVER_INJECTED,
     POD_DIR,
     _imports,
-    imports_by_ast,
     modules_for_step,
-    source_path,
     step_table,
 )
 from compiler.matrix import shipped_matrix
@@ -36,7 +35,7 @@ def test_injected_modules_are_byte_identical_to_the_package(key, matrix_texts):
         assert injected, f"{key}:{task['name']} runs no dig_stages code"
         for f in injected:
             module = f["path"].rsplit("/", 1)[1][:-3]
-            assert f["contents"] == source_path(module).read_text(encoding="utf-8"), f["path"]
+            assert f["contents"] == (STAGES_DIR / f"{module}.py").read_text(encoding="utf-8"), f["path"]
         # Exactly the step's import closure, nothing more.
         launcher = next(f for f in task["files"] if f["path"] == task["args"][0])["contents"]
         step = re.search(r"-m dig_stages (\S+)", launcher).group(1)
@@ -63,6 +62,36 @@ def test_launchers_are_a_few_lines(matrix_texts):
             assert "exec " in launcher and "--spec /tmp/dig/spec.json" in launcher
 
 
+def imports_by_ast(module: str) -> tuple[str, ...]:
+    """The same as inject._imports, by a full ast walk (any depth): the oracle that keeps the line scan honest."""
+    tree = ast.parse((STAGES_DIR / f"{module}.py").read_text(encoding="utf-8"))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "dig_stages":
+                found += [a.name for a in node.names]
+            elif node.module.startswith("dig_stages."):
+                found.append(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found += [a.name.split(".")[1] for a in node.names if a.name.startswith("dig_stages.")]
+    return tuple(m for m in dict.fromkeys(found) if (STAGES_DIR / f"{m}.py").is_file())
+
+
 def test_import_scan_agrees_with_a_full_ast_walk():
     for path in sorted(STAGES_DIR.glob("*.py")):
         assert sorted(_imports(path.stem)) == sorted(imports_by_ast(path.stem)), path.name
+
+
+def test_stage_contract_lists_exactly_the_functions_the_compiler_imports():
+    from compiler.paths import PACKAGE_DIR, REPO_ROOT
+
+    used = set()
+    for path in PACKAGE_DIR.rglob("*.py"):
+        if path.name == "board_new.py":  # the `dig board new` verb, not part of a compile
+            continue
+        for mod, names in re.findall(r"^\s*from (dig_stages\.\w+) import ([\w, ]+)$", path.read_text(), re.M):
+            used |= {f"{mod}.{n.strip()}" for n in names.split(",")}
+    doc = (REPO_ROOT / "docs" / "stage-contract.md").read_text(encoding="utf-8")
+    section = doc.split("## Functions the compiler imports from dig_stages at compile time", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^- `(dig_stages\.[\w.]+)[(`]", section, re.M))
+    assert listed == used, f"docs/stage-contract.md lists {sorted(listed)}; compiler/ imports {sorted(used)}"

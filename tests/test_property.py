@@ -46,7 +46,8 @@ def test_hostile_values_are_rejected_or_carried_as_data(key, value, quoted):
         stderr = err.getvalue()
         assert "Traceback" not in stderr
         if code == 0:
-            text = open(out_path, encoding="utf-8").read()
+            with open(out_path, encoding="utf-8") as fh:
+                text = fh.read()
             assert not [f for f in validate_text(text) if f.severity == "error"]
             doc = yaml.safe_load(text)
             shape = [(g["name"], [t["name"] for t in g["tasks"]]) for g in doc["workflow"]["groups"]]

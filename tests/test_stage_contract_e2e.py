@@ -1,6 +1,7 @@
 """Compiler output and dig_stages agree end to end: every distinct compiled task runs its step in a fake pod.
 
-For each distinct (step, task files, task inputs) in golden/<flow>/<key>.yaml the task's `files:` are
+For each distinct (step, task files, task inputs) in workflows_generated/<flow>/<key>.yaml (the submit-ready
+bytes; golden/ holds module hashes only) the task's `files:` are
 materialised under a temporary pod root (`/tmp/...` -> `<root>/tmp/...`, in the spec, the cookbooks and the
 launcher alike), OSMO's tokens are substituted in every file as OSMO does at submit time (`{{input:N}}` ->
 a folder holding a minimal valid tree of what that input is, `{{output}}` -> an empty folder, `{{ name }}`
@@ -33,7 +34,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO / "golden"
+GENERATED = REPO / "workflows_generated"
 STAGES_TESTS = REPO / "packages" / "dig-stages" / "tests"
 CONTRACT_DOC = REPO / "docs" / "stage-contract.md"
 
@@ -109,7 +110,7 @@ def _collect() -> tuple[list[Case], int]:
     """The distinct launcher-running tasks of every golden, and how many tasks the goldens hold in all."""
     cases: dict[tuple, Case] = {}
     n_tasks = 0
-    for path in sorted(GOLDEN.glob("*/*.yaml")):
+    for path in sorted(GENERATED.glob("*/*.yaml")):
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
         for group in doc["workflow"]["groups"]:
             for task in group["tasks"]:
@@ -767,7 +768,7 @@ PREPARE: dict[str, Callable[..., Callable[[], None]]] = {
 def test_every_compiled_step_is_covered() -> None:
     steps = {c.step for c in CASES}
     assert steps == set(PREPARE) | {"image-edit"}, steps
-    assert len(list(GOLDEN.glob("*/*.yaml"))) >= 29
+    assert len(list(GENERATED.glob("*/*.yaml"))) >= 29
     assert sum(len(c.where) for c in CASES) == N_TASKS, "a compiled task runs no dig_stages step"
 
 

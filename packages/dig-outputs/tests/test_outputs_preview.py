@@ -151,7 +151,8 @@ def test_outputs_defect_column_outlines_mask(runs, tmp_path):
     overlays = sorted((result.index.parent / "col5").glob("*.png"))
     assert overlays
     for path in overlays:
-        arr = np.asarray(Image.open(path).convert("RGB"))
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
         assert (arr == OUTLINE_RGB).all(axis=2).any(), path
 
 

@@ -23,7 +23,8 @@ def _set_auth(endpoint: str, count: str) -> None:
     # moto's own switch (what its set_initial_no_auth_action_count decorator calls in server mode).
     req = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=count.encode(), method="POST",
                                  headers={"Content-Type": "text/plain"})
-    urllib.request.urlopen(req, timeout=10).read()
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from typing import Any
 
 LAYOUTS = ("cells", "modes")
 IMAGE_SUFFIXES = (".png", ".jpg")
-DEFAULT_EXT = ".png"
 
 
 class BatchError(ValueError):
@@ -33,15 +32,6 @@ class Entry:
 def _images_in(folder: Path) -> list[Path]:
     # Upstream globs *.png and *.jpg (lower case) only; sorted so every run expands identically.
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in IMAGE_SUFFIXES)
-
-
-def output_ext_from_cookbook(cookbook: dict[str, Any]) -> str:
-    """The template entry's `output.video` suffix sets the output extension (shipped cookbook: `.jpg`)."""
-    try:
-        ext = Path(str(cookbook["data"][0]["output"]["video"])).suffix
-    except (KeyError, IndexError, TypeError):
-        return DEFAULT_EXT
-    return ext or DEFAULT_EXT
 
 
 def expand(
@@ -112,27 +102,6 @@ def expand(
             )
         seen[e.output] = e.input
     return entries
-
-
-def batch_config(
-    cookbook: dict[str, Any], entries: list[Entry], endpoint: str | None = None, model: str | None = None
-) -> dict[str, Any]:
-    """The upstream batch config: the cookbook verbatim with `data` replaced and the endpoint overlaid."""
-    cfg = json.loads(json.dumps(cookbook))  # deep copy; the cookbook stays untouched
-    if endpoint or model:
-        img = cfg.setdefault("endpoints", {}).setdefault("image_edit", {})
-        if endpoint:
-            img["url"] = endpoint
-        if model:
-            img["model"] = model
-    cfg["data"] = [
-        {
-            "inputs": {"rgb": e.input},
-            "output": {"video": e.output, "caption": e.caption, "metadata": e.metadata},
-        }
-        for e in entries
-    ]
-    return cfg
 
 
 def main(argv: list[str]) -> int:

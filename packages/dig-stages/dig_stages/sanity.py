@@ -31,8 +31,3 @@ def remove_root_entries(root: str | Path, names: tuple[str, ...] = (".cache", ".
             continue
         removed.append(name)
     return removed
-
-
-def images_per_material(crop: str | Path, pattern: str = "**/*") -> dict[str, int]:
-    """Image counts per material dir under a crop/ root (for logs)."""
-    return {m.name: _common.count_files(m, pattern) for m in _common.subdirs(crop)}

@@ -69,28 +69,6 @@ def test_two_images_with_one_stem_are_refused(tmp_path: Path) -> None:
         batch.expand(tmp_path, tmp_path / "out", "cells")
 
 
-def test_batch_config_replaces_data_and_overlays_endpoint(tmp_path: Path) -> None:
-    cookbook = {"data": [{"output": {"video": "/app/out/output.jpg"}}], "pipeline": {"retry": 3}}
-    assert batch.output_ext_from_cookbook(cookbook) == ".jpg"
-    assert batch.output_ext_from_cookbook({"data": []}) == ".png"
-    _touch(tmp_path / "crop/IC/c0/normal_img/0001.png")
-    entries = batch.expand(tmp_path, tmp_path / "out", "cells")
-    cfg = batch.batch_config(cookbook, entries, endpoint="http://e/v1")
-    assert cfg["endpoints"] == {"image_edit": {"url": "http://e/v1"}}
-    assert cfg["pipeline"] == {"retry": 3}
-    assert cfg["data"] == [
-        {
-            "inputs": {"rgb": entries[0].input},
-            "output": {
-                "video": entries[0].output,
-                "caption": entries[0].caption,
-                "metadata": entries[0].metadata,
-            },
-        }
-    ]
-    assert cookbook["data"][0] == {"output": {"video": "/app/out/output.jpg"}}  # not mutated
-
-
 def test_cli_writes_entries_and_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _touch(tmp_path / "cropped/tilt/rgb/0001.png")
     spec = tmp_path / "spec.json"

@@ -1,4 +1,5 @@
-"""The four functions the compiler imports at compile time (docs/stage-contract.md)."""
+"""The three functions the compiler imports at compile time (docs/stage-contract.md), and the
+defect-spec writer the pod runs on the pairs the compiler validated."""
 
 from __future__ import annotations
 

@@ -22,6 +22,11 @@ RENDER_PATCHES = 6  # max_image_count: six seeded-random cells of the shipped 10
 PAIRS = [["passive_component", "excess_solder"], ["passive_component", "missing"]]
 
 
+def _size(path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
 def files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() or p.is_symlink())
 
@@ -79,8 +84,9 @@ def test_day0_synthetic_board_to_inference_stage(tmp_path: Path, stages_cookbook
     assert {v["class"] for v in labels.values()} >= {"UNLABELLED", "capacitor", "pad", "solder"}
     for cad in (out / "crop").rglob("*_cad_mask.png"):
         normal = cad.parent.parent / "normal_img" / cad.name.replace("_cad_mask", "")
-        assert Image.open(cad).size == Image.open(normal).size
-        seg = np.asarray(Image.open(cad).convert("RGBA"))
+        assert _size(cad) == _size(normal)
+        with Image.open(cad) as im:
+            seg = np.asarray(im.convert("RGBA"))
         assert np.all(seg == (255, 197, 25, 255), axis=2).mean() > 0.2  # min_coverage holds in the crop
 
     # image-edit stand-in: it keeps stem, cell and resolution and writes .jpg (shipped cookbook)
@@ -88,7 +94,8 @@ def test_day0_synthetic_board_to_inference_stage(tmp_path: Path, stages_cookbook
     for img in (out / "crop").glob("*/*/normal_img/*.png"):
         dst = augment / "crop" / img.parts[-4] / img.parts[-3] / (img.stem + ".jpg")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        Image.open(img).save(dst)
+        with Image.open(img) as im:
+            im.save(dst)
     raw = tmp_path / "datasets" / "pcb" / "raw"
     for _, defect in PAIRS:
         (raw / "PCB" / "passive_component" / "mask" / defect).mkdir(parents=True)
@@ -118,7 +125,7 @@ def test_day0_synthetic_board_to_inference_stage(tmp_path: Path, stages_cookbook
             cad.resolve()
             == (out / "crop" / "passive_component" / cell / "cad_mask" / f"{stem}_cad_mask.png").resolve()
         )
-        assert Image.open(clean).size == Image.open(cad).size
+        assert _size(clean) == _size(cad)
     assert json.loads((stage / "semantic_segmentation_labels.json").read_text()) == labels
     lines = [json.loads(line) for line in spec.read_text().splitlines()]
     assert [(x["defect_type"], x["spatial_dependency"]) for x in lines] == [

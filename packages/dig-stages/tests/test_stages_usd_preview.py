@@ -120,8 +120,8 @@ def test_cli_preview_render_writes_kit_names(stages_board_usd, tmp_path, capsys)
         "semantic_segmentation_x0_y0.png",
         "semantic_segmentation_x1_y2.png",
     ]
-    assert Image.open(src / "rgb_x1_y2.png").size == (160, 90)
-    assert Image.open(src / "semantic_segmentation_x1_y2.png").mode == "RGBA"
+    with Image.open(src / "rgb_x1_y2.png") as rgb, Image.open(src / "semantic_segmentation_x1_y2.png") as seg:
+        assert rgb.size == (160, 90) and seg.mode == "RGBA"
     assert json.loads((src / "metadata.json").read_text())["cells"] == ["x1_y2", "x0_y0"]
     assert dig_main(args[:-2] + ["--cells", "x99_y0"]) == 1
     assert "no scan-grid cell 'x99_y0'" in capsys.readouterr().err
