@@ -1,0 +1,90 @@
+"""Hostile and sloppy input through the command line (issue 12): clean errors, nothing written that should not be."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess:
+    path = os.pathsep.join([str(REPO), str(REPO / "packages" / "dig-stages")])
+    base = {**os.environ, "DIG_PREFERENCES": "/dev/null", "PYTHONPATH": path}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def clean_error(res: subprocess.CompletedProcess, key: str, code: int = 1) -> None:
+    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr + res.stdout
+    assert f"{key}:" in res.stderr or key in res.stderr, res.stderr
+
+
+# --- where output goes ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("module", ["compiler", "compiler.plan"])
+@pytest.mark.parametrize("make, out, why", [
+    (lambda d: (d / "dir").mkdir(), "dir", "is a directory"),
+    (lambda d: None, "newdir/", "names a directory"),
+    (lambda d: (d / "file").write_text("x"), "file/x.yaml", "not a directory"),
+    (lambda d: None, "a" * 300 + ".yaml", "too long"),
+    (lambda d: None, "/proc/dig.yaml", "under /proc"),
+    (lambda d: None, "/sys/dig.yaml", "under /sys"),
+    (lambda d: None, "/dev/null", "not a regular file"),
+    (lambda d: (d / "link").symlink_to("/dev/null"), "link", "not a regular file"),
+])
+def test_bad_destinations_are_clean_errors_and_write_nothing(tmp_path, module, make, out, why):
+    make(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    res = run(module, "flow=setup", f"out={out}", cwd=tmp_path)
+    clean_error(res, "out")
+    assert why in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_out_list_is_refused_and_home_is_expanded(tmp_path):
+    res = run("compiler", "flow=setup", "out=[a,b]", cwd=tmp_path)
+    clean_error(res, "out")
+    assert list(tmp_path.iterdir()) == []
+    res = run("compiler", "flow=setup", "out=~/x.yaml", cwd=tmp_path, env={"HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == str(tmp_path / "x.yaml")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_directory_is_a_clean_error(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    res = run("compiler", "flow=setup", f"out={ro}/x.yaml", cwd=tmp_path)
+    clean_error(res, "out")
+    assert list(ro.iterdir()) == []
+
+
+def test_same_group_twice_is_refused(tmp_path):
+    res = run("compiler", "flow=day0", "flow=day1", cwd=tmp_path)
+    clean_error(res, "flow")
+    assert "given twice" in res.stderr
+
+
+# --- compiler.schema -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, code", [(["--help"], 0), (["--bogus"], 2), (["-x"], 2)])
+def test_schema_help_and_unknown_flags_write_nothing(tmp_path, args, code):
+    schema = REPO / "compiler" / "schemas" / "config.schema.json"
+    before = schema.stat().st_mtime_ns, schema.read_bytes()
+    res = run("compiler.schema", *args, cwd=tmp_path)
+    assert res.returncode == code, res.stderr
+    assert "Traceback" not in res.stderr
+    assert (schema.stat().st_mtime_ns, schema.read_bytes()) == before
+    if code == 0:
+        assert "--check" in res.stdout
