@@ -104,20 +104,6 @@ def normalise_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_pref_values(pairs: dict[str, str]) -> None:
-    import re
-
-    from compiler.paths import group_options
-
-    root = pairs.get("dig_url_root")
-    if root is not None and not re.match(STORAGE_URL, root):
-        raise error("preferences.dig_url_root", "is not a storage prefix", got=root, allowed=_HINTS[STORAGE_URL])
-    board = pairs.get("default_board")
-    if board is not None and board not in group_options("board"):
-        raise error("preferences.default_board", "is not a board of conf/board", got=board,
-                    allowed=", ".join(group_options("board")))
-
-
 # The failure mode of spec/failure_modes.md that a schema error on a key stands for (the rule id the
 # error carries); keys not listed are OSMO's own value rules.
 FAILURE_MODE_BY_KEY: dict[str, str] = {

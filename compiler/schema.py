@@ -190,7 +190,8 @@ def build_schema() -> dict[str, Any]:
                 "properties": {
                     "key": {"enum": group_options("endpoint")},
                     "url": {"type": ["string", "null"], "maxLength": 2048,
-                            "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%-]+)*/?$"},
+                            # host and port are judged by compiler.values (urllib.parse), which a regex cannot do
+                            "pattern": r"^https?://[^\s/?#]+(/[A-Za-z0-9._~%-]+)*/?$"},
                 },
             },
             "preset": {"enum": group_options("knobs")},

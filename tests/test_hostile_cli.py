@@ -88,3 +88,60 @@ def test_schema_help_and_unknown_flags_write_nothing(tmp_path, args, code):
     assert (schema.stat().st_mtime_ns, schema.read_bytes()) == before
     if code == 0:
         assert "--check" in res.stdout
+
+
+# --- values --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("override, key, why", [
+    ("endpoint.url=http://h:99999/v1", "endpoint.url", "Port out of range"),
+    ("endpoint.url=http://../v1", "endpoint.url", "not a DNS name"),
+    ("endpoint.url=http://-/v1", "endpoint.url", "not a DNS name"),
+    ("dig_url_root=s3://b", "dig_url_root", "S3's naming rules"),
+    ("dig_url_root=s3://Bad_Bucket/dig", "dig_url_root", "S3's naming rules"),
+    ("dig_url_root=s3://b-/dig", "dig_url_root", "S3's naming rules"),
+    ("dig_url_root=s3://" + "a" * 300, "dig_url_root", "S3's naming rules"),
+    ("dig_url_root=s3://bucket/../../etc", "dig_url_root", "'..' path segment"),
+])
+def test_bad_urls_are_refused(tmp_path, override, key, why):
+    res = run("compiler", "flow=day0", "endpoint=external", "endpoint.url=https://edit.example.com/v1", override,
+              f"out={tmp_path}/w.yaml", cwd=tmp_path)
+    clean_error(res, key)
+    assert why in res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ipv6_endpoint_is_accepted(tmp_path):
+    res = run("compiler", "flow=day0", "endpoint=external", "endpoint.url='http://[::1]:8000/v1'",
+              f"out={tmp_path}/w.yaml", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "http://[::1]:8000/v1" in (tmp_path / "w.yaml").read_text()
+
+
+# --- preferences ---------------------------------------------------------------------------------------
+
+def test_broken_preferences_files_are_errors_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"pool: \xff\xfe\n")
+    board = tmp_path / "board.yaml"
+    board.write_text('default_board: "../x"\n')
+    for prefs, words in ((bad, "not UTF-8"), (tmp_path, "is a directory"), (board, "not a board")):
+        res = run("compiler", "flow=setup", f"out={tmp_path}/w.yaml", cwd=tmp_path, env={"DIG_PREFERENCES": str(prefs)})
+        clean_error(res, "preferences")
+        assert str(prefs.name) in res.stderr and words in res.stderr, res.stderr
+        assert not (tmp_path / "w.yaml").exists()
+
+
+@pytest.mark.parametrize("value, key", [("pool=p;rm", "pool"), ("external_endpoint_url=file:///etc/passwd",
+                                                                  "external_endpoint_url"),
+                                        ("dig_url_root=s3://Bad_Bucket/x", "dig_url_root"),
+                                        ("default_board=../x", "default_board")])
+def test_prefs_set_checks_values_like_the_compiler(tmp_path, value, key):
+    prefs = tmp_path / "p.yaml"
+    res = run("compiler.prefs", "set", value, cwd=tmp_path, env={"DIG_PREFERENCES": str(prefs)})
+    clean_error(res, f"preferences.{key}")
+    assert not prefs.exists()
+
+
+def test_prefs_help_goes_to_stdout(tmp_path):
+    res = run("compiler.prefs", "--help", cwd=tmp_path)
+    assert res.returncode == 0 and "prefs set" in res.stdout and res.stderr == ""
