@@ -145,3 +145,47 @@ def test_prefs_set_checks_values_like_the_compiler(tmp_path, value, key):
 def test_prefs_help_goes_to_stdout(tmp_path):
     res = run("compiler.prefs", "--help", cwd=tmp_path)
     assert res.returncode == 0 and "prefs set" in res.stdout and res.stderr == ""
+
+
+# --- semantic diff -------------------------------------------------------------------------------------
+
+HELLO = """workflow:
+  name: hello-osmo
+  tasks:
+  - name: hello
+    image: {image}
+    command: [{command}]
+    args: ["Hello from OSMO!"]
+{extra}"""
+
+
+def test_diff_sees_changes_in_the_tasks_form(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(HELLO.format(image="ubuntu:24.04", command="echo", extra=""))
+    b.write_text(HELLO.format(image="evil/image:latest", command="rm", extra="    checkpoint: []\n"))
+    res = run("compiler.diff", str(a), str(b), cwd=tmp_path)
+    assert res.returncode == 1, res.stdout
+    assert "image: `ubuntu:24.04` → `evil/image:latest`" in res.stdout
+    assert "command[0]: `echo` → `rm`" in res.stdout
+    assert "- : " not in res.stdout and "checkpoint: `<absent>` → `[]`" in res.stdout
+
+
+def test_diff_matches_inputs_by_meaning(tmp_path):
+    doc = """workflow:
+  name: w
+  groups:
+  - name: a
+    tasks:
+    - {{name: t0, image: x, command: [a]}}
+    - {{name: t1, image: x, command: [a]}}
+  - name: b
+    tasks:
+    - {{name: t, image: x, command: [a], inputs: {inputs}}}
+"""
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(doc.format(inputs="[{task: t0}, {task: t1}]"))
+    b.write_text(doc.format(inputs="[{task: t1}]"))
+    res = run("compiler.diff", str(a), str(b), cwd=tmp_path)
+    assert res.returncode == 1
+    assert "inputs task t0: `{\"task\": \"t0\"}` → `<absent>`" in res.stdout
+    assert "t1" not in res.stdout.split("inputs task t0")[1]
