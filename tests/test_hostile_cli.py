@@ -189,3 +189,88 @@ def test_diff_matches_inputs_by_meaning(tmp_path):
     assert res.returncode == 1
     assert "inputs task t0: `{\"task\": \"t0\"}` → `<absent>`" in res.stdout
     assert "t1" not in res.stdout.split("inputs task t0")[1]
+
+
+# --- sweeps --------------------------------------------------------------------------------------------
+
+def test_huge_sweep_is_refused_before_writing(tmp_path):
+    import hashlib
+
+    args = ["flow=day0", "knobs.num_sdg=range(1,100001)"]
+    target = REPO / "build" / "sweeps" / hashlib.sha256("\n".join(args).encode()).hexdigest()[:12]
+    res = run("compiler", "-m", *args, cwd=tmp_path, timeout=60)
+    clean_error(res, "sweep")
+    assert "100000 variants" in res.stderr and "GiB" in res.stderr and "--yes" in res.stderr
+    assert not target.exists()
+
+
+def _children(pid: int) -> set[int]:
+    kids: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        kids |= {int(k) for k in (task / "children").read_text().split()}
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_sweep_workers_stop_with_the_parent_and_leave_no_partial_file(tmp_path, sig):
+    import hashlib
+    import shutil
+    import signal
+    import time
+
+    args = ["flow=day0", f"knobs.num_sdg=range(1,{900 + (sig == 'SIGKILL')})", f"name=sig-{sig.lower()}"]
+    target = REPO / "build" / "sweeps" / hashlib.sha256("\n".join(args).encode()).hexdigest()[:12]
+    shutil.rmtree(target, ignore_errors=True)
+    path = os.pathsep.join([str(REPO), str(REPO / "packages" / "dig-stages")])
+    env = {**os.environ, "DIG_PREFERENCES": "/dev/null", "PYTHONPATH": path}
+    proc = subprocess.Popen([sys.executable, "-m", "compiler", "-m", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list(target.glob("*.yaml"))) < 20:
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        assert workers, "the sweep should run a process pool"
+        proc.send_signal(getattr(signal, sig))
+        proc.communicate(timeout=30)
+        assert proc.returncode in (143, -9), proc.returncode
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.05)
+        assert not any(_alive(w) for w in workers), "pool workers outlived the parent"
+        written = sorted(p.name for p in target.iterdir())
+        assert not [n for n in written if n.endswith(".tmp")], written
+        assert len(written) < 899 and "sweep.json" not in written
+        time.sleep(0.5)
+        assert sorted(p.name for p in target.iterdir()) == written, "something kept writing"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def test_sweep_index_keeps_notices_and_whole_errors(tmp_path):
+    import hashlib
+    import json
+    import shutil
+
+    args = ["flow=day0", "knobs.render_patches=0,2", "name=sweep-index-test"]
+    target = REPO / "build" / "sweeps" / hashlib.sha256("\n".join(args).encode()).hexdigest()[:12]
+    try:
+        res = run("compiler", "-m", *args, cwd=tmp_path)
+        assert res.returncode == 1
+        index = json.loads((target / "sweep.json").read_text())
+        failed, ok = index["results"]
+        assert failed["error"].count("\n") >= 1 and "got:" in failed["error"]
+        assert any("unconfirmed storage root" in n for n in ok["notices"])
+        assert "got:" in res.stderr  # the CLI prints the whole error too
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
