@@ -84,7 +84,6 @@ import hashlib
 import json
 import os
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,6 +94,8 @@ import jinja2.meta
 import jinja2.sandbox
 import jsonschema
 import yaml
+
+from compiler.osmo.limits import RENDER_LIMIT_S, LimitExceeded, RenderFailed, expanded_nodes, sandboxed_render
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "osmo_workflow.schema.json"
 
@@ -117,7 +118,6 @@ EXIT_ACTIONS = ("COMPLETE", "FAIL", "RESCHEDULE")
 URL_SCHEMES = {"s3": 1, "gs": 1, "swift": 3, "tos": 2, "azure": 2}  # scheme -> minimum components
 LABEL_PART_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-RENDER_LIMIT_S = 0.5
 K8S_SECRET_LIMIT = 1024 * 1024
 
 # Docker reference grammar (distribution/reference), compiled once.
@@ -279,11 +279,23 @@ def _split_sections(text: str, out: _Collector) -> dict[str, _Section] | None:
     return sections
 
 
+class _TooLarge(yaml.YAMLError):
+    """A document over a bound (alias expansion); reported as a refusal, not a parse error."""
+
+
 def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=yaml.CSafeLoader)
+    doc = yaml.load(text, Loader=yaml.CSafeLoader)  # aliases become shared objects: loading is cheap
+    if isinstance(doc, dict | list) and ("*" in text):
+        try:
+            expanded_nodes(doc)
+        except LimitExceeded as exc:
+            raise _TooLarge(str(exc)) from None
+    return doc
 
 
 def _yaml_error(exc: yaml.YAMLError, line_offset: int = 0) -> tuple[str, int | None]:
+    if isinstance(exc, _TooLarge):
+        return f"YAML refused: {exc}", None
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     if mark is None:
@@ -327,9 +339,12 @@ def _render(
         if fast is not None:
             return fast
     try:
-        template, undeclared = _compile(protected)
+        ast, undeclared = _parse_template(protected)
     except jinja2.TemplateSyntaxError as exc:
         _report_syntax_error(exc, source, line_offset, out, locate)
+        return None
+    except (LimitExceeded, RenderFailed) as exc:
+        out.error("workflow", f"Jinja render stopped: {exc}")
         return None
     context = dict(variables)
     context.update(tokens)
@@ -343,28 +358,26 @@ def _render(
     missing: list[str] = []
     # Render again after each undefined variable so that one run names all of them.
     for _ in range(50):
-        started = time.perf_counter()
         try:
-            rendered = template.render(context)
-        except jinja2.UndefinedError as exc:
-            match = _UNDEFINED_RE.match(str(exc))
-            if not match or match.group(1) in context:
-                out.error("workflow", f"Jinja substitution failure: {exc}")
-                return None
-            missing.append(match.group(1))
-            context[match.group(1)] = match.group(1)
-            continue
-        except jinja2.TemplateError as exc:
-            out.error("workflow", f"Jinja substitution failure: {exc}")
+            rendered, elapsed = sandboxed_render(functools.partial(_compile_render, ast, dict(context)))
+        except LimitExceeded as exc:
+            out.error("workflow", f"Jinja render stopped: {exc}")
             return None
-        except Exception as exc:  # a template can raise anything (ZeroDivisionError, TypeError...)
-            out.error("workflow", f"Jinja substitution failure: {type(exc).__name__}: {exc}")
+        except RenderFailed as exc:
+            match = _UNDEFINED_RE.match(str(exc)) if exc.kind == "UndefinedError" else None
+            if match and match.group(1) not in context:
+                missing.append(match.group(1))
+                context[match.group(1)] = match.group(1)
+                continue
+            jinja_kind = exc.kind.endswith(("UndefinedError", "SecurityError", "TemplateError",
+                                            "TemplateRuntimeError", "TemplateAssertionError"))
+            detail = str(exc) if jinja_kind else f"{exc.kind}: {exc}"
+            out.error("workflow", f"Jinja substitution failure: {detail}")
             return None
-        elapsed = time.perf_counter() - started
         if elapsed > RENDER_LIMIT_S:
-            out.warning(
+            out.error(
                 "workflow",
-                f"rendering took {elapsed:.2f} s; OSMO's sandbox stops a render after {RENDER_LIMIT_S} s",
+                f"rendering took {elapsed:.2f} s of CPU; OSMO's sandbox stops a render after {RENDER_LIMIT_S} s",
             )
         break
     else:
@@ -382,11 +395,16 @@ def _render(
 
 
 @functools.lru_cache(maxsize=64)
-def _compile(protected: str) -> tuple[jinja2.Template, frozenset[str]]:
-    """Parse and compile once per text: compiling a workflow costs milliseconds."""
-    env = jinja_env()
-    ast = env.parse(protected)
-    return env.from_string(ast), frozenset(jinja2.meta.find_undeclared_variables(ast))
+def _parse_template(protected: str) -> tuple[Any, frozenset[str]]:
+    """Parse once per text. Jinja's code generator folds constants (`{{ 'x' * 10**9 }}`), and
+    finding the undeclared variables runs it, so that runs in the sandbox too."""
+    ast = jinja_env().parse(protected)
+    undeclared, _ = sandboxed_render(functools.partial(jinja2.meta.find_undeclared_variables, ast))
+    return ast, frozenset(undeclared)
+
+
+def _compile_render(ast: Any, context: dict[str, Any]) -> str:
+    return jinja_env().from_string(ast).render(context)
 
 
 def _render_simple(
@@ -579,15 +597,13 @@ def validate_text(
             return locator(file_line) if locator else None
 
         rendered = _render(wf.text, variables, allowed, wf.line - 1, scratch, locate)
-        if lexical_errors:
-            # The scan already named each offending marker with its place; keep render notes only.
-            out.findings.extend(f for f in scratch.findings if f.severity != "error")
-            if rendered is None:
-                return out.findings
-        else:
-            out.findings.extend(scratch.findings)
-            if rendered is None:
-                return out.findings
+        # With lexical errors the scan already named each offending marker with its place; keep
+        # render notes, and a limit that was hit.
+        out.findings.extend(f for f in scratch.findings if not lexical_errors or f.severity != "error"
+                            or "render stopped" in f.message)
+        if rendered is None:
+            _check_unrendered(raw_doc, out)
+            return _dedupe(out.findings)
         try:
             doc = _load_yaml(rendered)
         except yaml.YAMLError as exc:
@@ -614,6 +630,32 @@ def validate_text(
             for cpath, task, entry in inlined:
                 _scan_string(entry.get("contents"), cpath, allowed | sets.keys(), out, task, entry)
     return _dedupe(out.findings)
+
+
+_PATH_PART_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _plain_at(doc: Any, path: str) -> bool:
+    """True when `path` resolves in `doc` to a value with no Jinja in it (so rendering cannot change it)."""
+    node = doc
+    for name, index in _PATH_PART_RE.findall(path):
+        try:
+            node = node[int(index)] if index else node[name]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return not JINJA_MARK_RE.search(node if isinstance(node, str) else json.dumps(node, default=str))
+
+
+def _check_unrendered(raw_doc: Any, out: _Collector) -> None:
+    """The render failed: still report what the rules find on values no rendering could change."""
+    if not isinstance(raw_doc, dict) or not isinstance(raw_doc.get("workflow"), dict):
+        return
+    scratch = _Collector()
+    _check_schema({"workflow": raw_doc["workflow"]}, scratch)
+    _check_rules(raw_doc["workflow"], scratch)
+    for f in scratch.findings:
+        if f.severity != "note" and _plain_at(raw_doc, f.path):
+            out.findings.append(Finding(f.severity, f.path, f"{f.message} (found in the unrendered text)", f.line))
 
 
 def validate_file(
@@ -960,6 +1002,10 @@ def _check_url(url: str, path: str, out: _Collector) -> None:
         )
 
 
+_UNIT_BYTES = {"": 1, "B": 1, "m": 1e-3, "K": 1e3, "Ki": 1024, "KiB": 1024, "M": 1e6, "Mi": 2**20, "MiB": 2**20,
+               "G": 1e9, "Gi": 2**30, "GiB": 2**30, "T": 1e12, "Ti": 2**40, "TiB": 2**40}
+
+
 def _quantity(value: Any, path: str, what: str, out: _Collector) -> float | None:
     if value is None:
         return None
@@ -970,12 +1016,19 @@ def _quantity(value: Any, path: str, what: str, out: _Collector) -> float | None
     unit = match.group(3)
     if unit and unit not in UNITS:
         return None  # the schema names the allowed units
+    number = float(match.group(1))
+    if number * _UNIT_BYTES[unit] < 1024:
+        # OSMO converts memory and storage to whole Ki (truncating) and requires the result > 0.
+        out.error(path, f"{what} {text!r} is {number * _UNIT_BYTES[unit]:g} bytes"
+                  f"{' (no unit means bytes)' if not unit else ''}: OSMO converts it to whole Ki, truncating, "
+                  f"which gives 0 Ki, and rejects a {what} that is not > 0; write e.g. {match.group(1)}Gi")
+        return None
     if not unit:
         out.warning(
             path,
             f"{what} {text!r} has no unit, so OSMO reads it as bytes; write e.g. {text}Gi",
         )
-    return float(match.group(1))
+    return number
 
 
 def _check_resources(resources: dict[str, Any], out: _Collector) -> None:

@@ -274,3 +274,53 @@ def test_sweep_index_keeps_notices_and_whole_errors(tmp_path):
         assert "got:" in res.stderr  # the CLI prints the whole error too
     finally:
         shutil.rmtree(target, ignore_errors=True)
+
+
+# --- offline validator ---------------------------------------------------------------------------------
+
+def _alias_bomb() -> str:
+    lines = ["workflow:", "  name: w", "  a: &a [x, x, x, x, x, x, x, x, x]"]
+    for i in range(8):
+        prev, cur = chr(97 + i), chr(98 + i)
+        lines.append(f"  {cur}: &{cur} [{', '.join(['*' + prev] * 9)}]")
+    return "\n".join(lines) + "\n  tasks: [{name: t, image: x, command: [a]}]\n"
+
+
+@pytest.mark.parametrize("text, words", [
+    (_alias_bomb(), "alias bomb"),
+    ("workflow:\n  name: \"{{ 'x' * 10**9 }}\"\n  tasks: [{name: t, image: ubuntu, command: [echo]}]\n"
+     "default-values: {a: 1}\n", "memory limit of 100 MiB"),
+    ("workflow:\n  name: \"w{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\"\n"
+     "  tasks: [{name: t, image: ubuntu, command: [echo]}]\ndefault-values: {a: 1}\n", "time limit of 0.5 s"),
+])
+def test_validator_limits_name_the_limit(tmp_path, text, words):
+    import time
+
+    path = tmp_path / "w.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    res = run("compiler.validate", str(path), cwd=tmp_path, timeout=60)
+    assert time.monotonic() - started < 20
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert words in res.stdout, res.stdout
+
+
+def test_validator_reports_every_error_in_one_pass(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("workflow:\n  name: \"{{ a }}\"\n  resources:\n    default: {memory: 1GB, storage: '64'}\n"
+                    "  tasks: [{name: t, image: \"{{ img }}\", command: [echo]}]\ndefault-values: {a: 1}\n")
+    res = run("compiler.validate", str(path), cwd=tmp_path)
+    assert res.returncode == 1
+    assert "'img' is undefined" in res.stdout
+    assert "resources.default.memory" in res.stdout and "'1GB'" in res.stdout
+    assert "storage '64' is 64 bytes" in res.stdout and "whole Ki, truncating" in res.stdout
+
+
+def test_memory_without_unit_is_an_error_and_version_a_warning(tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("version: 3\nworkflow:\n  name: w\n  resources:\n    default: {memory: '64'}\n"
+                    "  tasks: [{name: t, image: ubuntu, command: [echo]}]\ndefault-values: {a: 1}\n")
+    res = run("compiler.validate", str(path), cwd=tmp_path)
+    assert res.returncode == 1
+    assert "memory '64' is 64 bytes" in res.stdout and "> 0" in res.stdout
+    assert "version: warning:" in res.stdout
