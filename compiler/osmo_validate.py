@@ -500,6 +500,11 @@ def _make_locator(section: _Section, doc: Any) -> Any:
     return locate
 
 
+def _seq(value: Any) -> list[Any]:
+    """A list field as a list, whatever was given (the schema reports a wrong type; rules skip it)."""
+    return value if isinstance(value, list) else []
+
+
 def _dotted(path: list[Any]) -> str:
     out = ""
     for part in path:
@@ -804,11 +809,11 @@ def _iter_tasks(workflow: dict[str, Any]) -> list[tuple[int, str, str, dict[str,
         for gi, group in enumerate(groups):
             if not isinstance(group, dict):
                 continue
-            for ti, task in enumerate(group.get("tasks") or []):
+            for ti, task in enumerate(_seq(group.get("tasks"))):
                 if isinstance(task, dict):
                     out.append((gi, str(group.get("name", "")), f"workflow.groups[{gi}].tasks[{ti}]", task))
     else:
-        for ti, task in enumerate(workflow.get("tasks") or []):
+        for ti, task in enumerate(_seq(workflow.get("tasks"))):
             if isinstance(task, dict):
                 out.append((ti, f"{task.get('name', '')}-group", f"workflow.tasks[{ti}]", task))
     return out
@@ -874,7 +879,7 @@ def _check_rules(workflow: dict[str, Any], out: _Collector) -> None:
                 continue
             _check_name(group.get("name"), f"workflow.groups[{gi}].name", "group", out)
             claim(group.get("name"), f"workflow.groups[{gi}].name", "group")
-            group_tasks = [t for t in group.get("tasks") or [] if isinstance(t, dict)]
+            group_tasks = [t for t in _seq(group.get("tasks")) if isinstance(t, dict)]
             if len(group_tasks) > 1:
                 leads = sum(1 for t in group_tasks if t.get("lead") is True)
                 if leads != 1:
@@ -904,7 +909,7 @@ def _check_rules(workflow: dict[str, Any], out: _Collector) -> None:
         _check_task(task, tpath, resources if isinstance(resources, dict) else {}, out)
         spec = _task_resource(task, resources if isinstance(resources, dict) else {})
         topo = spec.get("topology") if isinstance(spec, dict) else None
-        keys = frozenset(str(t.get("key")) for t in topo or [] if isinstance(t, dict) and "key" in t)
+        keys = frozenset(str(t.get("key")) for t in _seq(topo) if isinstance(t, dict) and "key" in t)
         topology_keys[str(task.get("name"))] = keys
     if len(set(topology_keys.values())) > 1:
         detail = "; ".join(f"{n}: {sorted(k)}" for n, k in topology_keys.items())
@@ -918,7 +923,8 @@ def _check_rules(workflow: dict[str, Any], out: _Collector) -> None:
 def _task_resource(task: dict[str, Any], resources: dict[str, Any]) -> Any:
     if isinstance(task.get("resources"), dict) and task["resources"]:
         return task["resources"]
-    return resources.get(task.get("resource", "default"))
+    name = task.get("resource", "default")
+    return resources.get(name) if isinstance(name, str) else None
 
 
 def _check_inputs(
@@ -929,7 +935,7 @@ def _check_inputs(
         if isinstance(task.get("name"), str):
             group_of[task["name"]] = (gi, group_name)
     for gi, group_name, tpath, task in tasks:
-        for ii, item in enumerate(task.get("inputs") or []):
+        for ii, item in enumerate(_seq(task.get("inputs"))):
             if not isinstance(item, dict):
                 continue
             ipath = f"{tpath}.inputs[{ii}]"
@@ -962,7 +968,7 @@ def _check_inputs(
                     f"group, move group {src_group!r} before {group_name!r} (OSMO answers HTTP 500: "
                     f'Group "{group_name}" requires input group "{src_group}" exists before itself.)',
                 )
-        for oi, item in enumerate(task.get("outputs") or []):
+        for oi, item in enumerate(_seq(task.get("outputs"))):
             if isinstance(item, dict):
                 if isinstance(item.get("url"), str):
                     _check_url(item["url"], f"{tpath}.outputs[{oi}].url", out)
@@ -1044,7 +1050,7 @@ def _check_resources(resources: dict[str, Any], out: _Collector) -> None:
             value = spec.get(key)
             try:
                 number = int(value) if value is not None and not isinstance(value, bool) else None
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 number = None
             if number is not None and number < minimum:
                 op = ">" if minimum == 1 else ">="
@@ -1083,7 +1089,7 @@ def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
         _check_resources({f"<task {name}>": task["resources"]}, out)
 
     seen_paths: dict[str, int] = {}
-    for fi, entry in enumerate(task.get("files") or []):
+    for fi, entry in enumerate(_seq(task.get("files"))):
         if not isinstance(entry, dict):
             continue
         fpath = f"{tpath}.files[{fi}]"
@@ -1142,13 +1148,13 @@ def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
         else:
             _quantity(cache, f"{tpath}.cacheSize", "cacheSize", out)
 
-    for ci, item in enumerate(task.get("checkpoint") or []):
+    for ci, item in enumerate(_seq(task.get("checkpoint"))):
         if isinstance(item, dict):
             if isinstance(item.get("url"), str):
                 _check_url(item["url"], f"{tpath}.checkpoint[{ci}].url", out)
             _check_regex(item.get("regex"), f"{tpath}.checkpoint[{ci}].regex", out)
 
-    for vi, mount in enumerate(task.get("volumeMounts") or []):
+    for vi, mount in enumerate(_seq(task.get("volumeMounts"))):
         if isinstance(mount, str):
             split = mount.split(":")
             if len(split) > 2 or (len(split) == 2 and split[1] == "") or not split[0]:
@@ -1187,7 +1193,7 @@ def _inline_localpaths(
     """Inline ``localpath`` files as the CLI does; return (contents path, task, entry) per inlined file."""
     inlined: list[tuple[str, Any, Any]] = []
     for _, _, tpath, task in _iter_tasks(workflow):
-        for fi, entry in enumerate(task.get("files") or []):
+        for fi, entry in enumerate(_seq(task.get("files"))):
             if not isinstance(entry, dict) or "localpath" not in entry:
                 continue
             fpath = f"{tpath}.files[{fi}]"

@@ -53,7 +53,12 @@ def count_variants(args: list[str]) -> int:
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
 
     total = 1
+    seen: set[str] = set()
     for ov in _parse(args):
+        if ov.key_or_group in seen:  # the basic sweeper would keep only the last one
+            raise error(ov.key_or_group, "is given twice in the sweep; give one list of values", got=ov.input_line,
+                        allowed=f"{ov.key_or_group}=a,b,c")
+        seen.add(ov.key_or_group)
         value = ov.value() if ov.is_sweep_override() else None
         if isinstance(value, RangeSweep):
             start, stop, step = value.start, value.stop, value.step
@@ -61,8 +66,11 @@ def count_variants(args: list[str]) -> int:
                 else max(0, math.ceil((stop - start) / step)) if step else 0
         elif isinstance(value, ChoiceSweep):
             n = len(value.list)
+        elif ov.is_sweep_override():  # interval(): only a sampling sweeper plugin can expand it
+            raise error(ov.key_or_group, "is an interval sweep, which Hydra's basic sweeper cannot expand",
+                        got=ov.input_line, allowed="a list (a,b), range(start,stop[,step]) or choice(a,b)")
         else:
-            n = 1  # a plain value, or an interval sweep (which the basic sweeper refuses)
+            n = 1
         total *= n
     return total
 
@@ -71,7 +79,12 @@ def expand(args: list[str]) -> list[list[str]]:
     """Every variant of a sweep, in Hydra's order (the basic sweeper's own cartesian expansion)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-    batches = BasicSweeper.split_arguments(_parse(args), None)
+    from hydra.errors import HydraException
+
+    try:
+        batches = BasicSweeper.split_arguments(_parse(args), None)
+    except HydraException as exc:
+        raise error("sweep", "cannot be expanded", got=" ".join(args), allowed=str(exc).splitlines()[0]) from None
     return [list(v) for batch in batches for v in batch]
 
 
