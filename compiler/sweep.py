@@ -78,7 +78,6 @@ def count_variants(args: list[str]) -> int:
 def expand(args: list[str]) -> list[list[str]]:
     """Every variant of a sweep, in Hydra's order (the basic sweeper's own cartesian expansion)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
     from hydra.errors import HydraException
 
     try:
