@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from compiler.errors import error
-from compiler.osmo_validate import DOCKER_REF_RE
+from compiler.osmo import DOCKER_REF_RE
 
 # OSMO's name rule (osmo_rules.md): workflow, group and task names.
 OSMO_NAME = r"^[a-zA-Z]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$"

@@ -69,7 +69,7 @@ def override_hash(req: Request, choices: dict[str, str]) -> str | None:
 
 def check_output(text: str, source: str) -> None:
     """Every workflow we write passes the offline OSMO validator first (invariant 5)."""
-    from compiler.osmo_validate import validate_text
+    from compiler.osmo import validate_text
 
     findings = [f for f in validate_text(text, source=source) if f.severity == "error"]
     if findings:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from compiler.compose import parse_overrides
 from compiler.errors import DigError
-from compiler.osmo_validate import validate_text
+from compiler.osmo import validate_text
 from compiler.pipeline import compile_request, output_path, write_atomic
 
 EXAMPLES = int(os.environ.get("DIG_FUZZ_EXAMPLES", "0"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.osmo_validate import Finding, has_errors, parse_sets, validate_file, validate_text
+from compiler.osmo import Finding, has_errors, parse_sets, validate_file, validate_text
 
 DATA = Path(__file__).parent / "data" / "osmo"
 REPO = Path(__file__).resolve().parents[1]
