@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -95,30 +97,81 @@ def _check_name(value: Any, path: str, what: str, out: _Collector) -> None:
 
 
 
+@dataclass
+class _Ctx:
+    workflow: dict[str, Any]
+    tasks: list[tuple[int, str, str, dict[str, Any]]]
+    resources: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OsmoRule:
+    """One OSMO submit rule: where OSMO enforces it (spec/osmo_rules.md) and the check."""
+
+    name: str
+    source: str
+    fn: Callable[[_Ctx, _Collector], None]
+
+
+OSMO_RULES: list[OsmoRule] = []
+
+
+def osmo_rule(name: str, source: str) -> Callable[[Callable[[_Ctx, _Collector], None]], Callable[[_Ctx, _Collector], None]]:
+    def deco(fn: Callable[[_Ctx, _Collector], None]) -> Callable[[_Ctx, _Collector], None]:
+        OSMO_RULES.append(OsmoRule(name, source, fn))
+        return fn
+
+    return deco
+
+
 def _check_rules(workflow: dict[str, Any], out: _Collector) -> None:
-    _check_name(workflow.get("name"), "workflow.name", "workflow", out)
-    groups = workflow.get("groups")
-    plain = workflow.get("tasks")
+    """Every registered OSMO rule over one workflow mapping."""
+    resources = workflow.get("resources")
+    if resources is None:
+        resources = {"default": {}}  # OSMO's default
+    ctx = _Ctx(workflow, _iter_tasks(workflow), resources if isinstance(resources, dict) else {})
+    for rule in OSMO_RULES:
+        rule.fn(ctx, out)
+
+
+@osmo_rule("groups-xor-tasks", "utils/job/workflow.py WorkflowSpec: groups or tasks, not both, at least one")
+def _groups_or_tasks(ctx: _Ctx, out: _Collector) -> None:
+    groups, plain = ctx.workflow.get("groups"), ctx.workflow.get("tasks")
     if groups and plain:
         out.error("workflow", "use either `groups` or `tasks`, not both; got both")
     elif not groups and not plain:
         out.error("workflow", "a workflow needs at least one group or task; add `groups:` or `tasks:`")
 
-    tasks = _iter_tasks(workflow)
-    if len(tasks) > MAX_TASKS_CHART:
+
+@osmo_rule("max-num-tasks", "utils/job/workflow.py workflow.max_num_tasks (code default 20, Helm chart 100)")
+def _max_tasks(ctx: _Ctx, out: _Collector) -> None:
+    count = len(ctx.tasks)
+    if count > MAX_TASKS_CHART:
         out.error(
             "workflow",
-            f"too many tasks; split the workflow; got {len(tasks)}; allowed: at most "
+            f"too many tasks; split the workflow; got {count}; allowed: at most "
             f"{MAX_TASKS_CHART} (Helm chart max_num_tasks)",
         )
-    elif len(tasks) > MAX_TASKS_CODE_DEFAULT:
+    elif count > MAX_TASKS_CODE_DEFAULT:
         out.warning(
             "workflow",
-            f"{len(tasks)} tasks exceed OSMO's code default max_num_tasks={MAX_TASKS_CODE_DEFAULT} "
+            f"{count} tasks exceed OSMO's code default max_num_tasks={MAX_TASKS_CODE_DEFAULT} "
             f"(the Helm chart sets {MAX_TASKS_CHART}); check the cluster's setting",
         )
 
-    # Names: tasks and groups share one namespace after lower() and '_' -> '-'.
+
+@osmo_rule("names", "utils/job/common.py NAMEREGEX; WorkflowInfo.validate_name (max_name_length 64)")
+def _names(ctx: _Ctx, out: _Collector) -> None:
+    _check_name(ctx.workflow.get("name"), "workflow.name", "workflow", out)
+    for gi, group in enumerate(_seq(ctx.workflow.get("groups"))):
+        if isinstance(group, dict):
+            _check_name(group.get("name"), f"workflow.groups[{gi}].name", "group", out)
+    for _, _group, tpath, task in ctx.tasks:
+        _check_name(task.get("name"), f"{tpath}.name", "task", out)
+
+
+@osmo_rule("unique-k8s-names", "kb_objects.k8s_name: task and group names unique after lower() and '_' -> '-'")
+def _unique_names(ctx: _Ctx, out: _Collector) -> None:
     seen: dict[str, tuple[str, str]] = {}
 
     def claim(name: Any, path: str, what: str) -> None:
@@ -135,52 +188,76 @@ def _check_rules(workflow: dict[str, Any], out: _Collector) -> None:
         else:
             seen[key] = (path, name)
 
-    if isinstance(groups, list) and groups:
-        for gi, group in enumerate(groups):
-            if not isinstance(group, dict):
-                continue
-            _check_name(group.get("name"), f"workflow.groups[{gi}].name", "group", out)
+    groups = [g for g in _seq(ctx.workflow.get("groups")) if isinstance(g, dict)]
+    for gi, group in enumerate(_seq(ctx.workflow.get("groups"))):
+        if isinstance(group, dict):
             claim(group.get("name"), f"workflow.groups[{gi}].name", "group")
-            group_tasks = [t for t in _seq(group.get("tasks")) if isinstance(t, dict)]
-            if len(group_tasks) > 1:
-                leads = sum(1 for t in group_tasks if t.get("lead") is True)
-                if leads != 1:
-                    out.error(
-                        f"workflow.groups[{gi}].tasks",
-                        f"group {group.get('name')!r} has {leads} lead task(s); mark exactly one task "
-                        "`lead: true`",
-                    )
-    for _, _group, tpath, task in tasks:
-        _check_name(task.get("name"), f"{tpath}.name", "task", out)
+    for _, _group, tpath, task in ctx.tasks:
         claim(task.get("name"), f"{tpath}.name", "task")
+    if not groups:
+        for _, group_name, tpath, _task in ctx.tasks:
+            claim(group_name, f"{tpath}.name", "implicit group")
+
+
+@osmo_rule("reserved-osmo-ctrl", "utils/job/task.py: a task may not be named osmo-ctrl")
+def _reserved_name(ctx: _Ctx, out: _Collector) -> None:
+    for _, _group, tpath, task in ctx.tasks:
         name = task.get("name")
         if isinstance(name, str) and k8s_name(name[:63].rstrip("-_")) == "osmo-ctrl":
             out.error(f"{tpath}.name", "a task may not be named 'osmo-ctrl' (reserved by OSMO); rename it")
-    if not (isinstance(groups, list) and groups):
-        for _, group_name, tpath, _task in tasks:
-            claim(group_name, f"{tpath}.name", "implicit group")
 
-    _check_inputs(workflow, tasks, out)
-    resources = workflow.get("resources")
-    if resources is None:
-        resources = {"default": {}}
-    if isinstance(resources, dict):
-        _check_resources(resources, out)
+
+@osmo_rule("one-lead", "utils/job/workflow.py TaskGroupSpec: exactly one lead task in a group of several")
+def _one_lead(ctx: _Ctx, out: _Collector) -> None:
+    for gi, group in enumerate(_seq(ctx.workflow.get("groups"))):
+        if not isinstance(group, dict):
+            continue
+        group_tasks = [t for t in _seq(group.get("tasks")) if isinstance(t, dict)]
+        if len(group_tasks) > 1:
+            leads = sum(1 for t in group_tasks if t.get("lead") is True)
+            if leads != 1:
+                out.error(
+                    f"workflow.groups[{gi}].tasks",
+                    f"group {group.get('name')!r} has {leads} lead task(s); mark exactly one task `lead: true`",
+                )
+
+
+@osmo_rule("task-inputs", "utils/job/workflow.py: task inputs exist, in an earlier group; outputs by URL")
+def _inputs(ctx: _Ctx, out: _Collector) -> None:
+    _check_inputs(ctx.workflow, ctx.tasks, out)
+
+
+@osmo_rule("resources", "utils/job/task.py ResourceSpec; Helm default resource_validations (> 0)")
+def _resources(ctx: _Ctx, out: _Collector) -> None:
+    if isinstance(ctx.workflow.get("resources", {}), dict):
+        _check_resources(ctx.resources, out)
+
+
+@osmo_rule("task-fields", "utils/job/task.py TaskSpec: image, files, exitActions, cacheSize, volumeMounts, ...")
+def _task_fields(ctx: _Ctx, out: _Collector) -> None:
+    for _, _, tpath, task in ctx.tasks:
+        _check_task(task, tpath, ctx.resources, out)
+
+
+@osmo_rule("same-topology-keys", "utils/job/workflow.py: every task uses the same topology key set")
+def _topology(ctx: _Ctx, out: _Collector) -> None:
     topology_keys: dict[str, frozenset[str]] = {}
-    for _, _, tpath, task in tasks:
-        _check_task(task, tpath, resources if isinstance(resources, dict) else {}, out)
-        spec = _task_resource(task, resources if isinstance(resources, dict) else {})
+    for _, _, _tpath, task in ctx.tasks:
+        spec = _task_resource(task, ctx.resources)
         topo = spec.get("topology") if isinstance(spec, dict) else None
-        keys = frozenset(str(t.get("key")) for t in _seq(topo) if isinstance(t, dict) and "key" in t)
-        topology_keys[str(task.get("name"))] = keys
+        topology_keys[str(task.get("name"))] = frozenset(
+            str(t.get("key")) for t in _seq(topo) if isinstance(t, dict) and "key" in t)
     if len(set(topology_keys.values())) > 1:
         detail = "; ".join(f"{n}: {sorted(k)}" for n, k in topology_keys.items())
         out.error(
             "workflow.resources",
             f"all tasks must use the same topology key set; make them equal; got {detail}",
         )
-    _check_labels(workflow.get("labels"), out)
 
+
+@osmo_rule("labels", "utils/job/workflow.py labels: <= 16, key [prefix/]name, Kubernetes label syntax")
+def _labels(ctx: _Ctx, out: _Collector) -> None:
+    _check_labels(ctx.workflow.get("labels"), out)
 
 
 def _task_resource(task: dict[str, Any], resources: dict[str, Any]) -> Any:
