@@ -152,9 +152,14 @@ class _TooLarge(yaml.YAMLError):
 
 
 
+# An alias needs an anchor (`&name` after a space, `[`, `{`, `,`, `:` or `-`); no anchor, nothing to expand
+# (a false match only costs the walk: `&&` and `2>&1` do not match).
+_ANCHOR_RE = re.compile(r"(?:^|[\s\[{,:-])&[A-Za-z0-9_-]")
+
+
 def _load_yaml(text: str) -> Any:
     doc = yaml.load(text, Loader=yaml.CSafeLoader)  # aliases become shared objects: loading is cheap
-    if isinstance(doc, dict | list) and ("*" in text):
+    if isinstance(doc, dict | list) and _ANCHOR_RE.search(text):
         try:
             expanded_nodes(doc)
         except LimitExceeded as exc:
