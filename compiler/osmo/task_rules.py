@@ -114,6 +114,12 @@ def _check_resources(resources: dict[str, Any], out: _Collector) -> None:
 
 
 def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
+    """Every field rule of one task."""
+    for check in (_task_image_and_resource, _task_files, _task_exit_actions, _task_cache_checkpoint_mounts):
+        check(task, tpath, resources, out)
+
+
+def _task_image_and_resource(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
     name = task.get("name")
     image = task.get("image")
     if isinstance(image, str) and image and not DOCKER_REF_RE.match(image):
@@ -140,6 +146,9 @@ def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
     elif isinstance(task.get("resources"), dict):
         _check_resources({f"<task {name}>": task["resources"]}, out)
 
+
+def _task_files(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
+    name = task.get("name")
     seen_paths: dict[str, int] = {}
     for fi, entry in enumerate(_seq(task.get("files"))):
         if not isinstance(entry, dict):
@@ -170,6 +179,9 @@ def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
                 f"file {path!r} is over 1 MiB; each file becomes a Kubernetes Secret, limited to ~1 MiB",
             )
 
+
+def _task_exit_actions(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
+    name = task.get("name")
     for key, value in (
         (task.get("exitActions") or {}).items() if isinstance(task.get("exitActions"), dict) else ()
     ):
@@ -186,6 +198,9 @@ def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
                 "ranges such as '1', '1-5' or '1,3-5' (no spaces)",
             )
 
+
+def _task_cache_checkpoint_mounts(task: dict[str, Any], tpath: str, resources: dict[str, Any],
+                                  out: _Collector) -> None:
     cache = task.get("cacheSize")
     if isinstance(cache, str):
         if cache.endswith("%"):
