@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except DigError as exc:
         return cli_error(exc)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep (compiler.sweep.Terminated)
+        return 128 + getattr(exc, "signum", 2)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,7 @@ def parse_overrides(args: list[str]) -> Request:
     req = Request(raw=list(args))
     parser = _parser()
     for arg in args:
+        arg = _quote_home(arg)
         try:
             (ov,) = parser.parse_overrides([arg])
         except HydraException as exc:
@@ -82,10 +83,21 @@ def parse_overrides(args: list[str]) -> Request:
             raise error(key, "package overrides (@) are not supported", got=arg)
         value = ov.value()
         if key in GROUPS:
+            if key in req.choices:  # Hydra refuses this too ("Multiple values for ...")
+                raise error(key, "is given twice; choose one option", got=f"{key}={req.choices[key]} and {arg}",
+                            allowed=", ".join(group_options(key)))
             req.choices[key] = str(value) if value is not None else "null"
         else:
             req.values.append((key, value))
     return req
+
+
+def _quote_home(arg: str) -> str:
+    """`out=~/x.yaml`: Hydra's grammar has no unquoted `~`; quote a path value that starts with it."""
+    key, sep, value = arg.partition("=")
+    if sep and key == "out" and value.startswith("~") and not any(c in value for c in "'\"\\"):
+        return f"{key}='{value}'"
+    return arg
 
 
 class Composer:
@@ -305,6 +317,9 @@ def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict
                                       "endpoint.url", "A24"), choices=choices)
         endpoint["url"] = value if value is None else str(value)
     elif head in TOP_LEVEL and not rest:
+        if head in STRING_TOP_LEVEL and isinstance(value, (list, dict)):
+            raise DigError(Diagnostic("error", key, "takes one string value, not a list or mapping", value,
+                                      f"{key}=<text>"), choices=choices)
         top[head] = str(value) if head in STRING_TOP_LEVEL and value is not None and not isinstance(value, bool) \
             else value
     elif head in ("usecase", "board", "flow", "preset"):

@@ -37,7 +37,9 @@ def load(path: str) -> dict[str, Any]:
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Leaf key paths of a nested mapping/list: {'a.b[0]': 1}; empty containers are leaves."""
+    """Leaf key paths of a nested mapping/list: {'a.b[0]': 1}; empty containers are leaves (not the root)."""
+    if not prefix and isinstance(value, dict | list) and not value:
+        return {}
     if isinstance(value, dict) and value:
         out: dict[str, Any] = {}
         for key, sub in value.items():
@@ -110,11 +112,51 @@ def file_changes(fa: list[dict[str, Any]], fb: list[dict[str, Any]]) -> list[dic
     return out
 
 
+def _groups(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workflow's groups; OSMO's plain `tasks:` form becomes one-task groups named `<task>-group`."""
+    wf = doc["workflow"]
+    groups = [g for g in wf.get("groups") or [] if isinstance(g, dict)]
+    for task in wf.get("tasks") or []:
+        if isinstance(task, dict):
+            groups.append({"name": f"{task.get('name')}-group", "tasks": [task]})
+    return groups
+
+
 def _tasks(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
-    for group in doc["workflow"].get("groups") or []:
+    for group in _groups(doc):
         for task in group.get("tasks") or []:
-            out[task.get("name")] = {**task, "group": group.get("name")}
+            if isinstance(task, dict):
+                out[str(task.get("name"))] = {**task, "group": group.get("name")}
+    return out
+
+
+def _entry_id(entry: Any) -> str:
+    """What an input or output means: the task it reads from or its URL (then its regex), not its position."""
+    if isinstance(entry, dict):
+        for kind in ("task", "url", "dataset"):
+            if kind in entry:
+                return f"{kind} {entry[kind]}"
+    return json.dumps(entry, sort_keys=True, default=str)
+
+
+def entry_changes(old: Any, new: Any) -> list[dict[str, Any]]:
+    """Inputs/outputs matched by meaning: added, removed, or changed (same source, other fields)."""
+    def keyed(entries: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for entry in entries if isinstance(entries, list) else [] if entries is None else [entries]:
+            key, n = _entry_id(entry), 2
+            while key in out:  # the same source twice: keep both
+                key, n = f"{_entry_id(entry)} #{n}", n + 1
+            out[key] = entry
+        return out
+
+    ka, kb = keyed(old), keyed(new)
+    out = [{"key": k, "old": ka[k], "new": kb.get(k, MISSING)} for k in ka if ka[k] != kb.get(k, MISSING)]
+    out += [{"key": k, "old": MISSING, "new": kb[k]} for k in kb if k not in ka]
+    order_a = [k for k in ka if k in kb]
+    if not out and order_a != [k for k in kb if k in ka]:
+        out.append({"key": "order", "old": list(ka), "new": list(kb)})
     return out
 
 
@@ -137,11 +179,14 @@ def diff_docs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     other = key_changes(
         {k: v for k, v in a.items() if k != "workflow"}, {k: v for k, v in b.items() if k != "workflow"}
     )
+    form_a, form_b = ("tasks" if wa.get("tasks") else "groups"), ("tasks" if wb.get("tasks") else "groups")
+    if form_a != form_b:
+        other.append({"key": "workflow form", "old": form_a, "new": form_b})
     if other:
         workflow["other"] = other
 
-    ga = [g.get("name") for g in wa.get("groups") or []]
-    gb = [g.get("name") for g in wb.get("groups") or []]
+    ga = [g.get("name") for g in _groups(a)]
+    gb = [g.get("name") for g in _groups(b)]
     common_a, common_b = [g for g in ga if g in gb], [g for g in gb if g in ga]
     groups = {
         "added": [g for g in gb if g not in ga],
@@ -239,7 +284,9 @@ def to_markdown(result: dict[str, Any], a: str, b: str, stat: bool = False) -> s
         if task["status"] != "changed":
             continue
         for field, (old, new) in task["fields"].items():
-            if isinstance(old, list | dict) and isinstance(new, list | dict):
+            if field in ("inputs", "outputs"):
+                out += [f"- {field} {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in entry_changes(old, new)]
+            elif isinstance(old, list | dict) and isinstance(new, list | dict):
                 # Lists of inputs/outputs: name the entry that changed, not the whole list.
                 out += [
                     f"- {field}{'' if c['key'].startswith('[') else '.'}{c['key']}: {_v(c['old'])} → "

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from compiler.errors import error
-from compiler.osmo_validate import DOCKER_REF_RE
+from compiler.osmo import DOCKER_REF_RE
 
 # OSMO's name rule (osmo_rules.md): workflow, group and task names.
 OSMO_NAME = r"^[a-zA-Z]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$"
@@ -102,20 +102,6 @@ def normalise_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
             raise error(f"knobs.{key}", "takes a real boolean: write true or false",
                         got=value, allowed="true, false", rule="A10")
     return out
-
-
-def check_pref_values(pairs: dict[str, str]) -> None:
-    import re
-
-    from compiler.paths import group_options
-
-    root = pairs.get("dig_url_root")
-    if root is not None and not re.match(STORAGE_URL, root):
-        raise error("preferences.dig_url_root", "is not a storage prefix", got=root, allowed=_HINTS[STORAGE_URL])
-    board = pairs.get("default_board")
-    if board is not None and board not in group_options("board"):
-        raise error("preferences.default_board", "is not a board of conf/board", got=board,
-                    allowed=", ".join(group_options("board")))
 
 
 # The failure mode of spec/failure_modes.md that a schema error on a key stands for (the rule id the

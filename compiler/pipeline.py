@@ -67,7 +67,7 @@ def check_output(text: str, source: str) -> None:
     (check_module), not on the spliced bytes it writes; tests/test_generated_files.py validates
     those, every file of workflows_generated/.
     """
-    from compiler.osmo_validate import validate_text
+    from compiler.osmo import validate_text
 
     findings = [f for f in validate_text(text, source=source) if f.severity == "error"]
     if findings:
@@ -136,15 +136,29 @@ def compile_request(req: Request, *, composer: Composer | None = None,
 def output_path(compiled: Compiled) -> Path:
     out = compiled.config.get("out")
     if out:
+        if out.endswith(("/", "/.", "/..")) or out in (".", "..", "~"):  # Path() would drop the slash
+            from compiler.output import refuse_directory
+
+            raise refuse_directory("out", out)
         path = Path(out).expanduser()
         return path if path.is_absolute() else Path.cwd() / path
     return compiled.default_path
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write via a temp file in the same directory and os.replace: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def write_atomic(path: Path, text: str, key: str = "out") -> Path:
+    """Write via a temp file in the same directory and os.replace: never a half-written file.
+
+    The destination is checked first (compiler.output): only a missing path or a regular file is
+    replaced; any OSError becomes a clean error naming `key`.
+    """
+    from compiler.output import check_destination, os_error
+
+    check_destination(path, key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise os_error(key, path, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
@@ -152,6 +166,9 @@ def write_atomic(path: Path, text: str) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise os_error(key, path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

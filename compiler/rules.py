@@ -394,3 +394,22 @@ def check_rules(config: dict[str, Any], *, explicit: set[str]) -> list[Diagnosti
     for _ids, _summary, fn in RULES:
         out.extend(fn(config, explicit))
     return out
+
+
+@rule("A3 A4 A24", "storage roots name a bucket their store accepts and no '..' segments; endpoint URLs a real "
+      "host and port")
+def _url_values(config, explicit):
+    from compiler.values import endpoint_url_problem, storage_root_problem
+
+    out = []
+    for key, value in (("dig_url_root", config.get("dig_url_root")),
+                       ("knobs.uc3_zip_url_root", config["knobs"].get("uc3_zip_url_root"))):
+        problem = isinstance(value, str) and storage_root_problem(value)
+        if problem:
+            out.append(_err(key, problem, value, "an OSMO storage prefix such as s3://my-bucket/dig",
+                            "A3" if key == "dig_url_root" else "A4"))
+    url = config["endpoint"].get("url")
+    problem = isinstance(url, str) and endpoint_url_problem(url)
+    if problem:
+        out.append(_err("endpoint.url", problem, url, "http(s)://<host>[:<port 1-65535>]/v1", "A24"))
+    return out

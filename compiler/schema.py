@@ -192,7 +192,8 @@ def build_schema() -> dict[str, Any]:
                 "properties": {
                     "key": {"enum": group_options("endpoint")},
                     "url": {"type": ["string", "null"], "maxLength": 2048,
-                            "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%-]+)*/?$"},
+                            # host and port are judged by compiler.values (urllib.parse), which a regex cannot do
+                            "pattern": r"^https?://[^\s/?#]+(/[A-Za-z0-9._~%-]+)*/?$"},
                 },
             },
             "preset": {"enum": group_options("knobs")},
@@ -222,9 +223,15 @@ def load_schema() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    """Export the schema (the one command that writes it) or, with --check, only compare."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m compiler.schema",
+                                 description=f"Export the composed-config JSON Schema to {SCHEMA_PATH}.")
+    ap.add_argument("--check", action="store_true", help="exit 1 if the file is stale; write nothing")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)  # --help and unknown flags exit here
     text = render_schema()
-    if "--check" in args:
+    if args.check:
         if not SCHEMA_PATH.is_file() or SCHEMA_PATH.read_text(encoding="utf-8") != text:
             print(f"{SCHEMA_PATH} is stale: run `python -m compiler.schema`", file=sys.stderr)
             return 1

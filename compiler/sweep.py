@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,19 +33,57 @@ class Variant:
     sha256: str | None = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+def _parse(args: list[str]) -> list[Any]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides(args)
+    except HydraException as exc:
+        raise error("sweep", "cannot be parsed", got=" ".join(args), allowed=str(exc).splitlines()[0]) from None
+
+
+def count_variants(args: list[str]) -> int:
+    """How many variants a sweep expands to, computed without expanding it (range(1,10**9) is cheap)."""
+    import math
+
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+
+    total = 1
+    seen: set[str] = set()
+    for ov in _parse(args):
+        if ov.key_or_group in seen:  # the basic sweeper would keep only the last one
+            raise error(ov.key_or_group, "is given twice in the sweep; give one list of values", got=ov.input_line,
+                        allowed=f"{ov.key_or_group}=a,b,c")
+        seen.add(ov.key_or_group)
+        value = ov.value() if ov.is_sweep_override() else None
+        if isinstance(value, RangeSweep):
+            start, stop, step = value.start, value.stop, value.step
+            n = len(range(start, stop, step)) if all(isinstance(v, int) for v in (start, stop, step)) \
+                else max(0, math.ceil((stop - start) / step)) if step else 0
+        elif isinstance(value, ChoiceSweep):
+            n = len(value.list)
+        elif ov.is_sweep_override():  # interval(): only a sampling sweeper plugin can expand it
+            raise error(ov.key_or_group, "is an interval sweep, which Hydra's basic sweeper cannot expand",
+                        got=ov.input_line, allowed="a list (a,b), range(start,stop[,step]) or choice(a,b)")
+        else:
+            n = 1
+        total *= n
+    return total
 
 
 def expand(args: list[str]) -> list[list[str]]:
     """Every variant of a sweep, in Hydra's order (the basic sweeper's own cartesian expansion)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     try:
-        parsed = OverridesParser.create().parse_overrides(args)
+        batches = BasicSweeper.split_arguments(_parse(args), None)
     except HydraException as exc:
-        raise error("sweep", "cannot be parsed", got=" ".join(args), allowed=str(exc).splitlines()[0]) from None
-    batches = BasicSweeper.split_arguments(parsed, None)
+        raise error("sweep", "cannot be expanded", got=" ".join(args), allowed=str(exc).splitlines()[0]) from None
     return [list(v) for batch in batches for v in batch]
 
 
@@ -71,17 +111,95 @@ def _compile_chunk(chunk: list[tuple[int, list[str]]], target: Path, prefs: dict
         else:
             result.file = variant_file(compiled.key, overrides)
             result.sha256 = hashlib.sha256(compiled.text.encode()).hexdigest()
-            result.warnings = [d.format().splitlines()[0] for d in compiled.diagnostics if d.severity == "warning"]
+            result.warnings = [d.format() for d in compiled.diagnostics if d.severity == "warning"]
+            result.notices = [d.format() for d in compiled.diagnostics if d.severity == "notice"]
             write_atomic(target / result.file, compiled.text)
         out.append((index, result))
     return out
 
 
 _WORKER: dict[str, Any] = {}
+MAX_VARIANTS = 1000
+MAX_BYTES = 1 << 30
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so every `finally` and temp-file cleanup runs; exit 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends SIGTERM to this worker when the parent dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(143)
 
 
 def _init_worker() -> None:
+    signal.signal(signal.SIGTERM, _raise_terminated)  # a write in progress removes its temp file
+    _die_with_parent()
     _WORKER["composer"] = Composer()
+
+
+def _run_chunk(payload: tuple[list[tuple[int, list[str]]], Path, dict[str, str] | None]) -> list[tuple[int, Variant]]:
+    return _compile_chunk(*payload)
+
+
+def _remove_temps(target: Path) -> None:
+    """Temp files of writes cut short (write_atomic names them .<file>.<random>.tmp)."""
+    for tmp in target.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def first_variant(args: list[str]) -> list[str]:
+    """The sweep's first variant, without expanding the rest."""
+    out = []
+    for ov in _parse(args):
+        value = next(iter(ov.sweep_string_iterator()), None) if ov.is_sweep_override() else ov.get_value_element_as_str()
+        out.append(f"{ov.get_key_element()}={value}")
+    return out
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def check_size(args: list[str], *, prefs: dict[str, str] | None, composer: Composer | None,
+               confirmed: bool) -> tuple[int, int]:
+    """Count the variants and estimate their disk before anything is written; refuse a huge sweep unconfirmed."""
+    from compiler.pipeline import compile_request, default_composer
+
+    count = count_variants(args)
+    try:
+        sample = len(compile_request(parse_overrides(first_variant(args)), composer=composer or default_composer(),
+                                     prefs=prefs).text.encode())
+    except DigError:
+        sample = 0  # the first variant fails: it writes nothing; the count still bounds the work
+    estimate = count * sample
+    if (count <= MAX_VARIANTS and estimate <= MAX_BYTES) or confirmed:
+        return count, estimate
+    what = f"{count} variants, about {_human(estimate)} on disk"
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        print(f"This sweep writes {what}. Continue? [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() in ("y", "yes"):
+            return count, estimate
+    raise error("sweep", f"would write {what} (limits: {MAX_VARIANTS} variants, {_human(MAX_BYTES)}); nothing "
+                "was written", got=" ".join(args), allowed="narrow the sweep, or confirm with --yes")
 
 
 def default_jobs(n_variants: int) -> int:
@@ -91,12 +209,13 @@ def default_jobs(n_variants: int) -> int:
 
 def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, str] | None = None,
               progress: bool | None = None, composer: Composer | None = None,
-              jobs: int | None = None) -> tuple[Path, list[Variant]]:
+              jobs: int | None = None, confirmed: bool = False) -> tuple[Path, list[Variant]]:
     from compiler.pipeline import write_atomic
 
-    variants = expand(args)
     for bad in (a for a in args if a.split("=", 1)[0] == "out"):
         raise error("out", "cannot be used in a sweep: each variant gets its own file", got=bad)
+    check_size(args, prefs=prefs, composer=composer, confirmed=confirmed)
+    variants = expand(args)
     target = out_dir or BUILD_DIR / "sweeps" / sweep_id(args)
     target.mkdir(parents=True, exist_ok=True)
     jobs = default_jobs(len(variants)) if jobs is None else jobs
@@ -108,29 +227,16 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
         bar = tqdm(total=len(variants), desc=f"sweep {target.name}", unit="variant", file=sys.stderr)
     indexed = list(enumerate(variants))
     done: dict[int, Variant] = {}
-    if jobs <= 1 or sys.platform == "win32":
-        step = 25
-        for start in range(0, len(indexed), step):
-            for index, result in _compile_chunk(indexed[start:start + step], target, prefs, composer):
-                done[index] = result
-            if bar:
-                bar.update(min(step, len(indexed) - start))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        size = max(10, len(indexed) // (jobs * 8))
-        chunks = [indexed[i:i + size] for i in range(0, len(indexed), size)]
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
-            futures = [pool.submit(_compile_chunk, chunk, target, prefs) for chunk in chunks]
-            for future in as_completed(futures):
-                part = future.result()
-                done.update(part)
-                if bar:
-                    bar.update(len(part))
-    if bar:
-        bar.close()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
+    try:
+        _compile_all(indexed, target, prefs, composer, jobs, done, bar)
+    except BaseException:
+        _remove_temps(target)
+        raise
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     results = [done[i] for i in range(len(indexed))]
     index = {
         "sweep_id": target.name,
@@ -138,22 +244,52 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
         "variants": len(results),
         "failed": sum(r.error is not None for r in results),
         "results": [{"overrides": r.overrides, "file": r.file, "sha256": r.sha256, "error": r.error,
-                     "warnings": r.warnings} for r in results],
+                     "warnings": r.warnings, "notices": r.notices} for r in results],
     }
     write_atomic(target / "sweep.json", json.dumps(index, indent=2, allow_nan=False) + "\n")
     return target, results
+
+
+def _compile_all(indexed: list[tuple[int, list[str]]], target: Path, prefs: dict[str, str] | None,
+                 composer: Composer | None, jobs: int, done: dict[int, Variant], bar: Any) -> None:
+    if jobs <= 1 or sys.platform == "win32":
+        step = 25
+        for start in range(0, len(indexed), step):
+            for index, result in _compile_chunk(indexed[start:start + step], target, prefs, composer):
+                done[index] = result
+            if bar:
+                bar.update(min(step, len(indexed) - start))
+        return
+    import multiprocessing
+
+    size = max(10, len(indexed) // (jobs * 8))
+    chunks = [(indexed[i:i + size], target, prefs) for i in range(0, len(indexed), size)]
+    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker)
+    try:
+        for part in pool.imap_unordered(_run_chunk, chunks):
+            done.update(part)
+            if bar:
+                bar.update(len(part))
+        pool.close()
+    except BaseException:
+        pool.terminate()  # SIGTERM to every worker: each removes the temp file it was writing
+        raise
+    finally:
+        pool.join()
 
 
 def run_sweep_cli(args: list[str]) -> int:
     from compiler.pipeline import display
     from compiler.prefs import load_prefs
 
-    # Fail fast on a malformed sweep (grammar, out=) before compiling anything.
-    target, results = run_sweep(args, prefs=load_prefs())
+    confirmed = any(a in ("--yes", "-y") for a in args)
+    args = [a for a in args if a not in ("--yes", "-y")]
+    # Fail fast on a malformed sweep (grammar, out=, size) before compiling anything.
+    target, results = run_sweep(args, prefs=load_prefs(), confirmed=confirmed)
     failed = [r for r in results if r.error]
     for r in failed:
-        first = r.error.splitlines()[0] if r.error else ""
-        print(f"FAILED [{' '.join(r.overrides)}]: {first}", file=sys.stderr)
+        text = (r.error or "").replace("\n", "\n    ")
+        print(f"FAILED [{' '.join(r.overrides)}]: {text}", file=sys.stderr)
     print(f"{len(results) - len(failed)} of {len(results)} variants compiled, {len(failed)} failed",
           file=sys.stderr)
     print(display(target / "sweep.json"))

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from compiler import osmo_validate
+from compiler import osmo as osmo_validate
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -87,7 +87,7 @@ ERRORS = [
     (["flow=structural", "cookbooks.defect_image.writer.semantic_types=[class]"],
      "cookbooks.defect_image.writer.semantic_types", "must include 'defect'", "A43"),
     (["flow=good_image", "cookbooks.day0_image.scene=x.usd"], "cookbooks.day0_image.scene", "unknown key", "A11"),
-    (["flow=day0", "knobs=full_board", "flow=day1"], "knobs", "does not apply to flow 'day1'", "A11"),
+    (["knobs=full_board", "flow=day1"], "knobs", "does not apply to flow 'day1'", "A11"),
     (["flow=good_image", "cookbooks.day0_crop.output.dir=/etc"], "cookbooks.day0_crop.output.dir",
      "filled in the pod", "A45"),
     (["flow=day1", "cookbooks.usd2roi_nvpcb.real_image=/x.jpg"], "cookbooks.usd2roi_nvpcb.real_image",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.osmo_validate import Finding, has_errors, parse_sets, validate_file, validate_text
+from compiler.osmo import Finding, has_errors, parse_sets, validate_file, validate_text
 
 DATA = Path(__file__).parent / "data" / "osmo"
 REPO = Path(__file__).resolve().parents[1]
@@ -360,9 +360,9 @@ def test_python_rules(doc: dict, path: str, message: str) -> None:
             "21 tasks exceed OSMO's code default",
         ),
         (
-            wf(resources={"default": {"memory": 64}}),
+            wf(resources={"default": {"memory": 4096}}),
             "workflow.resources.default.memory",
-            "memory '64' has no unit, so OSMO reads it as bytes",
+            "memory '4096' has no unit, so OSMO reads it as bytes",
         ),
         (wf(resources={"default": {"cpu": 0}}), "workflow.resources.default.cpu", "cpu must be > 0"),
     ],
@@ -372,6 +372,14 @@ def test_warnings(doc: dict, path: str, message: str) -> None:
     assert errors(findings) == [], findings
     warns = [f for f in findings if f.severity == "warning" and f.path == path]
     assert warns and warns[0].message.startswith(message), findings
+
+
+@pytest.mark.parametrize("value", [64, "64", "1000B", "1K", "500m", "0Gi"])
+@pytest.mark.parametrize("key", ["memory", "storage"])
+def test_quantities_under_one_ki_are_errors(key: str, value: object) -> None:
+    findings = validate_text(dump(wf(resources={"default": {key: value}})))
+    errs = [e for e in errors(findings) if e.path == f"workflow.resources.default.{key}"]
+    assert errs and "whole Ki, truncating" in errs[0].message and "> 0" in errs[0].message, findings
 
 
 def test_wfid_input_is_a_note() -> None:

@@ -12,7 +12,7 @@ from compiler import plan as plan_cli
 from compiler.model import plan_tasks
 from compiler.plan_build import SECTIONS, STAMP_LINE, build_plan
 
-GLASS_ZIP = "knobs.uc3_zip_url_root=s3://b/dig/uploads/glass-zip"
+GLASS_ZIP = "knobs.uc3_zip_url_root=s3://bkt/dig/uploads/glass-zip"
 CASES = {
     "day0": ("flow=day0", "usecase=pcb"),
     "good_image": ("flow=good_image",),
@@ -100,7 +100,7 @@ def test_artifacts_name_the_files_inside(plans):
     assert glass["models/glass"][1] == "iter_000009000.pt"
     assert "datasets/pcb/assets" not in glass
     zip_arts = plans["setup-glass"][1]["required_url_artifacts"]
-    assert [a["url"] for a in zip_arts] == ["s3://b/dig/uploads/glass-zip"]
+    assert [a["url"] for a in zip_arts] == ["s3://bkt/dig/uploads/glass-zip"]
     assert zip_arts[0]["contains"][0].startswith("mobile_screen.zip")
     assert plans["setup_pretrained"][1]["required_url_artifacts"] == []
 

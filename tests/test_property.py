@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compiler.__main__ import main
-from compiler.osmo_validate import validate_text
+from compiler.osmo import validate_text
 
 KEYS = ["name", "dig_url_root", "pool", "knobs.roi_prompt", "knobs.scene_filename", "knobs.crop_max_emit",
         "knobs.render_patches", "knobs.num_sdg", "knobs.anomaly_types_json", "knobs.default_spatial_dependency",

@@ -1,0 +1,52 @@
+"""One test row per registered OSMO rule (compiler.osmo.rules.OSMO_RULES): a document that breaks it."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from compiler.osmo import validate_text
+from compiler.osmo.rules import OSMO_RULES
+
+
+def task(**kw):
+    return {"name": "t", "image": "ubuntu:24.04", "command": ["echo"], **kw}
+
+
+def doc(**wf):
+    return yaml.safe_dump({"version": 2, "workflow": {"name": "w", **wf}}, sort_keys=False)
+
+
+ROWS = {
+    "groups-xor-tasks": (doc(tasks=[task()], groups=[{"name": "g", "tasks": [task(name="u")]}]), "workflow",
+                         "use either `groups` or `tasks`"),
+    "max-num-tasks": (doc(tasks=[task(name=f"t{i}") for i in range(101)]), "workflow", "too many tasks"),
+    "names": (doc(tasks=[task(name="9bad")]), "workflow.tasks[0].name", ""),
+    "unique-k8s-names": (doc(tasks=[task(name="a_b"), task(name="A-b")]), "workflow.tasks[1].name", "clashes"),
+    "reserved-osmo-ctrl": (doc(tasks=[task(name="osmo-ctrl")]), "workflow.tasks[0].name", "osmo-ctrl"),
+    "one-lead": (doc(groups=[{"name": "g", "tasks": [task(name="a"), task(name="b")]}]), "workflow.groups[0].tasks",
+                 "lead task"),
+    "task-inputs": (doc(tasks=[task(inputs=[{"task": "nope"}])]), "workflow.tasks[0].inputs[0].task",
+                    "Task input nope does not exist"),
+    "resources": (doc(resources={"default": {"memory": "64"}}, tasks=[task()]), "workflow.resources.default.memory",
+                  "whole Ki"),
+    "task-fields": (doc(tasks=[task(image="Not A/Ref!")]), "workflow.tasks[0].image", ""),
+    "same-topology-keys": (doc(resources={"default": {}, "r2": {"topology": [{"key": "zone"}]}},
+                               groups=[{"name": "g", "tasks": [task(name="a", lead=True),
+                                                               task(name="b", resource="r2")]}]),
+                           "workflow.resources", "same topology key set"),
+    "labels": (doc(labels={"bad key!": "v"}, tasks=[task()]), "workflow.labels", ""),
+}
+
+
+def test_every_registered_rule_has_a_row_and_a_source():
+    assert sorted(r.name for r in OSMO_RULES) == sorted(ROWS)
+    assert all(r.source and ("utils/" in r.source or "kb_objects" in r.source) for r in OSMO_RULES)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_rule_row(name):
+    text, path, words = ROWS[name]
+    errors = [f for f in validate_text(text) if f.severity == "error"]
+    hits = [f for f in errors if f.path.startswith(path) and words in f.message]
+    assert hits, (name, errors)
