@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from typing import Any
 
@@ -26,7 +25,6 @@ RENDER_STEPS = ("render-day0", "render-structural", "render-day1")  # Kit tasks:
 IMAGE_EDIT_VARIANTS = ("texture", "good", "structural")
 PREFLIGHT_DEFAULT_SCENE = "spark_lighting.usd"  # dig_preflight's --scene-filename default
 # Structural yield on the spark board (endpoint_and_sizing.md §8): render_patches -> ≈ total crops.
-STRUCTURAL_YIELD = {1: 30, 2: 50, 3: 75, 5: 120, 10: 250}
 
 # What each stage directory holds (storage_layout.md §5); the final one of each flow is marked in FINAL.
 STAGE_CONTENTS = {
@@ -68,11 +66,6 @@ def run_name(config: dict[str, Any]) -> str | None:
     if config["flow"]["key"] in SETUP_FLOWS:
         return None
     return config["name"] or f"{config['flow']['key']}-$STAMP"
-
-
-def recommend_render_patches(images: int) -> int:
-    """Structural render_patches for ≈ `images` crops on the spark board: ceil(N/30), at least 1."""
-    return max(1, math.ceil(images / 30))
 
 
 def build_plan(compiled: Compiled, file: str, images: int | None = None) -> dict[str, Any]:
@@ -336,12 +329,14 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
     c, k, variant = compiled.config, compiled.config["knobs"], compiled.config["flow"]["variant"]
     notes = [f"{d.severity}: {d.key}: {d.message}" for d in compiled.diagnostics]
     if variant == "structural":
-        table = ", ".join(f"{p}→~{n}" for p, n in STRUCTURAL_YIELD.items())
+        calib = c["board"].get("structural_yield")
+        table = ", ".join(f"{p}→~{n}" for p, n in calib or [])
         notes.append(
             "`crop_max_emit` does not exist on structural: it is sized by `render_patches` "
-            f"(now {k['render_patches']}). Yield on the spark board (render_patches→≈crops): {table}; "
-            "for N crops use render_patches≈ceil(N/30); below 30 narrow `defect_modes` (each disabled "
-            "mode removes ~33%)."
+            f"(now {k['render_patches']})"
+            + (f". Yield on board {c['board']['key']} (render_patches→≈crops): {table}; below "
+               f"~{calib[0][1]} narrow `defect_modes` (each disabled mode removes ~33%); `--images N` "
+               "picks the patches." if calib else "; this board has no yield calibration.")
         )
         if c["board"]["key"] == "1152819000":
             notes.append("Board 1152819000 is IC-only (shift mode): use render_patches=-1.")
@@ -394,16 +389,9 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
 
 
 def _images_note(config: dict[str, Any], images: int) -> str:
-    variant = config["flow"]["variant"]
-    if variant == "structural":
-        rp = recommend_render_patches(images)
-        extra = " and narrow knobs.defect_modes (fewer than 30 crops)" if images < 30 else ""
-        return f"For ≈{images} structural crops: knobs.render_patches={rp}{extra}."
-    if variant in ("texture", "good"):
-        return (
-            f"For {images} images per material per cell: knobs.crop_max_emit={images} (render_patches "
-            "stays: it sets scan cells, not image count)."
-        )
-    if "num_sdg" in config["knobs"]:
-        return f"For {images} generated defect images: knobs.num_sdg={images} (total across all defects)."
-    return f"--images {images}: this flow produces no images to size."
+    from compiler.sizing import SizingError, rule_for
+
+    try:
+        return rule_for(config, images).report().replace("\n    ", "; ")
+    except SizingError as exc:
+        return f"--images {images}: {exc}"

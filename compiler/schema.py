@@ -161,6 +161,8 @@ def build_schema() -> dict[str, Any]:
     board_schema = infer_schema([b["board"] for b in boards])
     board_schema["properties"]["key"] = {"enum": [str(b["board"]["key"]) for b in boards]}
     board_schema["properties"]["structural_render_patches"] = {"type": ["integer", "null"]}
+    board_schema["properties"]["structural_yield"] = {
+        "type": ["array", "null"], "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}}}
     board_schema["properties"]["real_image_filename"] = {"type": ["string", "null"]}
 
     schema: dict[str, Any] = {
