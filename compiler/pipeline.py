@@ -32,7 +32,8 @@ def header(config: dict[str, Any], choices: dict[str, str], req: Request | None 
     else:
         submit += f" --set name={config['flow']['key']}-$STAMP"
     lines = [f"# Compiled by dig from conf/ ({picked})."]
-    values = [_header_safe(r) for r in (req.value_overrides() if req else [])]
+    values = [_header_safe(r) for r in (req.value_overrides() if req else [])
+              if r.split("=", 1)[0] not in ("out", "strict")]  # where it goes is not what it is
     if values:
         lines.append(f"# Overrides: {' '.join(values)}")
     used = prefs_used(config, req, prefs or {})

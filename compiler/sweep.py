@@ -103,13 +103,13 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
     show = len(variants) > PROGRESS_THRESHOLD if progress is None else progress
     bar: Any = None
     if show:
-        from tqdm import tqdm
+        from compiler.progress import SweepProgress
 
-        bar = tqdm(total=len(variants), desc=f"sweep {target.name}", unit="variant", file=sys.stderr)
+        bar = SweepProgress(len(variants), f"sweep {target.name}")
     indexed = list(enumerate(variants))
     done: dict[int, Variant] = {}
     if jobs <= 1 or sys.platform == "win32":
-        step = 25
+        step = 1 if bar else 25  # with a bar, every variant moves it
         for start in range(0, len(indexed), step):
             for index, result in _compile_chunk(indexed[start:start + step], target, prefs, composer):
                 done[index] = result
@@ -154,7 +154,7 @@ def run_sweep_cli(args: list[str]) -> int:
     for r in failed:
         first = r.error.splitlines()[0] if r.error else ""
         print(f"FAILED [{' '.join(r.overrides)}]: {first}", file=sys.stderr)
-    print(f"{len(results) - len(failed)} of {len(results)} variants compiled, {len(failed)} failed",
-          file=sys.stderr)
+    print(f"{len(results) - len(failed)} of {len(results)} variants compiled, {len(failed)} failed; files in "
+          f"{display(target)}/ (index: sweep.json)", file=sys.stderr)
     print(display(target / "sweep.json"))
     return 1 if failed else 0
