@@ -115,10 +115,26 @@ def _value(arg: str, it: Any, flag: str) -> str:
     return value
 
 
+class _Popper:
+    """Iterate a list by popping its front, so `rest` always shows what is left."""
+
+    def __init__(self, items: list[str]) -> None:
+        self.items = items
+
+    def __iter__(self) -> _Popper:
+        return self
+
+    def __next__(self) -> str:
+        if not self.items:
+            raise StopIteration
+        return self.items.pop(0)
+
+
 def parse_line(args: list[str]) -> Line:
     """Split dig's flags (Hydra's spellings) from key=value overrides; flags may stand anywhere."""
     line = Line(overrides=[])
-    it = iter(args)
+    rest = list(args)  # consumed from the front; a flag's value is popped with it
+    it = _Popper(rest)
     for arg in it:
         flag = arg.split("=", 1)[0] if arg.startswith("--") else arg
         if flag in ("-h", "--help", "--hydra-help"):
@@ -142,7 +158,7 @@ def parse_line(args: list[str]) -> Line:
             line.info = "defaults"
             if "=" in arg and arg.startswith("--"):
                 line.info = arg.split("=", 1)[1]
-            elif args[args.index(arg) + 1:] and args[args.index(arg) + 1] in (*INFO_CHOICES, "all"):
+            elif rest and rest[0] in (*INFO_CHOICES, "all"):
                 line.info = next(it)
             if line.info == "all":
                 line.info = "config"
