@@ -254,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         return cli_error(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `dig --help | head`: the reader left; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def compile_line(overrides: list[str], *, composer: Any = None, images: int | None = None) -> int:
