@@ -213,3 +213,17 @@ def test_other_shell_scripts_parse(shell):
     if shutil.which(shell) is None:
         pytest.skip(f"{shell} not installed")
     assert subprocess.run([shell, "-n"], input=install_script(shell), text=True).returncode == 0
+
+
+def test_sweep_progress_starts_at_first_variant_and_summary_names_the_directory(capsys):
+    values = ",".join(str(i) for i in range(1, 27))
+    code, out, err = dig(capsys, "-m", "flow=day1", "usecase=glass", f"knobs.num_sdg={values}",
+                         "knobs.model_size=2b,14b")
+    assert code == 0, err
+    frames = err.replace("\r", "\n").splitlines()
+    bars = [f for f in frames if f.startswith("sweep ")]
+    assert bars[0].split("|")[2].strip().startswith("1/52")  # opened at the first finished variant
+    assert "variant/s" in bars[-1] and "52/52" in bars[-1]
+    sweep_dir = Path(out.strip()).parent
+    assert "52 of 52 variants compiled, 0 failed; files in " in err
+    assert f"sweeps/{sweep_dir.name}/ (index: sweep.json)" in err
