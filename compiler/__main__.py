@@ -13,38 +13,9 @@ from __future__ import annotations
 
 import sys
 
+from compiler.cli import main
 
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0
-    if args and args[0] == "board":
-        from compiler.board_new import main as board_main
-
-        return board_main(args[1:])
-    from compiler.errors import DigError, cli_error
-
-    try:
-        if args and args[0] in ("-m", "--multirun"):
-            from compiler.sweep import run_sweep_cli
-
-            return run_sweep_cli(args[1:])
-        from compiler.compose import parse_overrides
-        from compiler.pipeline import compile_request, display, output_path, write_atomic
-        from compiler.prefs import load_prefs
-
-        compiled = compile_request(parse_overrides(args), prefs=load_prefs())
-        for diag in compiled.diagnostics:
-            print(diag.format(), file=sys.stderr)
-        path = write_atomic(output_path(compiled), compiled.text)
-        print(display(path))
-        return 0
-    except DigError as exc:
-        return cli_error(exc)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep (compiler.sweep.Terminated)
-        return 128 + getattr(exc, "signum", 2)
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

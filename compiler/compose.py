@@ -67,8 +67,17 @@ def parse_overrides(args: list[str]) -> Request:
             raise error(arg.split("=", 1)[0], "cannot be parsed as a Hydra override; quote the value",
                         got=arg, allowed=f"key=value (Hydra grammar: {first})") from None
         if ov.is_sweep_override():
-            raise error(ov.key_or_group, "is a sweep; use `python -m compiler -m ...` to compile every variant",
-                        got=arg)
+            from compiler.knobs import LIST_KNOBS
+
+            name = ov.key_or_group.removeprefix("knobs.")
+            if ov.key_or_group.startswith("knobs.") and LIST_KNOBS.get(name) == "," and ov.is_choice_sweep():
+                # `knobs.defect_modes=tombstone,shift` is the upstream spelling of one value, not a sweep.
+                req.values.append((ov.key_or_group, [str(v) for v in ov.sweep_iterator()]))
+                continue
+            value = arg.split("=", 1)[1] if "=" in arg else ""
+            raise error(ov.key_or_group, "is a sweep; use `dig -m ...` to compile every variant, or write one "
+                        "value that holds commas quoted or as a list", got=arg,
+                        allowed=f"dig -m {arg} | {ov.key_or_group}='{value}' | {ov.key_or_group}=[{value}]")
         if ov.is_delete() or ov.is_add() or ov.is_force_add():
             raise error(ov.key_or_group, "'+', '++' and '~' overrides are not supported: every key already exists",
                         got=arg, allowed="key=value")

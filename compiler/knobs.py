@@ -52,7 +52,7 @@ KNOB_SCHEMAS: dict[str, dict[str, Any]] = {
     "scene_filename": {"type": "string", "pattern": r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.(usd|usda|usdc|usdz)$"},
     "real_image_filename": {"type": "string", "maxLength": 255,
                             "pattern": r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*(/[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*)*\.(jpg|jpeg|png|tif|tiff|bmp)$"},
-    "defect_modes": {"type": "string", "pattern": r"^(all|(shift|tombstone|sideflip)(,(shift|tombstone|sideflip))*)$"},
+    "defect_modes": {"type": "string", "x-dig-list": ",", "pattern": r"^(all|(shift|tombstone|sideflip)(,(shift|tombstone|sideflip))*)$"},
     "crop_offset": {"type": "integer", "minimum": 0, "maximum": 1000},
     "render_gpu": _gpu, "augment_gpu": _gpu, "infer_gpu": _gpu, "train_gpu": _gpu,
     "render_cpu": _cpu, "augment_cpu": _cpu, "infer_cpu": _cpu, "train_cpu": _cpu, "cpu": _cpu, "cpu_large": _cpu,
@@ -60,9 +60,12 @@ KNOB_SCHEMAS: dict[str, dict[str, Any]] = {
     "render_storage": _qty, "augment_storage": _qty, "infer_storage": _qty, "train_storage": _qty,
     "memory": _qty, "storage": _qty, "memory_large": _qty, "storage_large": _qty,
     "platform": {"type": "string", "pattern": OSMO_NAME, "maxLength": 64},
-    "pretrained_model_sizes": {"type": "string", "pattern": r"^(2B|14B)( (2B|14B))*$"},
+    "pretrained_model_sizes": {"type": "string", "x-dig-list": " ", "pattern": r"^(2B|14B)( (2B|14B))*$"},
     "uc3_zip_url_root": {"type": ["string", "null"], "pattern": STORAGE_URL, "maxLength": 1024},
 }
+
+# Knobs whose string value is a list with this separator (upstream spelling); [a,b] is accepted too.
+LIST_KNOBS = {name: frag["x-dig-list"] for name, frag in KNOB_SCHEMAS.items() if "x-dig-list" in frag}
 
 TOP_LEVEL_SCHEMAS: dict[str, dict[str, Any]] = {
     "name": {"type": ["string", "null"], "pattern": RUN_NAME, "maxLength": 64},
@@ -88,6 +91,9 @@ def pattern_hint(pattern: str) -> str | None:
 def normalise_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
     """Resolve the spellings the upstream took as strings into real types, once (invariant 3)."""
     out = dict(knobs)
+    for key, sep in LIST_KNOBS.items():  # list form [a,b] of a string list knob -> its upstream spelling
+        if isinstance(out.get(key), (list, tuple)) and all(isinstance(v, str) for v in out[key]):
+            out[key] = sep.join(out[key])
     raw = out.get("anomaly_types_json")
     if isinstance(raw, str):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -21,15 +22,54 @@ from compiler.paths import BUILD_DIR, REPO_ROOT
 from compiler.validate_config import validate_config
 
 
-def header(config: dict[str, Any], choices: dict[str, str]) -> str:
-    """Two comment lines: what the file was composed from and how to submit it."""
+def header(config: dict[str, Any], choices: dict[str, str], req: Request | None = None,
+           prefs: dict[str, str] | None = None) -> str:
+    """What the file was composed from (groups, overrides, preferences) and how to submit it."""
     picked = " ".join(f"{g}={o}" for g, o in choices.items())
     submit = submit_command(config, "<this file>")
     if not takes_run_name(config):
         submit += "  # setup flows take no run name"
     elif config["name"]:
         submit += "  # the run name is compiled in"
-    return f"# Compiled by dig from conf/ ({picked}).\n# Submit: {submit}\n"
+    lines = [f"# Compiled by dig from conf/ ({picked})."]
+    values = [_header_safe(r) for r in (req.value_overrides() if req else [])
+              if r.split("=", 1)[0] not in ("out", "strict")]  # where it goes is not what it is
+    if values:
+        lines.append(f"# Overrides: {' '.join(values)}")
+    used = prefs_used(config, req, prefs or {})
+    if used:
+        lines.append(f"# Preferences: {' '.join(_header_safe(f'{k}={v}') for k, v in used.items())}")
+    lines.append(f"# Submit: {submit}")
+    return "\n".join(lines) + "\n"
+
+
+_HEADER_VALUE = re.compile(r"^[A-Za-z0-9._,=:/@+\-\[\]' \"]{0,120}$")
+
+
+def _header_safe(raw: str) -> str:
+    """An override as the header shows it: verbatim when plain, else its key and a digest (a comment line
+    must stay one line and carry no template syntax OSMO would render)."""
+    key, _, value = raw.partition("=")
+    if _HEADER_VALUE.match(value) and _HEADER_VALUE.match(key):
+        return raw
+    return f"{key if _HEADER_VALUE.match(key) else '<key>'}=<{len(value)} chars, sha256 " \
+           f"{hashlib.sha256(value.encode()).hexdigest()[:8]}>"
+
+
+def prefs_used(config: dict[str, Any], req: Request | None, prefs: dict[str, str]) -> dict[str, str]:
+    """The saved preferences that shaped this compile (the command line wins over each)."""
+    given = {k for k, _ in req.values} if req else set()
+    given |= set(req.choices) if req else set()
+    used = {}
+    if prefs.get("dig_url_root") and "dig_url_root" not in given:
+        used["dig_url_root"] = prefs["dig_url_root"]
+    if prefs.get("pool") and "pool" not in given:
+        used["pool"] = prefs["pool"]
+    if prefs.get("external_endpoint_url") and config["endpoint"]["key"] == "external" and "endpoint.url" not in given:
+        used["external_endpoint_url"] = prefs["external_endpoint_url"]
+    if prefs.get("default_board") == config["board"]["key"] and "board" not in given:
+        used["default_board"] = prefs["default_board"]
+    return used
 
 
 @dataclass
@@ -50,8 +90,45 @@ class Compiled:
         return manifest_modules(self.unspliced, self.modules)
 
 
+_SAFE_PART = re.compile(r"^[A-Za-z0-9._,=+-]{1,48}$")
+MAX_SUFFIX = 64
+
+
+def name_suffix(req: Request, choices: dict[str, str], config: dict[str, Any] | None = None,
+                prefs: dict[str, str] | None = None) -> str | None:
+    """What the compile key does not show, for the file name: the overrides themselves when short and
+    filesystem-safe (`num_sdg=15`), else a short hash of them. Overrides the key already shows
+    (use_pretrained_checkpoint) and out=/strict= add nothing; a storage root or endpoint URL (from the
+    command line or preferences) adds `root-<hash>` / `url-<hash>`, since it changes the content."""
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    parts = [choices[g] if g == "knobs" else f"endpoint={choices[g]}"
+             for g, default in (("knobs", "default"), ("endpoint", "cluster")) if choices.get(g) != default]
+    for raw in req.value_overrides():
+        key, _, value = raw.partition("=")
+        if key in ("out", "strict") or key == "knobs.use_pretrained_checkpoint" and config is not None:
+            continue
+        if key in ("dig_url_root", "endpoint.url"):
+            parts.append(f"{'root' if key == 'dig_url_root' else 'url'}-{digest(value.strip(chr(39) + chr(34)))}")
+            continue
+        value = value.strip("'\"").replace("[", "").replace("]", "").replace(" ", "")
+        parts.append(f"{key.removeprefix('knobs.')}={value}")
+    used = prefs_used(config, req, prefs or {}) if config is not None else {}
+    if "dig_url_root" in used:
+        parts.append(f"root-{digest(used['dig_url_root'])}")
+    if "external_endpoint_url" in used:
+        parts.append(f"url-{digest(used['external_endpoint_url'])}")
+    if not parts:
+        return None
+    joined = "__".join(parts)
+    if len(joined) <= MAX_SUFFIX and all(_SAFE_PART.match(p) for p in parts):
+        return joined
+    return digest("\n".join(parts))
+
+
 def override_hash(req: Request, choices: dict[str, str]) -> str | None:
-    """A short hash of what the compile key does not show (value overrides, preset, endpoint)."""
+    """Kept for callers that name by hash only (a short hash of what the compile key does not show)."""
     extra = [f"{g}={choices[g]}" for g, default in (("knobs", "default"), ("endpoint", "cluster"))
              if choices.get(g) != default]
     extra += [r for r in req.value_overrides() if r.split("=", 1)[0] not in ("out", "strict")]
@@ -127,9 +204,9 @@ def compile_request(req: Request, *, composer: Composer | None = None,
     diagnostics = diagnostics + [d for d in refused if d.severity != "error"]
     workflow = build_workflow(config, tasks, placeholders=True)
     key = compile_key(config)
-    text, unspliced, modules = emit_checked(workflow, header(config, composed.choices), key)
-    digest = override_hash(req, composed.choices)
-    default = BUILD_DIR / f"{key}{'__' + digest if digest else ''}.yaml"
+    text, unspliced, modules = emit_checked(workflow, header(config, composed.choices, req, prefs), key)
+    suffix = name_suffix(req, composed.choices, config, prefs)
+    default = BUILD_DIR / f"{key}{'__' + suffix if suffix else ''}.yaml"
     return Compiled(text, key, config, composed.choices, diagnostics, default, unspliced, modules)
 
 

@@ -33,8 +33,7 @@ EXAMPLES = {
 }
 
 
-class UsageError(Exception):
-    pass
+from compiler.cli import UsageError  # noqa: E402  (one usage-error type for every verb)
 
 
 def to_markdown(plan: dict[str, Any]) -> str:
@@ -137,9 +136,12 @@ def make_plan(
     from compiler.pipeline import compile_request, display, output_path, write_atomic
     from compiler.prefs import load_prefs
 
-    compiled = compile_request(
-        parse_overrides(overrides), composer=composer, prefs=load_prefs() if prefs is None else prefs
-    )
+    prefs = load_prefs() if prefs is None else prefs
+    if images is not None:  # compile the sized workflow (compiler.sizing); the plan's notes say what was set
+        from compiler.sizing import size_request
+
+        overrides = size_request(overrides, images, composer=composer, prefs=prefs).overrides
+    compiled = compile_request(parse_overrides(overrides), composer=composer, prefs=prefs)
     path = output_path(compiled)
     if write:
         write_atomic(path, compiled.text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from typing import Any
 
@@ -24,7 +23,6 @@ SECTIONS = {
 STAMP_LINE = "STAMP=$(cut -c1-8 /proc/sys/kernel/random/uuid)"
 RENDER_STEPS = ("render-day0", "render-structural", "render-day1")  # Kit tasks: nvoptix + /dev/shm
 # Structural yield on the spark board (endpoint_and_sizing.md §8): render_patches -> ≈ total crops.
-STRUCTURAL_YIELD = {1: 30, 2: 50, 3: 75, 5: 120, 10: 250}
 
 # What each stage directory holds (storage_layout.md §5); each variant's final one is in conf/flow/.
 STAGE_CONTENTS = {
@@ -53,11 +51,6 @@ def show(value: Any) -> Any:
     return "null" if value is None else value
 
 
-
-
-def recommend_render_patches(images: int) -> int:
-    """Structural render_patches for ≈ `images` crops on the spark board: ceil(N/30), at least 1."""
-    return max(1, math.ceil(images / 30))
 
 
 def build_plan(compiled: Compiled, file: str, images: int | None = None) -> dict[str, Any]:
@@ -249,12 +242,14 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
     c, k, variant = compiled.config, compiled.config["knobs"], compiled.config["flow"]["variant"]
     notes = [f"{d.severity}: {d.key}: {d.message}" for d in compiled.diagnostics]
     if variant == "structural":
-        table = ", ".join(f"{p}→~{n}" for p, n in STRUCTURAL_YIELD.items())
+        calib = c["board"].get("structural_yield")
+        table = ", ".join(f"{p}→~{n}" for p, n in calib or [])
         notes.append(
             "`crop_max_emit` does not exist on structural: it is sized by `render_patches` "
-            f"(now {k['render_patches']}). Yield on the spark board (render_patches→≈crops): {table}; "
-            "for N crops use render_patches≈ceil(N/30); below 30 narrow `defect_modes` (each disabled "
-            "mode removes ~33%)."
+            f"(now {k['render_patches']})"
+            + (f". Yield on board {c['board']['key']} (render_patches→≈crops): {table}; below "
+               f"~{calib[0][1]} narrow `defect_modes` (each disabled mode removes ~33%); `--images N` "
+               "picks the patches." if calib else "; this board has no yield calibration.")
         )
         if c["board"]["key"] == "1152819000":
             notes.append("Board 1152819000 is IC-only (shift mode): use render_patches=-1.")
@@ -307,16 +302,9 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
 
 
 def _images_note(config: dict[str, Any], images: int) -> str:
-    variant = config["flow"]["variant"]
-    if variant == "structural":
-        rp = recommend_render_patches(images)
-        extra = " and narrow knobs.defect_modes (fewer than 30 crops)" if images < 30 else ""
-        return f"For ≈{images} structural crops: knobs.render_patches={rp}{extra}."
-    if variant in ("texture", "good"):
-        return (
-            f"For {images} images per material per cell: knobs.crop_max_emit={images} (render_patches "
-            "stays: it sets scan cells, not image count)."
-        )
-    if "num_sdg" in config["knobs"]:
-        return f"For {images} generated defect images: knobs.num_sdg={images} (total across all defects)."
-    return f"--images {images}: this flow produces no images to size."
+    from compiler.sizing import SizingError, rule_for
+
+    try:
+        return rule_for(config, images).report().replace("\n    ", "; ")
+    except SizingError as exc:
+        return f"--images {images}: {exc}"

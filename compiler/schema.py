@@ -14,6 +14,7 @@ import sys
 from functools import lru_cache
 from typing import Any
 
+from compiler.knob_docs import KNOB_MEANINGS
 from compiler.knobs import KNOB_SCHEMAS, TAXON, TOP_LEVEL_SCHEMAS
 from compiler.paths import CONF_DIR, SCHEMA_DIR, group_options
 
@@ -142,7 +143,8 @@ def build_schema() -> dict[str, Any]:
         for name, value in (source.get("cookbooks") or {}).items():
             cookbook_samples.setdefault(name, []).append(value)
 
-    defs: dict[str, Any] = {f"knob_{k}": v for k, v in sorted(KNOB_SCHEMAS.items())}
+    defs: dict[str, Any] = {f"knob_{k}": {"description": KNOB_MEANINGS[k], **v} if k in KNOB_MEANINGS else v
+                            for k, v in sorted(KNOB_SCHEMAS.items())}
     for variant, knobs in sorted(variants.items()):
         missing = [k for k in knobs if k not in KNOB_SCHEMAS]
         if missing:
@@ -161,6 +163,8 @@ def build_schema() -> dict[str, Any]:
     board_schema["properties"]["key"] = {"type": "string", "pattern": BOARD_KEY_PATTERN, "maxLength": 64}
     board_schema["properties"]["usecase"] = {"enum": [u["usecase"]["key"] for u in usecases]}
     board_schema["properties"]["structural_render_patches"] = {"type": ["integer", "null"]}
+    board_schema["properties"]["structural_yield"] = {
+        "type": ["array", "null"], "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}}}
     board_schema["properties"]["real_image_filename"] = {"type": ["string", "null"]}
 
     schema: dict[str, Any] = {

@@ -222,9 +222,9 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
     show = len(variants) > PROGRESS_THRESHOLD if progress is None else progress
     bar: Any = None
     if show:
-        from tqdm import tqdm
+        from compiler.progress import SweepProgress
 
-        bar = tqdm(total=len(variants), desc=f"sweep {target.name}", unit="variant", file=sys.stderr)
+        bar = SweepProgress(len(variants), f"sweep {target.name}")
     indexed = list(enumerate(variants))
     done: dict[int, Variant] = {}
     main_thread = threading.current_thread() is threading.main_thread()
@@ -235,6 +235,8 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
         _remove_temps(target)
         raise
     finally:
+        if bar:
+            bar.close()
         if main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     results = [done[i] for i in range(len(indexed))]
@@ -253,7 +255,7 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
 def _compile_all(indexed: list[tuple[int, list[str]]], target: Path, prefs: dict[str, str] | None,
                  composer: Composer | None, jobs: int, done: dict[int, Variant], bar: Any) -> None:
     if jobs <= 1 or sys.platform == "win32":
-        step = 25
+        step = 1 if bar else 25  # with a bar, every variant moves it
         for start in range(0, len(indexed), step):
             for index, result in _compile_chunk(indexed[start:start + step], target, prefs, composer):
                 done[index] = result
@@ -290,7 +292,7 @@ def run_sweep_cli(args: list[str]) -> int:
     for r in failed:
         text = (r.error or "").replace("\n", "\n    ")
         print(f"FAILED [{' '.join(r.overrides)}]: {text}", file=sys.stderr)
-    print(f"{len(results) - len(failed)} of {len(results)} variants compiled, {len(failed)} failed",
-          file=sys.stderr)
+    print(f"{len(results) - len(failed)} of {len(results)} variants compiled, {len(failed)} failed; files in "
+          f"{display(target)}/ (index: sweep.json)", file=sys.stderr)
     print(display(target / "sweep.json"))
     return 1 if failed else 0

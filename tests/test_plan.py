@@ -178,10 +178,10 @@ def test_notes(plans, compile_args):
     assert any(n.startswith("notice: knobs.anomaly_types_json") for n in day0)
     assert any(n.startswith("notice: dig_url_root: unconfirmed storage root") for n in day0)
     images = build_plan(compile_args("flow=structural"), FILE, images=100)["notes"][-1]
-    assert "knobs.render_patches=4" in images
-    assert (
-        "knobs.render_patches=1" in build_plan(compile_args("flow=structural"), FILE, images=10)["notes"][-1]
-    )
+    # the board's calibration table (spec §8), not ceil(N/30): 5 patches -> ~120 is the first >= 100
+    assert "knobs.render_patches=5 -> expected ~120 crops" in images and "~75 (render_patches=3)" in images
+    small = build_plan(compile_args("flow=structural"), FILE, images=10)["notes"][-1]
+    assert "knobs.render_patches=2 knobs.defect_modes=shift -> expected ~17 crops" in small
 
 
 def test_workflow_values(plans, compile_args):
@@ -208,7 +208,9 @@ def test_cli_writes_the_compilers_file_and_prints_markdown(tmp_path, capsys, com
     assert plan_cli.main(["flow=structural", f"out={out}", "--json", "--images", "60"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert list(doc["sections"]) == list(SECTIONS)
-    assert "knobs.render_patches=2" in doc["sections"]["notes"][-1]
+    assert "knobs.render_patches=3 -> expected ~75" in doc["sections"]["notes"][-1]
+    # the compiled file is the sized one
+    assert out.read_text() == compile_args("flow=structural", f"out={out}", "knobs.render_patches=3").text
 
 
 @pytest.mark.parametrize(

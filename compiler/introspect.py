@@ -1,0 +1,141 @@
+"""`dig --cfg job|all` and `dig --info ...`: the composed config, and which file each value came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from compiler.paths import CONF_DIR
+
+
+def _compose(overrides: list[str], composer: Any) -> Any:
+    from compiler.compose import parse_overrides
+    from compiler.pipeline import default_composer
+    from compiler.prefs import load_prefs
+
+    prefs = load_prefs()
+    return (composer or default_composer()).compose(parse_overrides(overrides), prefs), prefs
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
+
+
+def show_cfg(mode: str, overrides: list[str], *, composer: Any = None, package: str | None = None,
+             resolve: bool = False) -> str:
+    """YAML of the composed config (values are already resolved: --resolve is accepted for Hydra users)."""
+    from compiler.cli import UsageError
+
+    composed, _ = _compose(overrides, composer)
+    doc: Any = dict(composed.config)
+    if mode == "all":
+        doc["hydra"] = {"runtime": {"choices": composed.choices, "config_sources": searchpath(composer)},
+                        "overrides": {"task": list(composed.request.raw)}}
+    if package:
+        for part in package.split("."):
+            if not isinstance(doc, dict) or part not in doc:
+                have = ", ".join(doc) if isinstance(doc, dict) else "(not a mapping)"
+                raise UsageError(f"--package {package}: no node '{part}' (available: {have})")
+            doc = doc[part]
+        doc = {package.split(".")[-1]: doc} if not isinstance(doc, dict) else doc
+    return _dump(doc)
+
+
+def searchpath(composer: Any = None) -> list[str]:
+    extra = list(getattr(composer, "searchpath", None) or [])
+    return [f"file://{p}" for p in extra] + [f"file://{CONF_DIR}"]
+
+
+def _group_file(group: str, option: str) -> str:
+    return f"{group}/{option}.yaml"
+
+
+def knob_sources(composed: Any) -> dict[str, str]:
+    """Where each knob value came from: flow file, use case/board (interpolation), preset, command line."""
+    from omegaconf import OmegaConf
+
+    choices, req = composed.choices, composed.request
+    flow_raw = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "flow" / f"{choices['flow']}.yaml"))
+    variant = flow_raw["flow"]["variants"][composed.config["flow"]["variant"]]  # type: ignore[index]
+    preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "knobs" / f"{choices['knobs']}.yaml"))
+    by_flow = preset["preset"].get("by_flow", {}).get(choices["flow"], {})  # type: ignore[index,union-attr]
+    cli = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
+    out = {}
+    for name in composed.config["knobs"]:
+        raw = flow_raw["knobs"].get(name)  # type: ignore[index,union-attr]
+        if name in cli:
+            out[name] = "command line"
+        elif name in by_flow:
+            out[name] = _group_file("knobs", choices["knobs"])
+        elif name in variant.get("set_knobs", {}):
+            out[name] = f"{_group_file('flow', choices['flow'])} (variant {composed.config['flow']['variant']})"
+        elif isinstance(raw, str) and "${" in raw:
+            src = "board" if "board." in raw else "usecase"
+            out[name] = f"{_group_file(src, choices[src])} (via {raw} in {_group_file('flow', choices['flow'])})"
+        else:
+            out[name] = _group_file("flow", choices["flow"])
+    return out
+
+
+def top_sources(composed: Any, prefs: dict[str, str]) -> dict[str, str]:
+    from compiler.prefs import prefs_path
+
+    given = {k for k, _ in composed.request.values}
+    out = {}
+    for key in ("name", "dig_url_root", "pool", "out", "strict", "endpoint.url"):
+        if key in given:
+            out[key] = "command line"
+        elif key == "dig_url_root":
+            out[key] = f"preferences ({prefs_path()})" if prefs.get("dig_url_root") else \
+                "suggestion (unconfirmed; dig prefs set dig_url_root=...)"
+        elif key == "pool" and prefs.get("pool"):
+            out[key] = f"preferences ({prefs_path()})"
+        elif key == "endpoint.url":
+            ep = composed.choices["endpoint"]
+            out[key] = f"preferences ({prefs_path()})" if ep == "external" and prefs.get("external_endpoint_url") \
+                else _group_file("endpoint", ep)
+        else:
+            out[key] = "config.yaml"
+    return out
+
+
+def show_info(which: str, overrides: list[str], *, composer: Any = None, config_dir: str | None = None) -> str:
+    if which == "searchpath":
+        return "\n".join(["Config search path (first wins):", *(f"  {p}" for p in searchpath(composer))]) + "\n"
+    composed, prefs = _compose(overrides, composer)
+    from compiler.prefs import prefs_path
+
+    choices, req = composed.choices, composed.request
+    why = {g: "command line" if g in req.choices else "default" for g in choices}
+    if "board" not in req.choices:
+        why["board"] = "preferences default_board" if prefs.get("default_board") == choices["board"] \
+            else f"use case {choices['usecase']} default"
+    if "endpoint" not in req.choices and choices["endpoint"] == "external":
+        why["endpoint"] = "preferences external_endpoint_url"
+    if which == "defaults":
+        rows = [("config.yaml", "primary config", "")]
+        rows += [(_group_file(g, o), f"{g}={o}", why[g]) for g, o in choices.items()]
+        rows += [(str(prefs_path()), "preferences", ", ".join(sorted(prefs)) or "(none)")]
+        rows += [("command line", "overrides", " ".join(req.raw) or "(none)")]
+        width = max(len(r[0]) for r in rows)
+        return "Defaults list (applied in this order; later wins):\n" + "".join(
+            f"  {f:<{width}}  {what}{'  [' + note + ']' if note else ''}\n" for f, what, note in rows)
+    if which == "defaults-tree":
+        lines = ["<root>:", "  config.yaml"]
+        lines += [f"    {g}: {_group_file(g, o)}  [{why[g]}]" for g, o in choices.items()]
+        lines += ["    _self_", f"  preferences: {prefs_path()} ({', '.join(sorted(prefs)) or 'none'})",
+                  f"  command line: {' '.join(req.raw) or '(none)'}"]
+        return "\n".join(lines) + "\n"
+    # config: each value and where it came from
+    lines = ["# value  <- source", *(f"{k}: {composed.config['endpoint']['url'] if k == 'endpoint.url' else composed.config[k]!r}"
+                                      f"  <- {src}" for k, src in top_sources(composed, prefs).items()), "knobs:"]
+    for name, src in knob_sources(composed).items():
+        lines.append(f"  {name}: {composed.config['knobs'][name]!r}  <- {src}")
+    cli_books = [k for k, _ in req.values if k.startswith("cookbooks.")]
+    lines.append("cookbooks:")
+    for name in composed.config["cookbooks"]:
+        changed = [k for k in cli_books if k.split(".")[1] == name]
+        origin = f"{_group_file('board', choices['board'])} or {_group_file('usecase', choices['usecase'])}"
+        lines.append(f"  {name}  <- {origin}" + (f"; command line: {', '.join(changed)}" if changed else ""))
+    return "\n".join(lines) + "\n"
