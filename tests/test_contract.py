@@ -347,4 +347,5 @@ def test_the_submit_line_is_one_function(compile_args):
         compiled = compile_args(*args)
         plan = build_plan(compiled, "wf.yaml")
         assert plan["submit_command"]["lines"][-1] == submit_command(compiled.config, "wf.yaml")
-        assert submit_command(compiled.config, "<this file>") in compiled.text.splitlines()[1]
+        submit_line = next(line for line in compiled.text.splitlines() if line.startswith("# Submit: "))
+        assert submit_command(compiled.config, "<this file>") in submit_line
