@@ -20,8 +20,8 @@ LINT_PATHS = ["compiler", "tests", "packages", "bench", "noxfile.py"]
 
 
 def _install(session: nox.Session) -> None:
-    if session.venv_backend != "uv":  # a uv venv has no pip to upgrade
-        session.install("--upgrade", "pip")
+    # A uv venv has no pip of its own; the wheel test builds with `python -m pip wheel`, so give it one.
+    session.install("--upgrade", "pip")
     session.install(*PACKAGES)
 
 

@@ -29,7 +29,7 @@ VARIANTS = {
     "structural-full-board": ("flow=structural", "knobs=full_board", "board=1152819000"),
     "day0-external": ("flow=day0", "endpoint=external", "endpoint.url=https://edit.example.com/v1"),
     "day1-named": ("flow=day1", "usecase=pcb", "name=day1-1a2b3c4d"),
-    "setup-glass-own-zip": ("flow=setup", "usecase=glass", "knobs.uc3_zip_url_root=s3://b/uploads/z"),
+    "setup-glass-own-zip": ("flow=setup", "usecase=glass", "knobs.uc3_zip_url_root=s3://bkt/uploads/z"),
 }
 CASES = {e.key: e.overrides for e in shipped_matrix()} | VARIANTS
 _INPUT = re.compile(r"\{\{input:(\d+)\}\}")

@@ -63,14 +63,14 @@ def test_cfg_job_package_and_all(capsys):
 
 def test_info_names_the_file_of_each_value(capsys, tmp_path, monkeypatch):
     prefs = tmp_path / "prefs.yaml"
-    prefs.write_text("dig_url_root: s3://b/dig\n")
+    prefs.write_text("dig_url_root: s3://bkt/dig\n")
     monkeypatch.setenv("DIG_PREFERENCES", str(prefs))
     code, out, _ = dig(capsys, "--info", "config", "flow=day0", "knobs=smoke", "knobs.num_sdg=7")
     assert code == 0
     assert "num_sdg: 7  <- command line" in out
     assert "crop_max_emit: 1  <- knobs/smoke.yaml" in out
     assert "exec_timeout: '28h'  <- flow/day0.yaml" in out
-    assert f"dig_url_root: 's3://b/dig'  <- preferences ({prefs})" in out
+    assert f"dig_url_root: 's3://bkt/dig'  <- preferences ({prefs})" in out
     code, out, _ = dig(capsys, "--info", "defaults-tree", "flow=structural")
     assert "board: board/0603_H100.yaml  [use case pcb default]" in out and "command line: flow=structural" in out
     code, out, _ = dig(capsys, "--info", "defaults")

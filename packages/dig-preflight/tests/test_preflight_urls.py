@@ -247,7 +247,7 @@ def test_preflight_malformed_defect_spec(capsys, make_bucket, snapshot):
         (["--flow", "day0", "--usecase", "glass"], "flow 'day0' does not apply to use case 'glass'"),
         (["--flow", "day1", "knobs.anomaly_types_json=[[IC]]"], "knobs.anomaly_types_json[0]"),
         (["--flow", "day1", "knobs.anomaly_types_json=not json"], "knobs.anomaly_types_json"),
-        (["--flow", "day1", "--root", "gs://b/dig"], "s3:// storage only"),
+        (["--flow", "day1", "--root", "gs://bkt/dig"], "s3:// storage only"),
         (["--flow", "day1", "--board", "../../etc"], "board: has no option '../../etc'"),
         (["--flow", "nope"], "flow: has no option 'nope'"),
         (["--flow", "day1", "knobs.no_such_knob=1"], "knobs.no_such_knob"),

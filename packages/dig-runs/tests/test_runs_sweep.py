@@ -44,7 +44,7 @@ def test_sweep_killed_after_17_and_resumed_submits_each_variant_once(osmo, sweep
         time.sleep(0.2)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # dig and its hung osmo child: the group this test started
-    proc.wait()
+    proc.communicate()  # reap it and close its pipes
     store = Store()
     states = sorted(r.record_state for r in store.list(sweep=sweep_50.name))
     assert states == ["submitted"] * 17 + ["submitting"]
