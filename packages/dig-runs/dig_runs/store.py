@@ -204,17 +204,7 @@ class Store:
         return bytes(row[0])
 
     def list(self, *, status: str | None = None, sweep: str | None = None, limit: int | None = None) -> list[Run]:
-        cols = ", ".join(COLUMNS)
-        sql, params = f"SELECT {cols} FROM runs WHERE 1=1", []
-        if status:
-            sql += " AND (last_status = ? OR record_state = ?)"
-            params += [status.upper(), status.lower()]
-        if sweep:
-            sql += " AND sweep_id = ?"
-            params.append(sweep)
-        sql += " ORDER BY id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        sql, params = _select(COLUMNS, status, sweep, limit)
         return [Run(dict(r)) for r in self.db.execute(sql, params)]
 
     def rows(self, columns: tuple[str, ...], *, status: str | None = None, sweep: str | None = None,
@@ -225,16 +215,7 @@ class Store:
         where ordering by the submit_time index costs one random lookup per row.
         """
         assert all(c in COLUMNS or c.startswith("strftime(") for c in columns)
-        sql, params = f"SELECT {', '.join(columns)} FROM runs WHERE 1=1", []
-        if status:
-            sql += " AND (last_status = ? OR record_state = ?)"
-            params += [status.upper(), status.lower()]
-        if sweep:
-            sql += " AND sweep_id = ?"
-            params.append(sweep)
-        sql += " ORDER BY id DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        sql, params = _select(columns, status, sweep, limit)
         cur = self.db.cursor()
         cur.row_factory = None
         return cur.execute(sql, params).fetchall()
@@ -251,3 +232,19 @@ class Store:
         return [(r[0], r[1]) for r in self.db.execute(
             "SELECT s.time, s.status FROM statuses s JOIN runs r ON r.id = s.run_id WHERE r.run_name = ?"
             " ORDER BY s.time, s.rowid", (run_name,))]
+
+
+def _select(columns: tuple[str, ...], status: str | None, sweep: str | None,
+            limit: int | None) -> tuple[str, list[str]]:
+    """The one run query: some columns, optionally one status and one sweep, newest first."""
+    sql, params = f"SELECT {', '.join(columns)} FROM runs WHERE 1=1", []
+    if status:
+        sql += " AND (last_status = ? OR record_state = ?)"
+        params += [status.upper(), status.lower()]
+    if sweep:
+        sql += " AND sweep_id = ?"
+        params.append(sweep)
+    sql += " ORDER BY id DESC"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return sql, params
