@@ -20,8 +20,9 @@ LINT_PATHS = ["compiler", "tests", "packages", "bench", "noxfile.py"]
 
 
 def _install(session: nox.Session) -> None:
-    # A uv venv has no pip of its own; the wheel test builds with `python -m pip wheel`, so give it one.
-    session.install("--upgrade", "pip")
+    # A uv venv has neither pip nor setuptools; the wheel test builds with `python -m pip wheel
+    # --no-build-isolation` (no network needed for a build env), so give it both.
+    session.install("--upgrade", "pip", "setuptools>=61")
     session.install(*PACKAGES)
 
 
