@@ -203,7 +203,8 @@ def test_bash_completion_script_runs(tmp_path):
     (bin_dir / "dig").chmod(0o755)
     probe = script + 'COMP_LINE="dig flow=day0 knobs.num_s"; COMP_POINT=${#COMP_LINE}; _dig_completion; ' \
                      'printf "%s\\n" "${COMPREPLY[@]}"\n'
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": pythonpath}
     res = subprocess.run(["bash", "-c", probe], env=env, text=True, capture_output=True, timeout=60)
     assert res.stdout.split() == ["knobs.num_sdg="], res.stderr
 

@@ -93,6 +93,24 @@ class Run:
         return json.loads(self.row["labels"] or "{}")
 
 
+def _use_wal(db: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """Switch the record to WAL mode (persistent in the file, so usually already on).
+
+    Changing the journal mode needs the database to itself and SQLite's busy handler does not wait for
+    it: two processes opening a new record at once get "database is locked". Retry until the timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or db_path()
@@ -101,7 +119,7 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA busy_timeout = 30000")
-        self.db.execute("PRAGMA journal_mode = WAL")
+        _use_wal(self.db)
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.migrate()
 
