@@ -14,8 +14,18 @@ nox.options.reuse_existing_virtualenvs = True
 # (CI installs it from PyPI with nox: `pip install nox[uv]`); without uv, nox falls back to virtualenv.
 nox.options.default_venv_backend = "uv|virtualenv"
 
-PACKAGES = ["-e", ".[test]", "-e", "packages/dig-stages", "-e", "packages/dig-preflight", "-e", "packages/dig-outputs",
-            "-e", "packages/dig-runs"]
+PACKAGES = [
+    "-e",
+    ".[test]",
+    "-e",
+    "packages/dig-stages",
+    "-e",
+    "packages/dig-preflight",
+    "-e",
+    "packages/dig-outputs",
+    "-e",
+    "packages/dig-runs",
+]
 LINT_PATHS = ["compiler", "tests", "packages", "bench", "noxfile.py"]
 
 
@@ -34,11 +44,22 @@ def _ensure_chromium(session: nox.Session) -> None:
     sudo = [] if root else (["sudo", "-n"] if shutil.which("sudo") else None)
     if shutil.which("apt-get") and sudo is not None:
         session.run(*sudo, "apt-get", "update", "-qq", external=True)
-        session.run(*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True,
-                    env={"DEBIAN_FRONTEND": "noninteractive"})
+        session.run(
+            *sudo,
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "chromium",
+            external=True,
+            env={"DEBIAN_FRONTEND": "noninteractive"},
+        )
     else:
-        session.warn("chromium is missing and cannot be installed here: browser tests will fail "
-                     "(install Debian's chromium, or set DIG_SKIP_BROWSER=1 to skip them knowingly)")
+        session.warn(
+            "chromium is missing and cannot be installed here: browser tests will fail "
+            "(install Debian's chromium, or set DIG_SKIP_BROWSER=1 to skip them knowingly)"
+        )
 
 
 @nox.session
@@ -52,9 +73,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over every Python path of the repo."""
+    """ruff lint and format check over every Python path of the repo."""
     session.install("ruff")
     session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
 
 
 @nox.session(default=False)
@@ -63,10 +85,20 @@ def golden(session: nox.Session) -> None:
     _install(session)
     env = {"DIG_PREFERENCES": os.devnull}
     # pytest-snapshot reports each rewritten golden as an error: expected here, so don't stop on it.
-    session.run("python", "-m", "pytest", "tests/test_golden.py", "--snapshot-update", "-q", env=env,
-                success_codes=[0, 1])
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_golden.py",
+        "--snapshot-update",
+        "-q",
+        env=env,
+        success_codes=[0, 1],
+    )
     session.run("python", "-m", "compiler.matrix", env=env)
-    session.run("python", "-m", "pytest", "tests/test_golden.py", "tests/test_generated_files.py", "-q", env=env)
+    session.run(
+        "python", "-m", "pytest", "tests/test_golden.py", "tests/test_generated_files.py", "-q", env=env
+    )
 
 
 @nox.session(default=False)
@@ -80,7 +112,15 @@ def compile(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks in bench/ (ratios against baselines measured in the same run)."""
     _install(session)
-    for script in ("compile_latency.py", "sweep.py", "crop.py", "align.py", "edit_client.py", "preflight.py", "runs.py"):
+    for script in (
+        "compile_latency.py",
+        "sweep.py",
+        "crop.py",
+        "align.py",
+        "edit_client.py",
+        "preflight.py",
+        "runs.py",
+    ):
         session.run("python", f"bench/{script}")
 
 

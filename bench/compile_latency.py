@@ -31,9 +31,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "DIG_PREFERENCES": os.devnull, "PYTHONDONTWRITEBYTECODE": "0"}
         ours = [sys.executable, "-m", "compiler", "flow=day0", "usecase=pcb", f"out={tmp}/day0.yaml"]
-        bare = [sys.executable, "bench/_hydra_bare_app.py", "flow=day0", "usecase=pcb", "board=0603_H100",
-                "hydra.output_subdir=null", f"hydra.run.dir={tmp}/hydra", "hydra/job_logging=disabled",
-                "hydra/hydra_logging=disabled"]
+        bare = [
+            sys.executable,
+            "bench/_hydra_bare_app.py",
+            "flow=day0",
+            "usecase=pcb",
+            "board=0603_H100",
+            "hydra.output_subdir=null",
+            f"hydra.run.dir={tmp}/hydra",
+            "hydra/job_logging=disabled",
+            "hydra/hydra_logging=disabled",
+        ]
         timed(ours, env), timed(bare, env)  # warm the bytecode caches
         t_ours, t_bare = [], []
         for _ in range(args.runs):

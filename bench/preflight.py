@@ -21,19 +21,31 @@ SPEC = b"".join(
 LAYOUT = {
     "models/pretrained/pretrained/NVDINOV2/nv_dinov2_classification_model.ckpt": b"c",
     "models/pcb/ag_config.yaml": b"anomaly_types: [IC+bridge, passive_component+excess_solder, "
-                                 b"passive_component+missing]\n", "models/pcb/iter_000014000.pt": b"w",
+    b"passive_component+missing]\n",
+    "models/pcb/iter_000014000.pt": b"w",
     "datasets/pcb/raw/defect_spec.jsonl": SPEC,
     "datasets/pcb/raw/PCB/IC/mask/bridge/0001.png": b"p",
     "datasets/pcb/raw/PCB/passive_component/mask/excess_solder/0001.png": b"p",
     "datasets/pcb/raw/PCB/passive_component/mask/missing/0001.png": b"p",
     "datasets/pcb/assets/spark_lighting.usd": b"u",
-    **{f"datasets/pcb/assets/{f}": b"u" for f in ("pcba_main_s_detail.usd", "pcba_base.usd", "aoi_ring_light.usda",
-                                                 "component/c.usd", "ECAD_3D/e.usd", "PCBA/p.usd")},
+    **{
+        f"datasets/pcb/assets/{f}": b"u"
+        for f in (
+            "pcba_main_s_detail.usd",
+            "pcba_base.usd",
+            "aoi_ring_light.usda",
+            "component/c.usd",
+            "ECAD_3D/e.usd",
+            "PCBA/p.usd",
+        )
+    },
 }
 # Where the bulk of a real bucket sits: pretrained weights, clean images, asset trees, old runs.
 FILLER_DIRS = (
-    "models/pretrained/pretrained/nvidia/shards", "datasets/pcb/raw/PCB/IC/clean_image",
-    "datasets/pcb/assets/materials", "runs/day0-0001/anomaly/inference/reconstructed_image",
+    "models/pretrained/pretrained/nvidia/shards",
+    "datasets/pcb/raw/PCB/IC/clean_image",
+    "datasets/pcb/assets/materials",
+    "runs/day0-0001/anomaly/inference/reconstructed_image",
 )
 
 
@@ -82,12 +94,20 @@ def main() -> None:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="bench",
-                      AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
-    print(f"Day 0 pcb preflight vs full listing of the root; median of {args.runs} runs; moto server {host}:{port}")
-    print(f"{'objects':>8} | {'preflight req':>13} {'preflight ms':>12} | {'full-scan req':>13} {'full-scan ms':>12}"
-          f" | {'req ratio':>9} {'time ratio':>10}")
+    print(
+        f"Day 0 pcb preflight vs full listing of the root; median of {args.runs} runs; moto server {host}:{port}"
+    )
+    print(
+        f"{'objects':>8} | {'preflight req':>13} {'preflight ms':>12} | {'full-scan req':>13} {'full-scan ms':>12}"
+        f" | {'req ratio':>9} {'time ratio':>10}"
+    )
     try:
         for n in args.sizes:
             bucket = f"bench-{n}"
@@ -100,8 +120,10 @@ def main() -> None:
             p_ms = statistics.median(t for _, t, _ in pre) * 1000
             s_req = statistics.median(r for r, _, _ in scan)
             s_ms = statistics.median(t for _, t, _ in scan) * 1000
-            print(f"{n:>8} | {p_req:>13.0f} {p_ms:>12.1f} | {s_req:>13.0f} {s_ms:>12.1f}"
-                  f" | {s_req / p_req:>8.2f}x {s_ms / p_ms:>9.2f}x")
+            print(
+                f"{n:>8} | {p_req:>13.0f} {p_ms:>12.1f} | {s_req:>13.0f} {s_ms:>12.1f}"
+                f" | {s_req / p_req:>8.2f}x {s_ms / p_ms:>9.2f}x"
+            )
     finally:
         server.stop()
 

@@ -22,8 +22,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-for sub in ("", "packages/dig-preflight", "packages/dig-outputs", "packages/dig-stages", "packages/dig-runs",
-            "packages/dig-runs/tests"):
+for sub in (
+    "",
+    "packages/dig-preflight",
+    "packages/dig-outputs",
+    "packages/dig-stages",
+    "packages/dig-runs",
+    "packages/dig-runs/tests",
+):
     sys.path.insert(0, str(REPO / sub))
 TARGET_MS = 200.0
 
@@ -55,10 +61,25 @@ def bench_runs(records: int, tmp: Path) -> None:
             "INSERT INTO runs (run_name, workflow_id, record_state, sha256, compile_key, pool, labels,"
             " workflow_name, flow, usecase, board, output_root, submit_time, last_status, sweep_id, variant)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (f"texture_defect_gen_day0-{i:08x}", f"texture_defect_gen_day0-{i}", "submitted", digest,
-             "day0/pcb__0603_H100__pretrained", "pool-a", "{}", "texture_defect_gen_day0", "day0", "pcb",
-             "0603_H100", "s3://osmo-workflows/dig", 1.7e9 + i, ("RUNNING", "COMPLETED", "FAILED")[i % 3],
-             f"sweep{i // 100}", f"v{i}.yaml"))
+            (
+                f"texture_defect_gen_day0-{i:08x}",
+                f"texture_defect_gen_day0-{i}",
+                "submitted",
+                digest,
+                "day0/pcb__0603_H100__pretrained",
+                "pool-a",
+                "{}",
+                "texture_defect_gen_day0",
+                "day0",
+                "pcb",
+                "0603_H100",
+                "s3://osmo-workflows/dig",
+                1.7e9 + i,
+                ("RUNNING", "COMPLETED", "FAILED")[i % 3],
+                f"sweep{i // 100}",
+                f"v{i}.yaml",
+            ),
+        )
     store.db.execute("COMMIT")
     store.close()
     cols = ", ".join(COLUMNS)
@@ -77,21 +98,32 @@ def bench_runs(records: int, tmp: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def cli() -> None:
-        subprocess.run([sys.executable, "-m", "dig_runs", "runs"], env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "dig_runs", "runs"], env=env, stdout=subprocess.DEVNULL, check=True
+        )
 
     def python_startup() -> None:
         subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
 
-    figures = {"bare sqlite SELECT": _median_ms(bare), "dig runs (in-process, table)": _median_ms(in_process),
-               "dig runs --json (in-process)": _median_ms(in_process_json),
-               "python -m dig_runs runs (process)": _median_ms(cli, 5),
-               "python -c pass (process baseline)": _median_ms(python_startup, 5)}
-    print(f"`dig runs` over {records} records ({db.stat().st_size / 1e6:.0f} MB record: each run with its own {len(text) // 1000} KB compiled file)")
+    figures = {
+        "bare sqlite SELECT": _median_ms(bare),
+        "dig runs (in-process, table)": _median_ms(in_process),
+        "dig runs --json (in-process)": _median_ms(in_process_json),
+        "python -m dig_runs runs (process)": _median_ms(cli, 5),
+        "python -c pass (process baseline)": _median_ms(python_startup, 5),
+    }
+    print(
+        f"`dig runs` over {records} records ({db.stat().st_size / 1e6:.0f} MB record: each run with its own {len(text) // 1000} KB compiled file)"
+    )
     base = figures["bare sqlite SELECT"]
     for name, ms in figures.items():
-        print(f"  {name:<36} {ms:8.1f} ms   {ms / TARGET_MS:5.2f}x of the 200 ms target   {ms / base:6.1f}x bare SELECT")
+        print(
+            f"  {name:<36} {ms:8.1f} ms   {ms / TARGET_MS:5.2f}x of the 200 ms target   {ms / base:6.1f}x bare SELECT"
+        )
     startup = figures["python -c pass (process baseline)"]
-    print(f"  process minus interpreter startup: {figures['python -m dig_runs runs (process)'] - startup:.1f} ms")
+    print(
+        f"  process minus interpreter startup: {figures['python -m dig_runs runs (process)'] - startup:.1f} ms"
+    )
 
 
 def bench_watch_sweep(n: int, tmp: Path) -> None:
@@ -103,7 +135,9 @@ def bench_watch_sweep(n: int, tmp: Path) -> None:
 
     state = tmp / "osmo"
     state.mkdir()
-    (state / "scenario.json").write_text(json.dumps({"default_task": {"states": [["RUNNING", 6], ["COMPLETED", 1]]}}))
+    (state / "scenario.json").write_text(
+        json.dumps({"default_task": {"states": [["RUNNING", 6], ["COMPLETED", 1]]}})
+    )
     wf = REPO / "workflows_generated/day0/pcb__0603_H100__pretrained.yaml"
     ids = []
     for _ in range(n):
@@ -142,14 +176,21 @@ def bench_watch_sweep(n: int, tmp: Path) -> None:
     calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
     queries = [c for c in calls if c["verb"] == "workflow query"]
     gaps = [b - a for times in polls_at.values() for a, b in zip(times, times[1:], strict=False)]
-    per_window = max(sum(1 for x in times if w <= x < w + interval) for times in polls_at.values()
-                     for w in times)
-    print(f"`dig watch --sweep` of {n} workflows ({len(queries)} queries, simulated {sim[0] / 60:.1f} min, "
-          f"wall {wall:.2f} s)")
-    print(f"  queries per workflow per {interval:.0f} s interval: max {per_window} (limit 1); "
-          f"shortest gap between two queries of one workflow {min(gaps):.0f} s")
-    print(f"  queries in flight at once: max {peak[0]} (bound {MAX_CONCURRENT_QUERIES}); "
-          f"{len(queries) / n:.0f} queries per workflow over its {sim[0] / 60:.1f} simulated minutes")
+    per_window = max(
+        sum(1 for x in times if w <= x < w + interval) for times in polls_at.values() for w in times
+    )
+    print(
+        f"`dig watch --sweep` of {n} workflows ({len(queries)} queries, simulated {sim[0] / 60:.1f} min, "
+        f"wall {wall:.2f} s)"
+    )
+    print(
+        f"  queries per workflow per {interval:.0f} s interval: max {per_window} (limit 1); "
+        f"shortest gap between two queries of one workflow {min(gaps):.0f} s"
+    )
+    print(
+        f"  queries in flight at once: max {peak[0]} (bound {MAX_CONCURRENT_QUERIES}); "
+        f"{len(queries) / n:.0f} queries per workflow over its {sim[0] / 60:.1f} simulated minutes"
+    )
     print(f"  all completed: {all(s.status == 'COMPLETED' for s in states)}")
 
 

@@ -1,9 +1,9 @@
 """`dig`: one command for every tool (verbs), and the compile command line with Hydra's app flags.
 
-    dig flow=day0 usecase=pcb                  # compile (same as python -m compiler)
-    dig -m flow=day0 knobs.num_sdg=15,30       # sweep
-    dig plan flow=structural --images 100      # a verb: plan, validate, diff, prefs, schema, ...
-    dig --help | dig flow=day0 --help | dig --cfg job | dig --info defaults-tree | dig --version
+dig flow=day0 usecase=pcb                  # compile (same as python -m compiler)
+dig -m flow=day0 knobs.num_sdg=15,30       # sweep
+dig plan flow=structural --images 100      # a verb: plan, validate, diff, prefs, schema, ...
+dig --help | dig flow=day0 --help | dig --cfg job | dig --info defaults-tree | dig --version
 """
 
 from __future__ import annotations
@@ -33,27 +33,48 @@ class Verb:
 
 _RUNS = "dig-runs (packages/dig-runs)"
 VERBS: dict[str, Verb] = {
-    "plan": Verb("compiler.plan", "main", "compile one workflow and explain how to run it (--images N sizes it)"),
-    "validate": Verb("compiler.validate", "main", "check OSMO workflow files offline (compiled or hand-written)"),
+    "plan": Verb(
+        "compiler.plan", "main", "compile one workflow and explain how to run it (--images N sizes it)"
+    ),
+    "validate": Verb(
+        "compiler.validate", "main", "check OSMO workflow files offline (compiled or hand-written)"
+    ),
     "diff": Verb("compiler.diff", "main", "compare two compiled workflows task by task"),
-    "prefs": Verb("compiler.prefs", "main", "show / set saved preferences (storage root, pool, endpoint, board)"),
+    "prefs": Verb(
+        "compiler.prefs", "main", "show / set saved preferences (storage root, pool, endpoint, board)"
+    ),
     "schema": Verb("compiler.schema", "main", "write or --check the config JSON Schema"),
-    "preflight": Verb("dig_preflight.cli", "main", "storage, credential and pod-template checks",
-                      package="dig-preflight (packages/dig-preflight)"),
-    "outputs": Verb("dig_outputs.__main__", "main", "list / check a run's stage outputs",
-                    package="dig-outputs (packages/dig-outputs)"),
-    "board": Verb("compiler.board_new", "main", "add a new board (conf/board/<key>.yaml) from a USD scene",
-                  package="the dig compiler's board_new module"),
-    **{v: Verb("dig_runs.cli", "main", s, keep_verb=True, package=_RUNS) for v, s in (
-        ("submit", "submit a compiled workflow to OSMO and record the run"),
-        ("runs", "list recorded runs"),
-        ("watch", "follow a run until it ends"),
-        ("logs", "show a run's task logs"),
-        ("cancel", "cancel a run"),
-        ("restart", "restart a failed run from its failed group"),
-        ("fetch", "download a run's outputs"),
-        ("endpoint", "image-edit endpoint status"),
-    )},
+    "preflight": Verb(
+        "dig_preflight.cli",
+        "main",
+        "storage, credential and pod-template checks",
+        package="dig-preflight (packages/dig-preflight)",
+    ),
+    "outputs": Verb(
+        "dig_outputs.__main__",
+        "main",
+        "list / check a run's stage outputs",
+        package="dig-outputs (packages/dig-outputs)",
+    ),
+    "board": Verb(
+        "compiler.board_new",
+        "main",
+        "add a new board (conf/board/<key>.yaml) from a USD scene",
+        package="the dig compiler's board_new module",
+    ),
+    **{
+        v: Verb("dig_runs.cli", "main", s, keep_verb=True, package=_RUNS)
+        for v, s in (
+            ("submit", "submit a compiled workflow to OSMO and record the run"),
+            ("runs", "list recorded runs"),
+            ("watch", "follow a run until it ends"),
+            ("logs", "show a run's task logs"),
+            ("cancel", "cancel a run"),
+            ("restart", "restart a failed run from its failed group"),
+            ("fetch", "download a run's outputs"),
+            ("endpoint", "image-edit endpoint status"),
+        )
+    },
 }
 
 
@@ -79,8 +100,10 @@ def run_verb(name: str, args: list[str]) -> int:
         missing = exc.name or ""
         if not (verb.module == missing or verb.module.startswith(missing + ".")):
             raise
-        print(f"dig {name}: not installed: module {verb.module} is missing; install {verb.package or verb.module}",
-              file=sys.stderr)
+        print(
+            f"dig {name}: not installed: module {verb.module} is missing; install {verb.package or verb.module}",
+            file=sys.stderr,
+        )
         return EXIT_ENV
     main = getattr(module, verb.func)
     code = main([name, *args] if verb.keep_verb else list(args))
@@ -146,8 +169,10 @@ def parse_line(args: list[str]) -> Line:
         elif flag in ("-c", "--cfg"):
             line.cfg = _value(arg, it, flag)
             if line.cfg == "hydra":
-                raise UsageError("--cfg hydra: dig switches Hydra's run directories, logging and launcher off; "
-                                 "use --cfg all to see the choices dig composes with")
+                raise UsageError(
+                    "--cfg hydra: dig switches Hydra's run directories, logging and launcher off; "
+                    "use --cfg all to see the choices dig composes with"
+                )
             if line.cfg not in ("job", "all"):
                 raise UsageError(f"--cfg takes job or all, got {line.cfg!r}")
         elif flag == "--resolve":
@@ -184,10 +209,12 @@ def parse_line(args: list[str]) -> Line:
     return line
 
 
-HYDRA_USE = ("dig uses Hydra's config groups, defaults list and override grammar (compose API) with the "
-             "config root conf/ (plus --config-dir DIR); it does not use Hydra's app runner, so hydra.* "
-             "settings, run/sweep directories, .hydra/ copies, logging, launchers and sweepers do not apply "
-             "(sweeps: dig -m; output: out=; config: --cfg / --info)")
+HYDRA_USE = (
+    "dig uses Hydra's config groups, defaults list and override grammar (compose API) with the "
+    "config root conf/ (plus --config-dir DIR); it does not use Hydra's app runner, so hydra.* "
+    "settings, run/sweep directories, .hydra/ copies, logging, launchers and sweepers do not apply "
+    "(sweeps: dig -m; output: out=; config: --cfg / --info)"
+)
 
 
 def make_composer(config_dir: str | None) -> Any:
@@ -235,9 +262,17 @@ def main(argv: list[str] | None = None) -> int:
 
             if line.multirun:
                 raise UsageError("--cfg / --info show one composed config; drop -m")
-            text = show_info(line.info, line.overrides, composer=composer, config_dir=line.config_dir) \
-                if line.info else show_cfg(line.cfg or "job", line.overrides, composer=composer,
-                                           package=line.package, resolve=line.resolve)
+            text = (
+                show_info(line.info, line.overrides, composer=composer, config_dir=line.config_dir)
+                if line.info
+                else show_cfg(
+                    line.cfg or "job",
+                    line.overrides,
+                    composer=composer,
+                    package=line.package,
+                    resolve=line.resolve,
+                )
+            )
             print(text, end="")
             return EXIT_OK
         if line.multirun:
@@ -252,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except DigError as exc:
         return cli_error(exc)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM during a sweep (compiler.sweep.Terminated): 128 + signal
+    except (
+        KeyboardInterrupt
+    ) as exc:  # Ctrl-C, or SIGTERM during a sweep (compiler.sweep.Terminated): 128 + signal
         return EXIT_INTERRUPTED - 2 + getattr(exc, "signum", 2)
     except BrokenPipeError:  # `dig --help | head`: the reader left; say nothing more
         import os

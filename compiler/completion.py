@@ -9,8 +9,18 @@ from typing import Any
 from compiler.paths import GROUPS, group_options
 
 SHELLS = ("bash", "zsh", "fish")
-FLAGS = ("--help", "--cfg", "--resolve", "--package", "--info", "--shell-completion", "--config-dir",
-         "--images", "--multirun", "--version")
+FLAGS = (
+    "--help",
+    "--cfg",
+    "--resolve",
+    "--package",
+    "--info",
+    "--shell-completion",
+    "--config-dir",
+    "--images",
+    "--multirun",
+    "--version",
+)
 TOP_KEYS = ("name=", "dig_url_root=", "pool=", "out=", "strict=", "endpoint.url=")
 
 _BASH = r"""# dig completion for bash (eval "$(dig --shell-completion install=bash)")
@@ -94,7 +104,9 @@ def complete(line: str) -> list[str]:
             return [c for c in _knob_values(key.removeprefix("knobs.")) if c.startswith(current)]
         if current.startswith("knobs."):
             return [f"knobs.{k}=" for k in config["knobs"] if f"knobs.{k}=".startswith(current)]
-        paths = [p for name, book in config["cookbooks"].items() for p in _leaf_paths(book, f"cookbooks.{name}")]
+        paths = [
+            p for name, book in config["cookbooks"].items() for p in _leaf_paths(book, f"cookbooks.{name}")
+        ]
         return [f"{p}=" for p in paths if f"{p}=".startswith(current)]
     if eq:
         if key == "strict":
@@ -121,8 +133,10 @@ def shell_completion(arg: str) -> int:
 
     action, _, shell = arg.partition("=")
     if action not in ("install", "uninstall", "query") or shell not in SHELLS:
-        raise UsageError(f"--shell-completion takes install=SHELL, uninstall=SHELL or query=SHELL "
-                         f"(SHELL: {', '.join(SHELLS)}), got {arg!r}")
+        raise UsageError(
+            f"--shell-completion takes install=SHELL, uninstall=SHELL or query=SHELL "
+            f"(SHELL: {', '.join(SHELLS)}), got {arg!r}"
+        )
     if action == "install":
         print(install_script(shell), end="")
     elif action == "uninstall":

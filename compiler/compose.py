@@ -64,8 +64,12 @@ def parse_overrides(args: list[str]) -> Request:
             (ov,) = parser.parse_overrides([arg])
         except HydraException as exc:
             first = str(exc).splitlines()[0]
-            raise error(arg.split("=", 1)[0], "cannot be parsed as a Hydra override; quote the value",
-                        got=arg, allowed=f"key=value (Hydra grammar: {first})") from None
+            raise error(
+                arg.split("=", 1)[0],
+                "cannot be parsed as a Hydra override; quote the value",
+                got=arg,
+                allowed=f"key=value (Hydra grammar: {first})",
+            ) from None
         if ov.is_sweep_override():
             from compiler.knobs import LIST_KNOBS
 
@@ -75,26 +79,43 @@ def parse_overrides(args: list[str]) -> Request:
                 req.values.append((ov.key_or_group, [str(v) for v in ov.sweep_iterator()]))
                 continue
             value = arg.split("=", 1)[1] if "=" in arg else ""
-            raise error(ov.key_or_group, "is a sweep; use `dig -m ...` to compile every variant, or write one "
-                        "value that holds commas quoted or as a list", got=arg,
-                        allowed=f"dig -m {arg} | {ov.key_or_group}='{value}' | {ov.key_or_group}=[{value}]")
+            raise error(
+                ov.key_or_group,
+                "is a sweep; use `dig -m ...` to compile every variant, or write one "
+                "value that holds commas quoted or as a list",
+                got=arg,
+                allowed=f"dig -m {arg} | {ov.key_or_group}='{value}' | {ov.key_or_group}=[{value}]",
+            )
         if ov.is_delete() or ov.is_add() or ov.is_force_add():
-            raise error(ov.key_or_group, "'+', '++' and '~' overrides are not supported: every key already exists",
-                        got=arg, allowed="key=value")
+            raise error(
+                ov.key_or_group,
+                "'+', '++' and '~' overrides are not supported: every key already exists",
+                got=arg,
+                allowed="key=value",
+            )
         key = ov.key_or_group
         raw_value = arg.split("=", 1)[1] if "=" in arg else ""
         if re.fullmatch(r"\d+(_\d+)+", raw_value):
             # Python (and OSMO's --set) read 115_2819_000 as the int 1152819000 (spec A5): never guess.
-            raise error(key, "underscore-grouped digits are read as a number; write the digits without "
-                        "underscores, or quote the value if it is a name", got=raw_value,
-                        allowed=f"{key}={raw_value.replace('_', '')} or {key}='{raw_value}'", rule="A5")
+            raise error(
+                key,
+                "underscore-grouped digits are read as a number; write the digits without "
+                "underscores, or quote the value if it is a name",
+                got=raw_value,
+                allowed=f"{key}={raw_value.replace('_', '')} or {key}='{raw_value}'",
+                rule="A5",
+            )
         if ov.package is not None:
             raise error(key, "package overrides (@) are not supported", got=arg)
         value = ov.value()
         if key in GROUPS:
             if key in req.choices:  # Hydra refuses this too ("Multiple values for ...")
-                raise error(key, "is given twice; choose one option", got=f"{key}={req.choices[key]} and {arg}",
-                            allowed=", ".join(group_options(key)))
+                raise error(
+                    key,
+                    "is given twice; choose one option",
+                    got=f"{key}={req.choices[key]} and {arg}",
+                    allowed=", ".join(group_options(key)),
+                )
             req.choices[key] = str(value) if value is not None else "null"
         else:
             req.values.append((key, value))
@@ -125,8 +146,12 @@ class Composer:
         self.searchpath = tuple(Path(d).expanduser().resolve() for d in searchpath)
         for d in self.searchpath:
             if not d.is_dir():
-                raise error("DIG_CONFIG_DIR", "names a config dir that is not a directory", got=str(d),
-                            allowed="a directory holding <group>/<option>.yaml files (e.g. board/NAME.yaml)")
+                raise error(
+                    "DIG_CONFIG_DIR",
+                    "names a config dir that is not a directory",
+                    got=str(d),
+                    allowed="a directory holding <group>/<option>.yaml files (e.g. board/NAME.yaml)",
+                )
 
     def _hydra_compose(self, choices: dict[str, str]) -> dict[str, Any]:
         key = tuple(sorted(choices.items()))
@@ -154,8 +179,13 @@ class Composer:
         for group, option in req.choices.items():
             options = group_options(group, self.searchpath)
             if option not in options:
-                raise error(group, f"has no option '{option}'{did_you_mean(option, options)}",
-                            got=option, allowed=", ".join(options), rule={"board": "A5", "usecase": "A8"}.get(group, ""))
+                raise error(
+                    group,
+                    f"has no option '{option}'{did_you_mean(option, options)}",
+                    got=option,
+                    allowed=", ".join(options),
+                    rule={"board": "A5", "usecase": "A8"}.get(group, ""),
+                )
             choices[group] = option
         if "board" not in req.choices:
             usecase = self._usecase_meta(choices["usecase"])
@@ -186,8 +216,13 @@ class Composer:
         return Composed(build_config(cfg, choices, req, prefs, notices), choices, notices, req)
 
 
-def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, prefs: dict[str, str],
-                 notices: list[Diagnostic]) -> dict[str, Any]:
+def build_config(
+    cfg: dict[str, Any],
+    choices: dict[str, str],
+    req: Request,
+    prefs: dict[str, str],
+    notices: list[Diagnostic],
+) -> dict[str, Any]:
     """Apply flow variant, preset, overrides and preferences to a composed group combination."""
     flow = cfg["flow"]
     usecase = {**cfg["usecase"], "boards": [str(b) for b in cfg["usecase"]["boards"]]}
@@ -197,39 +232,80 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
 
     # Board: a use case without boards takes none; a board flow needs one of the use case's boards.
     if req.choices.get("board") not in (None, "none") and not usecase["boards"]:
-        raise DigError(Diagnostic("error", "board", f"use case '{usecase['key']}' has no boards; drop board=",
-                                  board["key"], "none", "A5"), choices=choices)
+        raise DigError(
+            Diagnostic(
+                "error",
+                "board",
+                f"use case '{usecase['key']}' has no boards; drop board=",
+                board["key"],
+                "none",
+                "A5",
+            ),
+            choices=choices,
+        )
     if uses_board and board["key"] not in usecase["boards"] and board.get("usecase") != usecase["key"]:
-        raise DigError(Diagnostic("error", "board", f"flow '{flow['key']}' renders a board of use case "
-                                  f"'{usecase['key']}'; choose one", board["key"], ", ".join(usecase["boards"])),
-                       choices=choices)
+        raise DigError(
+            Diagnostic(
+                "error",
+                "board",
+                f"flow '{flow['key']}' renders a board of use case '{usecase['key']}'; choose one",
+                board["key"],
+                ", ".join(usecase["boards"]),
+            ),
+            choices=choices,
+        )
 
     knobs = knob_set(cfg["knobs"], variant)
     preset = cfg["preset"]
     if preset["key"] != "default":
         by_flow = preset["by_flow"]
         if flow["key"] not in by_flow:
-            raise DigError(Diagnostic("error", "knobs", f"preset '{preset['key']}' does not apply to flow "
-                                      f"'{flow['key']}'", preset["key"], f"flows: {', '.join(by_flow)}", "A11"),
-                           choices=choices)
+            raise DigError(
+                Diagnostic(
+                    "error",
+                    "knobs",
+                    f"preset '{preset['key']}' does not apply to flow '{flow['key']}'",
+                    preset["key"],
+                    f"flows: {', '.join(by_flow)}",
+                    "A11",
+                ),
+                choices=choices,
+            )
         for name, value in by_flow[flow["key"]].items():
             if name not in knobs:
-                raise DigError(Diagnostic("error", f"knobs.{name}", f"preset '{preset['key']}' sets a knob flow "
-                                          f"'{flow['key']}' does not have", name, ", ".join(knobs)), choices=choices)
+                raise DigError(
+                    Diagnostic(
+                        "error",
+                        f"knobs.{name}",
+                        f"preset '{preset['key']}' sets a knob flow '{flow['key']}' does not have",
+                        name,
+                        ", ".join(knobs),
+                    ),
+                    choices=choices,
+                )
             knobs[name] = value
 
     cookbooks = {name: cfg.get("cookbooks", {}).get(name) for name in variant.get("cookbooks", [])}
     missing = [n for n, v in cookbooks.items() if v is None]
     if missing:
-        raise DigError(Diagnostic("error", f"cookbooks.{missing[0]}", "is not provided by the chosen use case or "
-                                  "board (spec A6/A7)", None, "add it to conf/usecase or conf/board"), choices=choices)
+        raise DigError(
+            Diagnostic(
+                "error",
+                f"cookbooks.{missing[0]}",
+                "is not provided by the chosen use case or board (spec A6/A7)",
+                None,
+                "add it to conf/usecase or conf/board",
+            ),
+            choices=choices,
+        )
 
     top = {k: cfg.get(k) for k in TOP_LEVEL}
     endpoint = dict(cfg["endpoint"])
     copied: set[str] = set()
     for key, value in req.values:
-        _apply_override(key, value, knobs, cookbooks, copied, top, endpoint, flow["key"], variant_name, choices,
-                        notices)
+        _apply_override(
+            key, value, knobs, cookbooks, copied, top, endpoint, flow["key"], variant_name, choices, notices
+        )
 
     # Resolve interpolations (per-use-case and per-board knob defaults) after overrides; only the
     # knobs that hold one go through OmegaConf (a full-config create costs ~20 ms per sweep variant).
@@ -245,9 +321,16 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
             top["dig_url_root"] = prefs["dig_url_root"]
         else:
             top["dig_url_root"] = SUGGESTED_ROOT
-            notices.append(Diagnostic("notice", "dig_url_root", f"unconfirmed storage root: using the suggestion "
-                                      f"{SUGGESTED_ROOT}; confirm yours with `python -m compiler.prefs set "
-                                      "dig_url_root=s3://<bucket>/<prefix>` or pass dig_url_root=", rule="A3"))
+            notices.append(
+                Diagnostic(
+                    "notice",
+                    "dig_url_root",
+                    f"unconfirmed storage root: using the suggestion "
+                    f"{SUGGESTED_ROOT}; confirm yours with `python -m compiler.prefs set "
+                    "dig_url_root=s3://<bucket>/<prefix>` or pass dig_url_root=",
+                    rule="A3",
+                )
+            )
     if isinstance(top["dig_url_root"], str):
         top["dig_url_root"] = top["dig_url_root"].rstrip("/")
     if top["pool"] is None and prefs.get("pool"):
@@ -261,8 +344,13 @@ def build_config(cfg: dict[str, Any], choices: dict[str, str], req: Request, pre
         "pool": top["pool"],
         "out": top["out"],
         "strict": top["strict"],
-        "flow": {"key": flow["key"], "variant": variant_name, "title": variant.get("title", flow["title"]),
-                 "uses_board": uses_board, "usecase_free": bool(variant.get("usecase_free", False))},
+        "flow": {
+            "key": flow["key"],
+            "variant": variant_name,
+            "title": variant.get("title", flow["title"]),
+            "uses_board": uses_board,
+            "usecase_free": bool(variant.get("usecase_free", False)),
+        },
         "usecase": usecase,
         "board": board,
         "endpoint": endpoint,
@@ -278,32 +366,71 @@ def _pick_variant(flow: dict[str, Any], usecase: str, choices: dict[str, str]) -
         if usecase in variant["usecases"]:
             return name, variant
         allowed.extend(variant["usecases"])
-    raise DigError(Diagnostic("error", "usecase", f"flow '{flow['key']}' does not apply to use case '{usecase}'",
-                              usecase, ", ".join(dict.fromkeys(allowed)), "A9"), choices=choices)
+    raise DigError(
+        Diagnostic(
+            "error",
+            "usecase",
+            f"flow '{flow['key']}' does not apply to use case '{usecase}'",
+            usecase,
+            ", ".join(dict.fromkeys(allowed)),
+            "A9",
+        ),
+        choices=choices,
+    )
 
 
-def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict[str, Any], copied: set[str],
-                    top: dict[str, Any], endpoint: dict[str, Any], flow: str, variant: str,
-                    choices: dict[str, str], notices: list[Diagnostic]) -> None:
+def _apply_override(
+    key: str,
+    value: Any,
+    knobs: dict[str, Any],
+    cookbooks: dict[str, Any],
+    copied: set[str],
+    top: dict[str, Any],
+    endpoint: dict[str, Any],
+    flow: str,
+    variant: str,
+    choices: dict[str, str],
+    notices: list[Diagnostic],
+) -> None:
     head, _, rest = key.partition(".")
     if head == "knobs":
         if not rest or "." in rest:
-            raise DigError(Diagnostic("error", key, "knobs are flat: write knobs.<name>=value", key,
-                                      ", ".join(knobs)), choices=choices)
+            raise DigError(
+                Diagnostic("error", key, "knobs are flat: write knobs.<name>=value", key, ", ".join(knobs)),
+                choices=choices,
+            )
         if rest not in knobs:
-            raise DigError(Diagnostic("error", key, f"flow '{flow}' ({variant}) has no knob '{rest}'"
-                                      f"{did_you_mean(rest, knobs)}", rest, ", ".join(knobs), rule="A11"),
-                           choices=choices)
+            raise DigError(
+                Diagnostic(
+                    "error",
+                    key,
+                    f"flow '{flow}' ({variant}) has no knob '{rest}'{did_you_mean(rest, knobs)}",
+                    rest,
+                    ", ".join(knobs),
+                    rule="A11",
+                ),
+                choices=choices,
+            )
         knobs[rest] = value
     elif head == "cookbooks":
         name, _, path = rest.partition(".")
         if name not in cookbooks:
-            raise DigError(Diagnostic("error", f"cookbooks.{name}", f"flow '{flow}' ({variant}) mounts no cookbook "
-                                      f"'{name}'{did_you_mean(name, cookbooks)}", name,
-                                      ", ".join(cookbooks) or "(none)", "A6"), choices=choices)
+            raise DigError(
+                Diagnostic(
+                    "error",
+                    f"cookbooks.{name}",
+                    f"flow '{flow}' ({variant}) mounts no cookbook '{name}'{did_you_mean(name, cookbooks)}",
+                    name,
+                    ", ".join(cookbooks) or "(none)",
+                    "A6",
+                ),
+                choices=choices,
+            )
         if not path:
-            raise DigError(Diagnostic("error", key, "name a field: cookbooks.<file>.<field path>=value", key),
-                           choices=choices)
+            raise DigError(
+                Diagnostic("error", key, "name a field: cookbooks.<file>.<field path>=value", key),
+                choices=choices,
+            )
         if name not in copied:  # copy-on-write: the composed base is shared between variants
             cookbooks[name] = copy.deepcopy(cookbooks[name])
             copied.add(name)
@@ -311,30 +438,68 @@ def _apply_override(key: str, value: Any, knobs: dict[str, Any], cookbooks: dict
         parts = path.split(".")
         for part in parts[:-1]:
             if not isinstance(node, dict):
-                raise DigError(Diagnostic("error", key, f"'{part}' is not a mapping in cookbook '{name}'", key),
-                               choices=choices)
+                raise DigError(
+                    Diagnostic("error", key, f"'{part}' is not a mapping in cookbook '{name}'", key),
+                    choices=choices,
+                )
             node = node.setdefault(part, {})
         if not isinstance(node, dict):
-            raise DigError(Diagnostic("error", key, f"cannot set a field inside a non-mapping in cookbook '{name}'",
-                                      key), choices=choices)
+            raise DigError(
+                Diagnostic(
+                    "error", key, f"cannot set a field inside a non-mapping in cookbook '{name}'", key
+                ),
+                choices=choices,
+            )
         # Unknown fields are rejected by the schema (did-you-mean); whether the field reaches a pod is
         # checked against the planned tasks (compiler/contract.py, conf/cookbooks.yaml).
         node[parts[-1]] = value
     elif head == "endpoint":
         if rest != "url":
-            raise DigError(Diagnostic("error", key, "only endpoint.url can be set (the model id is fixed)", key,
-                                      "endpoint.url", "A24"), choices=choices)
+            raise DigError(
+                Diagnostic(
+                    "error",
+                    key,
+                    "only endpoint.url can be set (the model id is fixed)",
+                    key,
+                    "endpoint.url",
+                    "A24",
+                ),
+                choices=choices,
+            )
         endpoint["url"] = value if value is None else str(value)
     elif head in TOP_LEVEL and not rest:
         if head in STRING_TOP_LEVEL and isinstance(value, (list, dict)):
-            raise DigError(Diagnostic("error", key, "takes one string value, not a list or mapping", value,
-                                      f"{key}=<text>"), choices=choices)
-        top[head] = str(value) if head in STRING_TOP_LEVEL and value is not None and not isinstance(value, bool) \
+            raise DigError(
+                Diagnostic(
+                    "error", key, "takes one string value, not a list or mapping", value, f"{key}=<text>"
+                ),
+                choices=choices,
+            )
+        top[head] = (
+            str(value)
+            if head in STRING_TOP_LEVEL and value is not None and not isinstance(value, bool)
             else value
+        )
     elif head in ("usecase", "board", "flow", "preset"):
-        raise DigError(Diagnostic("error", key, f"'{head}' values come from conf/{head}; choose an option with "
-                                  f"{head}=<option> or set the matching knobs.<name>", key), choices=choices)
+        raise DigError(
+            Diagnostic(
+                "error",
+                key,
+                f"'{head}' values come from conf/{head}; choose an option with "
+                f"{head}=<option> or set the matching knobs.<name>",
+                key,
+            ),
+            choices=choices,
+        )
     else:
         allowed = [*TOP_LEVEL, "knobs.<name>", "cookbooks.<file>.<field>", "endpoint.url", *GROUPS]
-        raise DigError(Diagnostic("error", key, f"is not a dig setting{did_you_mean(head, [*TOP_LEVEL, *GROUPS])}",
-                                  key, ", ".join(allowed)), choices=choices)
+        raise DigError(
+            Diagnostic(
+                "error",
+                key,
+                f"is not a dig setting{did_you_mean(head, [*TOP_LEVEL, *GROUPS])}",
+                key,
+                ", ".join(allowed),
+            ),
+            choices=choices,
+        )

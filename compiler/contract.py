@@ -42,12 +42,21 @@ def check_tasks(tasks: list[Any]) -> list[Diagnostic]:
             source = task.sources.get(key)
             where = source or f"output:{task.name}.spec.{key}"
             tail = "" if source else " (compiler bug: please report)"
-            out.append(Diagnostic("error", where, f"{reason}: the pod's loader of step {task.step} "
-                                  f"(task {task.name}, option '{key}') would refuse it{tail}", given, allowed))
+            out.append(
+                Diagnostic(
+                    "error",
+                    where,
+                    f"{reason}: the pod's loader of step {task.step} "
+                    f"(task {task.name}, option '{key}') would refuse it{tail}",
+                    given,
+                    allowed,
+                )
+            )
     return out
 
 
 # -- cookbook fields: read by a scheduled task, set by dig, or not used by this variant ----------------
+
 
 @cache
 def cookbook_facts() -> dict[str, Any]:
@@ -71,8 +80,9 @@ def _variants_using(book: str) -> list[str]:
     return [f"flow={v['flow']} ({name})" for name, v in variants().items() if book in v.get("cookbooks", [])]
 
 
-def check_cookbook_overrides(config: dict[str, Any], overrides: list[tuple[str, Any]], tasks: list[Any]
-                             ) -> list[Diagnostic]:
+def check_cookbook_overrides(
+    config: dict[str, Any], overrides: list[tuple[str, Any]], tasks: list[Any]
+) -> list[Diagnostic]:
     """Every `cookbooks.<book>.<field>` override either reaches a pod, or is refused with the reason."""
     scheduled = {t.name for t in tasks}
     out = []
@@ -84,20 +94,43 @@ def check_cookbook_overrides(config: dict[str, Any], overrides: list[tuple[str, 
         readers = facts["read_by"]
         if not scheduled & set(readers):
             flow = config["flow"]
-            out.append(Diagnostic("error", key, f"is not used by this compile (flow={flow['key']}, variant "
-                                  f"{flow['variant']}): cookbook '{book}' is read only by task(s) "
-                                  f"{', '.join(readers)}, which this compile does not schedule; "
-                                  f"it is read when {facts['when']}", value, "; ".join(_variants_using(book))))
+            out.append(
+                Diagnostic(
+                    "error",
+                    key,
+                    f"is not used by this compile (flow={flow['key']}, variant "
+                    f"{flow['variant']}): cookbook '{book}' is read only by task(s) "
+                    f"{', '.join(readers)}, which this compile does not schedule; "
+                    f"it is read when {facts['when']}",
+                    value,
+                    "; ".join(_variants_using(book)),
+                )
+            )
             continue
         for field, source in (facts.get("set_by_dig") or {}).items():
             if _covers(field, path):
-                out.append(Diagnostic("error", key, f"is set by dig from {source}; an override would never "
-                                      "reach the pod", value, f"leave cookbooks.{book}.{field} as shipped"))
+                out.append(
+                    Diagnostic(
+                        "error",
+                        key,
+                        f"is set by dig from {source}; an override would never reach the pod",
+                        value,
+                        f"leave cookbooks.{book}.{field} as shipped",
+                    )
+                )
                 break
         else:
             passed = facts.get("passed_through")
             if passed is not None and not any(_covers(p, path) for p in passed):
-                out.append(Diagnostic("warning", key, f"is not read by {facts['reader']} (it reads "
-                                      f"{', '.join(passed)} of cookbook '{book}'); the override has no effect",
-                                      value, ", ".join(f"cookbooks.{book}.{p}" for p in passed), "A24"))
+                out.append(
+                    Diagnostic(
+                        "warning",
+                        key,
+                        f"is not read by {facts['reader']} (it reads "
+                        f"{', '.join(passed)} of cookbook '{book}'); the override has no effect",
+                        value,
+                        ", ".join(f"cookbooks.{book}.{p}" for p in passed),
+                        "A24",
+                    )
+                )
     return out

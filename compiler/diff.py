@@ -142,6 +142,7 @@ def _entry_id(entry: Any) -> str:
 
 def entry_changes(old: Any, new: Any) -> list[dict[str, Any]]:
     """Inputs/outputs matched by meaning: added, removed, or changed (same source, other fields)."""
+
     def keyed(entries: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for entry in entries if isinstance(entries, list) else [] if entries is None else [entries]:
@@ -285,7 +286,9 @@ def to_markdown(result: dict[str, Any], a: str, b: str, stat: bool = False) -> s
             continue
         for field, (old, new) in task["fields"].items():
             if field in ("inputs", "outputs"):
-                out += [f"- {field} {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in entry_changes(old, new)]
+                out += [
+                    f"- {field} {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in entry_changes(old, new)
+                ]
             elif isinstance(old, list | dict) and isinstance(new, list | dict):
                 # Lists of inputs/outputs: name the entry that changed, not the whole list.
                 out += [
@@ -334,7 +337,15 @@ def main(argv: list[str] | None = None) -> int:
             for task in result["tasks"]:
                 for f in task.get("files", []):
                     f.pop("diff", None)
-        print(json.dumps({"a": files[0], "b": files[1], **result}, indent=2, ensure_ascii=False, default=str, allow_nan=False))
+        print(
+            json.dumps(
+                {"a": files[0], "b": files[1], **result},
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+                allow_nan=False,
+            )
+        )
     else:
         print(to_markdown(result, files[0], files[1], stat="--stat" in flags), end="")
     return 0 if result["identical"] else 1

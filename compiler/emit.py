@@ -26,8 +26,13 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 def _list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
     # Short lists of scalars read best inline ([1920, 1080]); anything else as a block.
-    flow = 0 < len(value) <= 8 and all(isinstance(v, (int, float, str)) and not isinstance(v, bool)
-                                       and len(str(v)) < 40 and "\n" not in str(v) for v in value)
+    flow = 0 < len(value) <= 8 and all(
+        isinstance(v, (int, float, str))
+        and not isinstance(v, bool)
+        and len(str(v)) < 40
+        and "\n" not in str(v)
+        for v in value
+    )
     return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
 
 
@@ -36,8 +41,15 @@ CanonicalDumper.add_representer(list, _list)
 
 
 def dump_yaml(data: Any) -> str:
-    text = yaml.dump(data, Dumper=CanonicalDumper, sort_keys=False, width=2**31 - 1, allow_unicode=True,
-                     default_flow_style=False, indent=2)
+    text = yaml.dump(
+        data,
+        Dumper=CanonicalDumper,
+        sort_keys=False,
+        width=2**31 - 1,
+        allow_unicode=True,
+        default_flow_style=False,
+        indent=2,
+    )
     return text.replace("\r\n", "\n")
 
 
@@ -56,7 +68,7 @@ def _module_scalar(source: str) -> str:
     probe = {"workflow": {"groups": [{"tasks": [{"files": [{"contents": source}]}]}]}}
     text = dump_yaml(probe)
     head = "      - contents: "
-    return text[text.index(head) + len(head):].rstrip("\n")
+    return text[text.index(head) + len(head) :].rstrip("\n")
 
 
 def module_manifest(module: str, source: str) -> str:
@@ -68,7 +80,9 @@ def module_manifest(module: str, source: str) -> str:
 def manifest_modules(text: str, sources: dict[str, str]) -> str:
     """The review text of golden/: each module placeholder replaced by its manifest line, not its source."""
     for module, source in sources.items():
-        text = text.replace(f"contents: {module_placeholder(module)}\n", f"contents: {module_manifest(module, source)}\n")
+        text = text.replace(
+            f"contents: {module_placeholder(module)}\n", f"contents: {module_manifest(module, source)}\n"
+        )
     return text
 
 

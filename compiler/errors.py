@@ -61,7 +61,9 @@ class DigError(Exception):
         return text
 
 
-def error(key: str, message: str, *, got: object = None, allowed: str | None = None, rule: str = "") -> DigError:
+def error(
+    key: str, message: str, *, got: object = None, allowed: str | None = None, rule: str = ""
+) -> DigError:
     return DigError(Diagnostic("error", key, message, got, allowed, rule))
 
 

@@ -91,8 +91,13 @@ def key_of(flow: str, usecase: str, board: str | None, pretrained: bool | None, 
 
 def compile_key(config: dict[str, Any]) -> str:
     flow, knobs = config["flow"], config["knobs"]
-    return key_of(flow["key"], config["usecase"]["key"], config["board"]["key"] if flow["uses_board"] else None,
-                  knobs.get("use_pretrained_checkpoint"), flow["usecase_free"])
+    return key_of(
+        flow["key"],
+        config["usecase"]["key"],
+        config["board"]["key"] if flow["uses_board"] else None,
+        knobs.get("use_pretrained_checkpoint"),
+        flow["usecase_free"],
+    )
 
 
 def submit_run_name(config: dict[str, Any]) -> str | None:

@@ -45,12 +45,19 @@ def _top_level_settings() -> list[tuple[str, str]]:
 def app_help() -> str:
     from compiler.cli import VERBS
 
-    lines = ["dig: compile DIG defect-image-generation workflows for NVIDIA OSMO from Hydra config groups.", "",
-             "Usage:", "  dig [key=value ...]            compile one workflow (python -m compiler is the same)",
-             "  dig -m [key=a,b ...]           compile every variant of a sweep",
-             "  dig VERB [args ...]            run a tool (dig VERB --help)",
-             "  dig flow=NAME [usecase=...] --help   that flow's knobs, types, defaults and cookbooks", "",
-             "== Config groups ==", "Compose your config from these groups (group=option):", ""]
+    lines = [
+        "dig: compile DIG defect-image-generation workflows for NVIDIA OSMO from Hydra config groups.",
+        "",
+        "Usage:",
+        "  dig [key=value ...]            compile one workflow (python -m compiler is the same)",
+        "  dig -m [key=a,b ...]           compile every variant of a sweep",
+        "  dig VERB [args ...]            run a tool (dig VERB --help)",
+        "  dig flow=NAME [usecase=...] --help   that flow's knobs, types, defaults and cookbooks",
+        "",
+        "== Config groups ==",
+        "Compose your config from these groups (group=option):",
+        "",
+    ]
     for group in GROUPS:
         lines.append(f"{group}:")
         for option in group_options(group):
@@ -70,22 +77,32 @@ def app_help() -> str:
         lines.append("")
     lines += ["== Settings ==", ""]
     lines += [f"  {key:<18} {comment}" for key, comment in _top_level_settings()]
-    lines += ["  knobs.<name>       a knob of the chosen flow (dig flow=NAME --help lists them)",
-              "  cookbooks.<file>.<field>   a cookbook field of the chosen flow",
-              "  endpoint.url       image-edit endpoint URL (endpoint=external)", "",
-              "== Flags (Hydra's spellings) ==", "",
-              "  -h, --help                     this help; with flow= the flow's knobs",
-              "  -c, --cfg job|all              print the composed config as YAML (--resolve, -p/--package PATH)",
-              "  -i, --info defaults|defaults-tree|config|searchpath   where each value came from",
-              "  --shell-completion install=bash|zsh|fish   print a completion script (eval it)",
-              "  -cd, --config-dir DIR          add a user config directory to the search path",
-              "  --images N                     size the workflow to about N images (spec yield rules)",
-              "  -m, --multirun                 sweep: comma values expand to variants",
-              "  --version                      dig's version", "",
-              "== Verbs ==", ""]
+    lines += [
+        "  knobs.<name>       a knob of the chosen flow (dig flow=NAME --help lists them)",
+        "  cookbooks.<file>.<field>   a cookbook field of the chosen flow",
+        "  endpoint.url       image-edit endpoint URL (endpoint=external)",
+        "",
+        "== Flags (Hydra's spellings) ==",
+        "",
+        "  -h, --help                     this help; with flow= the flow's knobs",
+        "  -c, --cfg job|all              print the composed config as YAML (--resolve, -p/--package PATH)",
+        "  -i, --info defaults|defaults-tree|config|searchpath   where each value came from",
+        "  --shell-completion install=bash|zsh|fish   print a completion script (eval it)",
+        "  -cd, --config-dir DIR          add a user config directory to the search path",
+        "  --images N                     size the workflow to about N images (spec yield rules)",
+        "  -m, --multirun                 sweep: comma values expand to variants",
+        "  --version                      dig's version",
+        "",
+        "== Verbs ==",
+        "",
+    ]
     lines += [f"  {name:<10} {verb.summary}" for name, verb in VERBS.items()]
-    lines += ["", "Exit codes: 0 ok, 1 config error / check failed, 2 usage error, 4 environment (tool or "
-              "credentials missing), 130 interrupted.", "DIG_FULL_ERROR=1 shows tracebacks."]
+    lines += [
+        "",
+        "Exit codes: 0 ok, 1 config error / check failed, 2 usage error, 4 environment (tool or "
+        "credentials missing), 130 interrupted.",
+        "DIG_FULL_ERROR=1 shows tracebacks.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -115,7 +132,9 @@ def _type_text(schema: dict[str, Any]) -> tuple[str, str]:
 
         hint = pattern_hint(schema["pattern"])
         if hint is None and len(schema["pattern"]) > 80:
-            hint = "a docker image reference" if "image" in schema.get("description", "") else "see the schema"
+            hint = (
+                "a docker image reference" if "image" in schema.get("description", "") else "see the schema"
+            )
         return kind, hint or f"/{schema['pattern']}/"
     return kind, ""
 
@@ -130,8 +149,12 @@ def flow_help(overrides: list[str], *, composer: Any = None) -> str:
     config, defs = composed.config, load_schema()["$defs"]
     flow = config["flow"]
     picked = " ".join(f"{g}={o}" for g, o in composed.choices.items())
-    lines = [f"dig {flow['key']}: {flow['title']} (variant {flow['variant']}; composed from {picked})", "",
-             "== Knobs == (knobs.<name>=value)", ""]
+    lines = [
+        f"dig {flow['key']}: {flow['title']} (variant {flow['variant']}; composed from {picked})",
+        "",
+        "== Knobs == (knobs.<name>=value)",
+        "",
+    ]
     rows = []
     for name, value in config["knobs"].items():
         frag = defs.get(f"knob_{name}", {})
@@ -141,11 +164,16 @@ def flow_help(overrides: list[str], *, composer: Any = None) -> str:
     width = max(len(r[0]) for r in rows)
     for name, default, kind, allowed, meaning in rows:
         lines.append(f"  {name:<{width}}  {meaning}")
-        lines.append(f"  {'':<{width}}    default {default}; {kind}" + (f"; allowed {allowed}" if allowed else ""))
+        lines.append(
+            f"  {'':<{width}}    default {default}; {kind}" + (f"; allowed {allowed}" if allowed else "")
+        )
     lines += ["", "== Cookbooks == (cookbooks.<file>.<field path>=value)", ""]
     for name, book in config["cookbooks"].items():
         fields = sorted(book) if isinstance(book, dict) else []
         lines.append(f"  {name}: {', '.join(fields)}")
-    lines += ["", "Presets: knobs=" + ", knobs=".join(group_options("knobs")),
-              "Sweep any of these with: dig -m ... knobs.<name>=a,b"]
+    lines += [
+        "",
+        "Presets: knobs=" + ", knobs=".join(group_options("knobs")),
+        "Sweep any of these with: dig -m ... knobs.<name>=a,b",
+    ]
     return "\n".join(lines) + "\n"

@@ -52,8 +52,12 @@ def modules_for_step(step: str) -> tuple[str, ...]:
     """Sorted module names (without .py) that `python -m dig_stages <step>` imports."""
     table = step_table()
     if step not in table:
-        raise error("dig_stages step", f"'{step}' is not in dig_stages.__main__.STEPS", got=step,
-                    allowed=", ".join(sorted(table)))
+        raise error(
+            "dig_stages step",
+            f"'{step}' is not in dig_stages.__main__.STEPS",
+            got=step,
+            allowed=", ".join(sorted(table)),
+        )
     start = table[step][0].split(".")[1]
     seen: set[str] = set()
     todo = [start]
@@ -65,7 +69,9 @@ def modules_for_step(step: str) -> tuple[str, ...]:
         todo.extend(_imports(mod))
     bad = seen & NEVER_INJECTED
     if bad:
-        raise error(f"dig_stages.{start}", f"imports USD modules {sorted(bad)}, which are never shipped to pods")
+        raise error(
+            f"dig_stages.{start}", f"imports USD modules {sorted(bad)}, which are never shipped to pods"
+        )
     return tuple(sorted(seen | {"__init__", "__main__"}))
 
 
@@ -82,6 +88,7 @@ def stage_files(step: str, *, placeholders: bool = False) -> list[dict[str, str]
     """
     from compiler.emit import module_placeholder
 
-    return [{"path": f"{POD_DIR}/{m}.py", "contents": module_placeholder(m) if placeholders else module_source(m)}
-            for m in modules_for_step(step)]
-
+    return [
+        {"path": f"{POD_DIR}/{m}.py", "contents": module_placeholder(m) if placeholders else module_source(m)}
+        for m in modules_for_step(step)
+    ]

@@ -22,16 +22,24 @@ def _dump(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=10_000)
 
 
-def show_cfg(mode: str, overrides: list[str], *, composer: Any = None, package: str | None = None,
-             resolve: bool = False) -> str:
+def show_cfg(
+    mode: str,
+    overrides: list[str],
+    *,
+    composer: Any = None,
+    package: str | None = None,
+    resolve: bool = False,
+) -> str:
     """YAML of the composed config (values are already resolved: --resolve is accepted for Hydra users)."""
     from compiler.cli import UsageError
 
     composed, _ = _compose(overrides, composer)
     doc: Any = dict(composed.config)
     if mode == "all":
-        doc["hydra"] = {"runtime": {"choices": composed.choices, "config_sources": searchpath(composer)},
-                        "overrides": {"task": list(composed.request.raw)}}
+        doc["hydra"] = {
+            "runtime": {"choices": composed.choices, "config_sources": searchpath(composer)},
+            "overrides": {"task": list(composed.request.raw)},
+        }
     if package:
         for part in package.split("."):
             if not isinstance(doc, dict) or part not in doc:
@@ -69,10 +77,14 @@ def knob_sources(composed: Any) -> dict[str, str]:
         elif name in by_flow:
             out[name] = _group_file("knobs", choices["knobs"])
         elif name in variant.get("set_knobs", {}):
-            out[name] = f"{_group_file('flow', choices['flow'])} (variant {composed.config['flow']['variant']})"
+            out[name] = (
+                f"{_group_file('flow', choices['flow'])} (variant {composed.config['flow']['variant']})"
+            )
         elif isinstance(raw, str) and "${" in raw:
             src = "board" if "board." in raw else "usecase"
-            out[name] = f"{_group_file(src, choices[src])} (via {raw} in {_group_file('flow', choices['flow'])})"
+            out[name] = (
+                f"{_group_file(src, choices[src])} (via {raw} in {_group_file('flow', choices['flow'])})"
+            )
         else:
             out[name] = _group_file("flow", choices["flow"])
     return out
@@ -87,30 +99,43 @@ def top_sources(composed: Any, prefs: dict[str, str]) -> dict[str, str]:
         if key in given:
             out[key] = "command line"
         elif key == "dig_url_root":
-            out[key] = f"preferences ({prefs_path()})" if prefs.get("dig_url_root") else \
-                "suggestion (unconfirmed; dig prefs set dig_url_root=...)"
+            out[key] = (
+                f"preferences ({prefs_path()})"
+                if prefs.get("dig_url_root")
+                else "suggestion (unconfirmed; dig prefs set dig_url_root=...)"
+            )
         elif key == "pool" and prefs.get("pool"):
             out[key] = f"preferences ({prefs_path()})"
         elif key == "endpoint.url":
             ep = composed.choices["endpoint"]
-            out[key] = f"preferences ({prefs_path()})" if ep == "external" and prefs.get("external_endpoint_url") \
+            out[key] = (
+                f"preferences ({prefs_path()})"
+                if ep == "external" and prefs.get("external_endpoint_url")
                 else _group_file("endpoint", ep)
+            )
         else:
             out[key] = "config.yaml"
     return out
 
 
-def show_info(which: str, overrides: list[str], *, composer: Any = None, config_dir: str | None = None) -> str:
+def show_info(
+    which: str, overrides: list[str], *, composer: Any = None, config_dir: str | None = None
+) -> str:
     if which == "searchpath":
-        return "\n".join(["Config search path (first wins):", *(f"  {p}" for p in searchpath(composer))]) + "\n"
+        return (
+            "\n".join(["Config search path (first wins):", *(f"  {p}" for p in searchpath(composer))]) + "\n"
+        )
     composed, prefs = _compose(overrides, composer)
     from compiler.prefs import prefs_path
 
     choices, req = composed.choices, composed.request
     why = {g: "command line" if g in req.choices else "default" for g in choices}
     if "board" not in req.choices:
-        why["board"] = "preferences default_board" if prefs.get("default_board") == choices["board"] \
+        why["board"] = (
+            "preferences default_board"
+            if prefs.get("default_board") == choices["board"]
             else f"use case {choices['usecase']} default"
+        )
     if "endpoint" not in req.choices and choices["endpoint"] == "external":
         why["endpoint"] = "preferences external_endpoint_url"
     if which == "defaults":
@@ -120,16 +145,27 @@ def show_info(which: str, overrides: list[str], *, composer: Any = None, config_
         rows += [("command line", "overrides", " ".join(req.raw) or "(none)")]
         width = max(len(r[0]) for r in rows)
         return "Defaults list (applied in this order; later wins):\n" + "".join(
-            f"  {f:<{width}}  {what}{'  [' + note + ']' if note else ''}\n" for f, what, note in rows)
+            f"  {f:<{width}}  {what}{'  [' + note + ']' if note else ''}\n" for f, what, note in rows
+        )
     if which == "defaults-tree":
         lines = ["<root>:", "  config.yaml"]
         lines += [f"    {g}: {_group_file(g, o)}  [{why[g]}]" for g, o in choices.items()]
-        lines += ["    _self_", f"  preferences: {prefs_path()} ({', '.join(sorted(prefs)) or 'none'})",
-                  f"  command line: {' '.join(req.raw) or '(none)'}"]
+        lines += [
+            "    _self_",
+            f"  preferences: {prefs_path()} ({', '.join(sorted(prefs)) or 'none'})",
+            f"  command line: {' '.join(req.raw) or '(none)'}",
+        ]
         return "\n".join(lines) + "\n"
     # config: each value and where it came from
-    lines = ["# value  <- source", *(f"{k}: {composed.config['endpoint']['url'] if k == 'endpoint.url' else composed.config[k]!r}"
-                                      f"  <- {src}" for k, src in top_sources(composed, prefs).items()), "knobs:"]
+    lines = [
+        "# value  <- source",
+        *(
+            f"{k}: {composed.config['endpoint']['url'] if k == 'endpoint.url' else composed.config[k]!r}"
+            f"  <- {src}"
+            for k, src in top_sources(composed, prefs).items()
+        ),
+        "knobs:",
+    ]
     for name, src in knob_sources(composed).items():
         lines.append(f"  {name}: {composed.config['knobs'][name]!r}  <- {src}")
     cli_books = [k for k, _ in req.values if k.startswith("cookbooks.")]

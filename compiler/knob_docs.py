@@ -28,12 +28,24 @@ KNOB_MEANINGS: dict[str, str] = {
     "platform": "OSMO platform of every task",
     "pretrained_model_sizes": "space-separated model sizes to download (2B, 14B; 14B needs storage_large >= 300Gi)",
     "uc3_zip_url_root": "storage prefix holding mobile_screen.zip (glass setup)",
-    "cpu": "CPUs of the setup tasks", "memory": "memory of the setup tasks", "storage": "disk of the setup tasks",
-    "cpu_large": "CPUs of the large setup task", "memory_large": "memory of the large setup task",
+    "cpu": "CPUs of the setup tasks",
+    "memory": "memory of the setup tasks",
+    "storage": "disk of the setup tasks",
+    "cpu_large": "CPUs of the large setup task",
+    "memory_large": "memory of the large setup task",
     "storage_large": "disk of the large setup task (model download)",
 }
 _STAGES = {"render": "render", "augment": "image-edit", "infer": "inference", "train": "training"}
-_RESOURCES = {"gpu": "GPUs", "cpu": "CPUs (derived from GPUs when unset)", "memory": "memory",
-              "storage": "disk"}
-KNOB_MEANINGS.update({f"{s}_{r}": f"{what} of the {stage} task" for s, stage in _STAGES.items()
-                      for r, what in _RESOURCES.items()})
+_RESOURCES = {
+    "gpu": "GPUs",
+    "cpu": "CPUs (derived from GPUs when unset)",
+    "memory": "memory",
+    "storage": "disk",
+}
+KNOB_MEANINGS.update(
+    {
+        f"{s}_{r}": f"{what} of the {stage} task"
+        for s, stage in _STAGES.items()
+        for r, what in _RESOURCES.items()
+    }
+)

@@ -1,8 +1,8 @@
 """The shipped matrix: every flow x valid use case x board x use_pretrained_checkpoint, read off conf/.
 
-    python -m compiler.matrix            # compile the matrix into workflows_generated/ (nox -s compile)
-    python -m compiler.matrix --list     # print the compile keys
-    python -m compiler.matrix --check    # exit 1 if workflows_generated/ differs from a fresh compile
+python -m compiler.matrix            # compile the matrix into workflows_generated/ (nox -s compile)
+python -m compiler.matrix --list     # print the compile keys
+python -m compiler.matrix --check    # exit 1 if workflows_generated/ differs from a fresh compile
 """
 
 from __future__ import annotations
@@ -112,15 +112,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     files = compile_matrix()
     if "--check" in args:
-        stale = [rel for rel, text in files.items()
-                 if not (GENERATED_DIR / rel).is_file() or (GENERATED_DIR / rel).read_text(encoding="utf-8") != text]
-        orphans = [p.relative_to(GENERATED_DIR).as_posix() for p in GENERATED_DIR.rglob("*.yaml")
-                   if p.relative_to(GENERATED_DIR).as_posix() not in files]
+        stale = [
+            rel
+            for rel, text in files.items()
+            if not (GENERATED_DIR / rel).is_file()
+            or (GENERATED_DIR / rel).read_text(encoding="utf-8") != text
+        ]
+        orphans = [
+            p.relative_to(GENERATED_DIR).as_posix()
+            for p in GENERATED_DIR.rglob("*.yaml")
+            if p.relative_to(GENERATED_DIR).as_posix() not in files
+        ]
         if stale or orphans:
             for rel in stale + orphans:
                 print(f"stale: workflows_generated/{rel}", file=sys.stderr)
-            print("workflows_generated/ is out of date: run `nox -s compile` (python -m compiler.matrix)",
-                  file=sys.stderr)
+            print(
+                "workflows_generated/ is out of date: run `nox -s compile` (python -m compiler.matrix)",
+                file=sys.stderr,
+            )
             return 1
         print(f"workflows_generated/ is fresh ({len(files)} compile keys)")
         return 0

@@ -15,5 +15,15 @@ from compiler.osmo import (
     validate_text,
 )
 
-__all__ = ["DOCKER_REF_RE", "Finding", "cast_set_value", "has_errors", "jinja_env", "k8s_name", "parse_sets", "schema",
-           "validate_file", "validate_text"]
+__all__ = [
+    "DOCKER_REF_RE",
+    "Finding",
+    "cast_set_value",
+    "has_errors",
+    "jinja_env",
+    "k8s_name",
+    "parse_sets",
+    "schema",
+    "validate_file",
+    "validate_text",
+]

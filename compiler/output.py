@@ -14,8 +14,12 @@ PSEUDO_ROOTS = ("/proc", "/sys")
 
 
 def _refuse(key: str, path: Path, why: str) -> DigError:
-    return error(key, f"cannot be written: {why}", got=str(path),
-                 allowed="a new file or an existing regular file, in a writable directory")
+    return error(
+        key,
+        f"cannot be written: {why}",
+        got=str(path),
+        allowed="a new file or an existing regular file, in a writable directory",
+    )
 
 
 def refuse_directory(key: str, given: str) -> DigError:
@@ -62,13 +66,20 @@ def _check_parent(path: Path, key: str) -> None:
                 raise _refuse(key, path, f"directory {ancestor} is not writable")
             break
     if len(path.name.encode()) + 16 > _name_max(parent if parent.is_dir() else Path("/")):
-        raise _refuse(key, path, f"the file name is {len(path.name.encode())} bytes long (the limit is "
-                      f"{_name_max(parent if parent.is_dir() else Path('/'))}, less room for the temp file)")
+        raise _refuse(
+            key,
+            path,
+            f"the file name is {len(path.name.encode())} bytes long (the limit is "
+            f"{_name_max(parent if parent.is_dir() else Path('/'))}, less room for the temp file)",
+        )
 
 
 def os_error(key: str, path: Path, exc: OSError) -> DigError:
     """An OSError met while writing, as a clean error naming the key."""
-    why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
-           errno.EACCES: "permission denied", errno.ENAMETOOLONG: "the file name is too long"}.get(
-        exc.errno or 0, exc.strerror or str(exc))
+    why = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.ENAMETOOLONG: "the file name is too long",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
     return _refuse(key, path, why)

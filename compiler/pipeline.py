@@ -22,8 +22,12 @@ from compiler.paths import BUILD_DIR, REPO_ROOT
 from compiler.validate_config import validate_config
 
 
-def header(config: dict[str, Any], choices: dict[str, str], req: Request | None = None,
-           prefs: dict[str, str] | None = None) -> str:
+def header(
+    config: dict[str, Any],
+    choices: dict[str, str],
+    req: Request | None = None,
+    prefs: dict[str, str] | None = None,
+) -> str:
     """What the file was composed from (groups, overrides, preferences) and how to submit it."""
     picked = " ".join(f"{g}={o}" for g, o in choices.items())
     submit = submit_command(config, "<this file>")
@@ -32,8 +36,11 @@ def header(config: dict[str, Any], choices: dict[str, str], req: Request | None 
     elif config["name"]:
         submit += "  # the run name is compiled in"
     lines = [f"# Compiled by dig from conf/ ({picked})."]
-    values = [_header_safe(r) for r in (req.value_overrides() if req else [])
-              if r.split("=", 1)[0] not in ("out", "strict")]  # where it goes is not what it is
+    values = [
+        _header_safe(r)
+        for r in (req.value_overrides() if req else [])
+        if r.split("=", 1)[0] not in ("out", "strict")
+    ]  # where it goes is not what it is
     if values:
         lines.append(f"# Overrides: {' '.join(values)}")
     used = prefs_used(config, req, prefs or {})
@@ -52,8 +59,10 @@ def _header_safe(raw: str) -> str:
     key, _, value = raw.partition("=")
     if _HEADER_VALUE.match(value) and _HEADER_VALUE.match(key):
         return raw
-    return f"{key if _HEADER_VALUE.match(key) else '<key>'}=<{len(value)} chars, sha256 " \
-           f"{hashlib.sha256(value.encode()).hexdigest()[:8]}>"
+    return (
+        f"{key if _HEADER_VALUE.match(key) else '<key>'}=<{len(value)} chars, sha256 "
+        f"{hashlib.sha256(value.encode()).hexdigest()[:8]}>"
+    )
 
 
 def prefs_used(config: dict[str, Any], req: Request | None, prefs: dict[str, str]) -> dict[str, str]:
@@ -65,7 +74,11 @@ def prefs_used(config: dict[str, Any], req: Request | None, prefs: dict[str, str
         used["dig_url_root"] = prefs["dig_url_root"]
     if prefs.get("pool") and "pool" not in given:
         used["pool"] = prefs["pool"]
-    if prefs.get("external_endpoint_url") and config["endpoint"]["key"] == "external" and "endpoint.url" not in given:
+    if (
+        prefs.get("external_endpoint_url")
+        and config["endpoint"]["key"] == "external"
+        and "endpoint.url" not in given
+    ):
         used["external_endpoint_url"] = prefs["external_endpoint_url"]
     if prefs.get("default_board") == config["board"]["key"] and "board" not in given:
         used["default_board"] = prefs["default_board"]
@@ -94,23 +107,33 @@ _SAFE_PART = re.compile(r"^[A-Za-z0-9._,=+-]{1,48}$")
 MAX_SUFFIX = 64
 
 
-def name_suffix(req: Request, choices: dict[str, str], config: dict[str, Any] | None = None,
-                prefs: dict[str, str] | None = None) -> str | None:
+def name_suffix(
+    req: Request,
+    choices: dict[str, str],
+    config: dict[str, Any] | None = None,
+    prefs: dict[str, str] | None = None,
+) -> str | None:
     """What the compile key does not show, for the file name: the overrides themselves when short and
     filesystem-safe (`num_sdg=15`), else a short hash of them. Overrides the key already shows
     (use_pretrained_checkpoint) and out=/strict= add nothing; a storage root or endpoint URL (from the
     command line or preferences) adds `root-<hash>` / `url-<hash>`, since it changes the content."""
+
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
-    parts = [choices[g] if g == "knobs" else f"endpoint={choices[g]}"
-             for g, default in (("knobs", "default"), ("endpoint", "cluster")) if choices.get(g) != default]
+    parts = [
+        choices[g] if g == "knobs" else f"endpoint={choices[g]}"
+        for g, default in (("knobs", "default"), ("endpoint", "cluster"))
+        if choices.get(g) != default
+    ]
     for raw in req.value_overrides():
         key, _, value = raw.partition("=")
         if key in ("out", "strict") or key == "knobs.use_pretrained_checkpoint" and config is not None:
             continue
         if key in ("dig_url_root", "endpoint.url"):
-            parts.append(f"{'root' if key == 'dig_url_root' else 'url'}-{digest(value.strip(chr(39) + chr(34)))}")
+            parts.append(
+                f"{'root' if key == 'dig_url_root' else 'url'}-{digest(value.strip(chr(39) + chr(34)))}"
+            )
             continue
         value = value.strip("'\"").replace("[", "").replace("]", "").replace(" ", "")
         parts.append(f"{key.removeprefix('knobs.')}={value}")
@@ -129,8 +152,11 @@ def name_suffix(req: Request, choices: dict[str, str], config: dict[str, Any] | 
 
 def override_hash(req: Request, choices: dict[str, str]) -> str | None:
     """Kept for callers that name by hash only (a short hash of what the compile key does not show)."""
-    extra = [f"{g}={choices[g]}" for g, default in (("knobs", "default"), ("endpoint", "cluster"))
-             if choices.get(g) != default]
+    extra = [
+        f"{g}={choices[g]}"
+        for g, default in (("knobs", "default"), ("endpoint", "cluster"))
+        if choices.get(g) != default
+    ]
     extra += [r for r in req.value_overrides() if r.split("=", 1)[0] not in ("out", "strict")]
     if not extra:
         return None
@@ -148,16 +174,36 @@ def check_output(text: str, source: str) -> None:
 
     findings = [f for f in validate_text(text, source=source) if f.severity == "error"]
     if findings:
-        raise DigError([Diagnostic("error", f"output:{f.path}", f"{f.message} (compiler bug: please report)")
-                        for f in findings])
+        raise DigError(
+            [
+                Diagnostic("error", f"output:{f.path}", f"{f.message} (compiler bug: please report)")
+                for f in findings
+            ]
+        )
 
 
 @cache
 def check_module(module: str, source: str) -> None:
     """An injected module passes the validator's second-render scan (checked once per source text)."""
-    doc = {"version": 2, "workflow": {"name": "module-check", "groups": [{"name": "g", "tasks": [{
-        "name": "t", "image": "busybox", "command": ["true"],
-        "files": [{"path": f"/tmp/dig/dig_stages/{module}.py", "contents": source}]}]}]}}
+    doc = {
+        "version": 2,
+        "workflow": {
+            "name": "module-check",
+            "groups": [
+                {
+                    "name": "g",
+                    "tasks": [
+                        {
+                            "name": "t",
+                            "image": "busybox",
+                            "command": ["true"],
+                            "files": [{"path": f"/tmp/dig/dig_stages/{module}.py", "contents": source}],
+                        }
+                    ],
+                }
+            ],
+        },
+    }
     check_output(dump_yaml(doc), f"dig_stages/{module}.py")
 
 
@@ -185,20 +231,33 @@ def default_composer() -> Composer:
     return Composer()
 
 
-def compile_request(req: Request, *, composer: Composer | None = None,
-                    prefs: dict[str, str] | None = None) -> Compiled:
+def compile_request(
+    req: Request, *, composer: Composer | None = None, prefs: dict[str, str] | None = None
+) -> Compiled:
     composer = composer or default_composer()
     composed = composer.compose(req, prefs)
     explicit = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
-    config, diagnostics = validate_config(composed.config, explicit=explicit, choices=composed.choices,
-                                          early=composed.notices)
+    config, diagnostics = validate_config(
+        composed.config, explicit=explicit, choices=composed.choices, early=composed.notices
+    )
     tasks = plan_tasks(config)
     refused = check_tasks(tasks) + check_cookbook_overrides(
-        config, [(k, v) for k, v in req.values if k.startswith("cookbooks.")], tasks)
+        config, [(k, v) for k, v in req.values if k.startswith("cookbooks.")], tasks
+    )
     errors = [d for d in refused if d.severity == "error"]
     if config.get("strict"):
-        errors += [Diagnostic("error", d.key, f"{d.message} (strict=true turns warnings into errors)", d.got,
-                              d.allowed, d.rule) for d in refused if d.severity == "warning"]
+        errors += [
+            Diagnostic(
+                "error",
+                d.key,
+                f"{d.message} (strict=true turns warnings into errors)",
+                d.got,
+                d.allowed,
+                d.rule,
+            )
+            for d in refused
+            if d.severity == "warning"
+        ]
     if errors:
         raise DigError(errors, choices=composed.choices)
     diagnostics = diagnostics + [d for d in refused if d.severity != "error"]

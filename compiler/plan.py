@@ -179,8 +179,10 @@ def readme_plans_block(plans_dir: Path = DOCS_PLANS) -> str:
     for stem, overrides in EXAMPLES.items():
         body = (plans_dir / f"{stem}.md").read_text(encoding="utf-8").split("\n", 2)[2]
         body = body.replace("\n# Plan:", "\n#### Plan:", 1).replace("\n## ", "\n##### ")
-        parts.append(f"<details><summary><code>python -m compiler.plan {' '.join(overrides)}</code></summary>\n\n"
-                     f"{body.strip()}\n\n</details>\n")
+        parts.append(
+            f"<details><summary><code>python -m compiler.plan {' '.join(overrides)}</code></summary>\n\n"
+            f"{body.strip()}\n\n</details>\n"
+        )
     parts.append(README_END)
     return "\n".join(parts)
 

@@ -51,8 +51,6 @@ def show(value: Any) -> Any:
     return "null" if value is None else value
 
 
-
-
 def build_plan(compiled: Compiled, file: str, images: int | None = None) -> dict[str, Any]:
     config = compiled.config
     tasks = plan_tasks(config)
@@ -88,7 +86,9 @@ def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
     if "checkpoint_step" in k:
         values.append({"name": "checkpoint step", "value": k["checkpoint_step"]})
     if "anomaly_types_json" in k:
-        values.append({"name": "anomaly types", "value": json.dumps(k["anomaly_types_json"], allow_nan=False)})
+        values.append(
+            {"name": "anomaly types", "value": json.dumps(k["anomaly_types_json"], allow_nan=False)}
+        )
     for name in (
         "render_patches",
         "crop_max_emit",
@@ -137,9 +137,13 @@ def _preflights(config: dict[str, Any], tasks: list[Task], file: str) -> list[di
         out.append({"args": args, "why": " and ".join(parts) + " (once per login)"})
     # The storage check reads the compiled file itself: the artifacts below are what it checks.
     # No --name with a fresh stamp: runs/<flow>-$STAMP/ is free by construction.
-    out.append({"args": ["workflow", file],
-                "why": "every storage artifact below, the output run and the credentials of the compiled file "
-                       "(before every submit)"})
+    out.append(
+        {
+            "args": ["workflow", file],
+            "why": "every storage artifact below, the output run and the credentials of the compiled file "
+            "(before every submit)",
+        }
+    )
     for item in out:
         item["command"] = "python -m dig_preflight " + " ".join(q(a) for a in item["args"])
     return out
@@ -155,10 +159,20 @@ def _artifacts(compiled: Compiled) -> list[dict[str, Any]]:
     out = []
     for req in requirements(yaml.load(compiled.text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))):
         rel = req.url[len(root) + 1 :] if req.url.startswith(root + "/") else req.url
-        role = "must NOT exist yet (a re-used name overwrites the earlier run)" if req.kind == "run_absent" \
+        role = (
+            "must NOT exist yet (a re-used name overwrites the earlier run)"
+            if req.kind == "run_absent"
             else req.role.split(" (", 1)[0]
-        out.append({"url": req.url, "path": rel, "read_by": list(req.read_by), "role": role,
-                    "contains": [] if req.kind == "run_absent" else req.contains()})
+        )
+        out.append(
+            {
+                "url": req.url,
+                "path": rel,
+                "read_by": list(req.read_by),
+                "role": role,
+                "contains": [] if req.kind == "run_absent" else req.contains(),
+            }
+        )
     return out
 
 
@@ -247,9 +261,13 @@ def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[st
         notes.append(
             "`crop_max_emit` does not exist on structural: it is sized by `render_patches` "
             f"(now {k['render_patches']})"
-            + (f". Yield on board {c['board']['key']} (render_patches→≈crops): {table}; below "
-               f"~{calib[0][1]} narrow `defect_modes` (each disabled mode removes ~33%); `--images N` "
-               "picks the patches." if calib else "; this board has no yield calibration.")
+            + (
+                f". Yield on board {c['board']['key']} (render_patches→≈crops): {table}; below "
+                f"~{calib[0][1]} narrow `defect_modes` (each disabled mode removes ~33%); `--images N` "
+                "picks the patches."
+                if calib
+                else "; this board has no yield calibration."
+            )
         )
         if c["board"]["key"] == "1152819000":
             notes.append("Board 1152819000 is IC-only (shift mode): use render_patches=-1.")

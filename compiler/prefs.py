@@ -61,13 +61,19 @@ def load_prefs() -> dict[str, str]:
     try:
         data = yaml.load(text, Loader=_BoundedLoader) or {}
     except yaml.YAMLError as exc:
-        raise error(f"preferences ({path})", "is not valid YAML; fix or delete the file", got=str(exc)) from None
+        raise error(
+            f"preferences ({path})", "is not valid YAML; fix or delete the file", got=str(exc)
+        ) from None
     if not isinstance(data, dict):
         raise error(f"preferences ({path})", "must be a mapping of key: value", got=type(data).__name__)
     for key, value in data.items():
         if key not in ALLOWED:
-            raise error(f"preferences.{key} ({path})", f"is not a preference{did_you_mean(key, ALLOWED)}",
-                        got=key, allowed=", ".join(ALLOWED))
+            raise error(
+                f"preferences.{key} ({path})",
+                f"is not a preference{did_you_mean(key, ALLOWED)}",
+                got=key,
+                allowed=", ".join(ALLOWED),
+            )
         if value is not None and not isinstance(value, str):
             raise error(f"preferences.{key} ({path})", "must be a string", got=value)
     prefs = {k: v for k, v in data.items() if v}
@@ -97,16 +103,22 @@ def check_values(prefs: dict[str, str], where: str = "") -> None:
         schema = TOP_LEVEL_SCHEMAS[key]
         value = prefs.get(key)
         if value is not None and (len(value) > schema["maxLength"] or not re.match(schema["pattern"], value)):
-            raise bad(key, "is not a storage prefix" if key == "dig_url_root" else "is not an OSMO name",
-                      pattern_hint(schema["pattern"]))
+            raise bad(
+                key,
+                "is not a storage prefix" if key == "dig_url_root" else "is not an OSMO name",
+                pattern_hint(schema["pattern"]),
+            )
     if prefs.get("dig_url_root") and (why := storage_root_problem(prefs["dig_url_root"])):
         raise bad("dig_url_root", why, "an OSMO storage prefix such as s3://my-bucket/dig")
     if prefs.get("external_endpoint_url") and (why := endpoint_url_problem(prefs["external_endpoint_url"])):
         raise bad("external_endpoint_url", why, "http(s)://<host>[:<port>]/v1")
     board = prefs.get("default_board")
     if board is not None and board not in group_options("board"):
-        raise bad("default_board", f"is not a board of conf/board{did_you_mean(board, group_options('board'))}",
-                  ", ".join(group_options("board")))
+        raise bad(
+            "default_board",
+            f"is not a board of conf/board{did_you_mean(board, group_options('board'))}",
+            ", ".join(group_options("board")),
+        )
 
 
 def save_prefs(values: dict[str, str | None]) -> Path:
@@ -114,8 +126,12 @@ def save_prefs(values: dict[str, str | None]) -> Path:
     current = load_prefs()
     for key, value in values.items():
         if key not in ALLOWED:
-            raise error(f"preferences.{key}", f"cannot be saved{did_you_mean(key, ALLOWED)}",
-                        got=key, allowed=", ".join(ALLOWED))
+            raise error(
+                f"preferences.{key}",
+                f"cannot be saved{did_you_mean(key, ALLOWED)}",
+                got=key,
+                allowed=", ".join(ALLOWED),
+            )
         if value is None:
             current.pop(key, None)
         else:

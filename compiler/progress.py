@@ -18,9 +18,15 @@ class SweepProgress:
             from tqdm import tqdm
 
             # `initial` counts the first finished variants without counting their time in the rate.
-            self.bar = tqdm(total=self.total, initial=n, desc=self.desc, unit="variant", file=sys.stderr,
-                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                                       "[{elapsed}<{remaining}, {rate_fmt}]")
+            self.bar = tqdm(
+                total=self.total,
+                initial=n,
+                desc=self.desc,
+                unit="variant",
+                file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                "[{elapsed}<{remaining}, {rate_fmt}]",
+            )
             self.bar.refresh()
         else:
             self.bar.update(n)

@@ -25,7 +25,11 @@ def environment() -> jinja2.Environment:
 
 
 def launcher(*, task: str, summary: str, step: str, python: str = "python3") -> str:
-    return environment().get_template("launcher.sh.j2").render(task=task, summary=summary, step=step, python=python)
+    return (
+        environment()
+        .get_template("launcher.sh.j2")
+        .render(task=task, summary=summary, step=step, python=python)
+    )
 
 
 def spec_json(spec: dict[str, Any]) -> str:

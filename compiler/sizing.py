@@ -39,7 +39,10 @@ class Sizing:
         return " ".join(f"knobs.{k}={_spell(v)}" for k, v in self.knobs.items())
 
     def report(self) -> str:
-        lines = [f"--images {self.images}: set {self.set_text()} -> expected {self.expected}", f"    rule: {self.rule}"]
+        lines = [
+            f"--images {self.images}: set {self.set_text()} -> expected {self.expected}",
+            f"    rule: {self.rule}",
+        ]
         if self.nearest:
             lines.append(f"    no setting gives exactly {self.images}; nearest: {'; '.join(self.nearest)}")
         return "\n".join(lines)
@@ -63,10 +66,17 @@ def rule_for(config: dict[str, Any], images: int) -> Sizing:
     if "crop_max_emit" in knobs and "day0_crop" in books and "day0_image" in books:
         return _crops(flow, books, images)
     if flow.startswith("day1") and "num_sdg" in knobs:
-        return Sizing(images, flow, {"num_sdg": images}, f"{images} generated images",
-                      "num_sdg is the total of generated (SDG) images across all defects (spec/knobs.md §0.10)")
-    raise SizingError(f"flow '{flow}' produces no images to size; --images applies to day0, good_image, "
-                      "structural, day1 and day1_manual_roi")
+        return Sizing(
+            images,
+            flow,
+            {"num_sdg": images},
+            f"{images} generated images",
+            "num_sdg is the total of generated (SDG) images across all defects (spec/knobs.md §0.10)",
+        )
+    raise SizingError(
+        f"flow '{flow}' produces no images to size; --images applies to day0, good_image, "
+        "structural, day1 and day1_manual_roi"
+    )
 
 
 def _crops(flow: str, books: dict[str, Any], images: int) -> Sizing:
@@ -78,15 +88,24 @@ def _crops(flow: str, books: dict[str, Any], images: int) -> Sizing:
     cells = math.ceil(images / (materials * cap))
     most = cells * materials * cap
     patches = -1 if cells >= cells_total else cells
-    rule = (f"final crops <= scan-grid cells x materials x crop cap = {cells} x {materials} x {cap} "
-            f"(scan grid {cells_total} cells; materials {materials} from cookbooks.day0_crop.crop.class_dirs; "
-            "crop_max_emit caps crops per material per cell; spec/knobs.md §0.4, §0.5, §10)")
-    sizing = Sizing(images, flow, {"render_patches": patches, "crop_max_emit": cap},
-                    f"up to {most} crops (fewer where a cell holds fewer than {cap} "
-                    f"component{'s' if cap > 1 else ''} of a material)", rule)
+    rule = (
+        f"final crops <= scan-grid cells x materials x crop cap = {cells} x {materials} x {cap} "
+        f"(scan grid {cells_total} cells; materials {materials} from cookbooks.day0_crop.crop.class_dirs; "
+        "crop_max_emit caps crops per material per cell; spec/knobs.md §0.4, §0.5, §10)"
+    )
+    sizing = Sizing(
+        images,
+        flow,
+        {"render_patches": patches, "crop_max_emit": cap},
+        f"up to {most} crops (fewer where a cell holds fewer than {cap} "
+        f"component{'s' if cap > 1 else ''} of a material)",
+        rule,
+    )
     if most != images:
         below = (cells - 1) * materials * cap if cells > 1 else None
-        sizing.nearest = [f"{most} (this setting)"] + ([f"{below} (render_patches={cells - 1})"] if below else [])
+        sizing.nearest = [f"{most} (this setting)"] + (
+            [f"{below} (render_patches={cells - 1})"] if below else []
+        )
     return sizing
 
 
@@ -96,11 +115,16 @@ def _structural(config: dict[str, Any], images: int) -> Sizing:
     source = "spec/endpoint_and_sizing.md §8"
     cells_total = _cells(config["cookbooks"].get("defect_image", {}))
     if not table:
-        return Sizing(images, "structural", {"render_patches": -1}, "not calibrated for this board",
-                      f"board {board['key']} has no structural calibration (conf/board/{board['key']}.yaml "
-                      f"structural_yield): render every scan-grid cell ({source}); calibrate with "
-                      "knobs.render_patches=1 and count cropped/*/rgb/*.png",
-                      nearest=[f"render_patches=-1 (all {cells_total} cells): count unknown until calibrated"])
+        return Sizing(
+            images,
+            "structural",
+            {"render_patches": -1},
+            "not calibrated for this board",
+            f"board {board['key']} has no structural calibration (conf/board/{board['key']}.yaml "
+            f"structural_yield): render every scan-grid cell ({source}); calibrate with "
+            "knobs.render_patches=1 and count cropped/*/rgb/*.png",
+            nearest=[f"render_patches=-1 (all {cells_total} cells): count unknown until calibrated"],
+        )
     calib = ", ".join(f"{p}->~{n}" for p, n in table)
     rule_head = f"board {board['key']} calibration (render_patches->crops: {calib}; {source})"
     # render_patches=1 can land on an empty cell (spec/knobs.md §0.4): narrow modes from the first entry >= 2.
@@ -112,12 +136,21 @@ def _structural(config: dict[str, Any], images: int) -> Sizing:
         knobs: dict[str, Any] = {"render_patches": first_p}
         if modes < len(MODE_ORDER):
             knobs["defect_modes"] = ",".join(MODE_ORDER[:modes])
-        sizing = Sizing(images, "structural", knobs, f"~{expected} crops", f"{rule_head}; below ~{first_n} "
-                        f"keep {first_p} patches (1 can land on an empty cell, §0.4) and enable fewer modes "
-                        "(each removes ~1/3 of the crops)")
+        sizing = Sizing(
+            images,
+            "structural",
+            knobs,
+            f"~{expected} crops",
+            f"{rule_head}; below ~{first_n} "
+            f"keep {first_p} patches (1 can land on an empty cell, §0.4) and enable fewer modes "
+            "(each removes ~1/3 of the crops)",
+        )
         if expected != images:
-            sizing.nearest = [f"~{round(per_mode * m)} ({m} mode{'s' if m > 1 else ''})" for m in
-                              sorted({max(1, modes - 1), modes}) if round(per_mode * m) != images]
+            sizing.nearest = [
+                f"~{round(per_mode * m)} ({m} mode{'s' if m > 1 else ''})"
+                for m in sorted({max(1, modes - 1), modes})
+                if round(per_mode * m) != images
+            ]
         return sizing
     for p, n in table:
         if n >= images:
@@ -125,26 +158,39 @@ def _structural(config: dict[str, Any], images: int) -> Sizing:
             lower = [(q, m) for q, m in table if m < images]
             if n != images:
                 sizing.nearest = [f"~{n} (render_patches={p})"] + (
-                    [f"~{lower[-1][1]} (render_patches={lower[-1][0]})"] if lower else [])
+                    [f"~{lower[-1][1]} (render_patches={lower[-1][0]})"] if lower else []
+                )
             return sizing
     last_p, last_n = table[-1]
     # Beyond the table: each doubling of patches adds 1.6-1.7x crops (§8), up to every scan-grid cell.
     doublings = math.log(images / last_n, 1.6)
-    p = math.ceil(last_p * 2 ** doublings)
+    p = math.ceil(last_p * 2**doublings)
     if p >= cells_total:
         hi_d = math.log2(cells_total / last_p)
-        lo, hi = round(last_n * 1.6 ** hi_d), round(last_n * 1.7 ** hi_d)
-        return Sizing(images, "structural", {"render_patches": -1}, f"~{lo}-{hi} crops (every cell)",
-                      f"{rule_head}; beyond it each doubling of patches adds 1.6-1.7x crops, at most "
-                      f"{cells_total} cells", nearest=[f"~{lo}-{hi} (render_patches=-1, the most this board gives)"])
+        lo, hi = round(last_n * 1.6**hi_d), round(last_n * 1.7**hi_d)
+        return Sizing(
+            images,
+            "structural",
+            {"render_patches": -1},
+            f"~{lo}-{hi} crops (every cell)",
+            f"{rule_head}; beyond it each doubling of patches adds 1.6-1.7x crops, at most "
+            f"{cells_total} cells",
+            nearest=[f"~{lo}-{hi} (render_patches=-1, the most this board gives)"],
+        )
     d = math.log2(p / last_p)
-    lo, hi = round(last_n * 1.6 ** d), round(last_n * 1.7 ** d)
-    return Sizing(images, "structural", {"render_patches": p}, f"~{lo}-{hi} crops",
-                  f"{rule_head}; beyond it each doubling of patches adds 1.6-1.7x crops")
+    lo, hi = round(last_n * 1.6**d), round(last_n * 1.7**d)
+    return Sizing(
+        images,
+        "structural",
+        {"render_patches": p},
+        f"~{lo}-{hi} crops",
+        f"{rule_head}; beyond it each doubling of patches adds 1.6-1.7x crops",
+    )
 
 
-def size_request(overrides: list[str], images: int, *, composer: Any = None,
-                 prefs: dict[str, str] | None = None) -> Sizing:
+def size_request(
+    overrides: list[str], images: int, *, composer: Any = None, prefs: dict[str, str] | None = None
+) -> Sizing:
     """Compose the request, choose the sizing knobs, and return the overrides of the sized compile."""
     from compiler.cli import UsageError
     from compiler.pipeline import default_composer

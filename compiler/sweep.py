@@ -43,7 +43,9 @@ def _parse(args: list[str]) -> list[Any]:
     try:
         return OverridesParser.create().parse_overrides(args)
     except HydraException as exc:
-        raise error("sweep", "cannot be parsed", got=" ".join(args), allowed=str(exc).splitlines()[0]) from None
+        raise error(
+            "sweep", "cannot be parsed", got=" ".join(args), allowed=str(exc).splitlines()[0]
+        ) from None
 
 
 def count_variants(args: list[str]) -> int:
@@ -56,19 +58,32 @@ def count_variants(args: list[str]) -> int:
     seen: set[str] = set()
     for ov in _parse(args):
         if ov.key_or_group in seen:  # the basic sweeper would keep only the last one
-            raise error(ov.key_or_group, "is given twice in the sweep; give one list of values", got=ov.input_line,
-                        allowed=f"{ov.key_or_group}=a,b,c")
+            raise error(
+                ov.key_or_group,
+                "is given twice in the sweep; give one list of values",
+                got=ov.input_line,
+                allowed=f"{ov.key_or_group}=a,b,c",
+            )
         seen.add(ov.key_or_group)
         value = ov.value() if ov.is_sweep_override() else None
         if isinstance(value, RangeSweep):
             start, stop, step = value.start, value.stop, value.step
-            n = len(range(start, stop, step)) if all(isinstance(v, int) for v in (start, stop, step)) \
-                else max(0, math.ceil((stop - start) / step)) if step else 0
+            n = (
+                len(range(start, stop, step))
+                if all(isinstance(v, int) for v in (start, stop, step))
+                else max(0, math.ceil((stop - start) / step))
+                if step
+                else 0
+            )
         elif isinstance(value, ChoiceSweep):
             n = len(value.list)
         elif ov.is_sweep_override():  # interval(): only a sampling sweeper plugin can expand it
-            raise error(ov.key_or_group, "is an interval sweep, which Hydra's basic sweeper cannot expand",
-                        got=ov.input_line, allowed="a list (a,b), range(start,stop[,step]) or choice(a,b)")
+            raise error(
+                ov.key_or_group,
+                "is an interval sweep, which Hydra's basic sweeper cannot expand",
+                got=ov.input_line,
+                allowed="a list (a,b), range(start,stop[,step]) or choice(a,b)",
+            )
         else:
             n = 1
         total *= n
@@ -83,7 +98,9 @@ def expand(args: list[str]) -> list[list[str]]:
     try:
         batches = BasicSweeper.split_arguments(_parse(args), None)
     except HydraException as exc:
-        raise error("sweep", "cannot be expanded", got=" ".join(args), allowed=str(exc).splitlines()[0]) from None
+        raise error(
+            "sweep", "cannot be expanded", got=" ".join(args), allowed=str(exc).splitlines()[0]
+        ) from None
     return [list(v) for batch in batches for v in batch]
 
 
@@ -96,8 +113,12 @@ def variant_file(key: str, overrides: list[str]) -> str:
     return f"{key.replace('/', '__')}__{digest}.yaml"
 
 
-def _compile_chunk(chunk: list[tuple[int, list[str]]], target: Path, prefs: dict[str, str] | None,
-                   composer: Composer | None = None) -> list[tuple[int, Variant]]:
+def _compile_chunk(
+    chunk: list[tuple[int, list[str]]],
+    target: Path,
+    prefs: dict[str, str] | None,
+    composer: Composer | None = None,
+) -> list[tuple[int, Variant]]:
     from compiler.pipeline import compile_request, default_composer, write_atomic
 
     composer = composer or _WORKER.get("composer") or default_composer()
@@ -152,7 +173,9 @@ def _init_worker() -> None:
     _WORKER["composer"] = Composer()
 
 
-def _run_chunk(payload: tuple[list[tuple[int, list[str]]], Path, dict[str, str] | None]) -> list[tuple[int, Variant]]:
+def _run_chunk(
+    payload: tuple[list[tuple[int, list[str]]], Path, dict[str, str] | None],
+) -> list[tuple[int, Variant]]:
     return _compile_chunk(*payload)
 
 
@@ -166,7 +189,11 @@ def first_variant(args: list[str]) -> list[str]:
     """The sweep's first variant, without expanding the rest."""
     out = []
     for ov in _parse(args):
-        value = next(iter(ov.sweep_string_iterator()), None) if ov.is_sweep_override() else ov.get_value_element_as_str()
+        value = (
+            next(iter(ov.sweep_string_iterator()), None)
+            if ov.is_sweep_override()
+            else ov.get_value_element_as_str()
+        )
         out.append(f"{ov.get_key_element()}={value}")
     return out
 
@@ -179,15 +206,19 @@ def _human(n: float) -> str:
     return f"{n} B"
 
 
-def check_size(args: list[str], *, prefs: dict[str, str] | None, composer: Composer | None,
-               confirmed: bool) -> tuple[int, int]:
+def check_size(
+    args: list[str], *, prefs: dict[str, str] | None, composer: Composer | None, confirmed: bool
+) -> tuple[int, int]:
     """Count the variants and estimate their disk before anything is written; refuse a huge sweep unconfirmed."""
     from compiler.pipeline import compile_request, default_composer
 
     count = count_variants(args)
     try:
-        sample = len(compile_request(parse_overrides(first_variant(args)), composer=composer or default_composer(),
-                                     prefs=prefs).text.encode())
+        sample = len(
+            compile_request(
+                parse_overrides(first_variant(args)), composer=composer or default_composer(), prefs=prefs
+            ).text.encode()
+        )
     except DigError:
         sample = 0  # the first variant fails: it writes nothing; the count still bounds the work
     estimate = count * sample
@@ -198,8 +229,12 @@ def check_size(args: list[str], *, prefs: dict[str, str] | None, composer: Compo
         print(f"This sweep writes {what}. Continue? [y/N] ", end="", file=sys.stderr, flush=True)
         if sys.stdin.readline().strip().lower() in ("y", "yes"):
             return count, estimate
-    raise error("sweep", f"would write {what} (limits: {MAX_VARIANTS} variants, {_human(MAX_BYTES)}); nothing "
-                "was written", got=" ".join(args), allowed="narrow the sweep, or confirm with --yes")
+    raise error(
+        "sweep",
+        f"would write {what} (limits: {MAX_VARIANTS} variants, {_human(MAX_BYTES)}); nothing was written",
+        got=" ".join(args),
+        allowed="narrow the sweep, or confirm with --yes",
+    )
 
 
 def default_jobs(n_variants: int) -> int:
@@ -207,9 +242,16 @@ def default_jobs(n_variants: int) -> int:
     return 1 if n_variants < 200 else max(1, min(os.cpu_count() or 1, 8))
 
 
-def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, str] | None = None,
-              progress: bool | None = None, composer: Composer | None = None,
-              jobs: int | None = None, confirmed: bool = False) -> tuple[Path, list[Variant]]:
+def run_sweep(
+    args: list[str],
+    *,
+    out_dir: Path | None = None,
+    prefs: dict[str, str] | None = None,
+    progress: bool | None = None,
+    composer: Composer | None = None,
+    jobs: int | None = None,
+    confirmed: bool = False,
+) -> tuple[Path, list[Variant]]:
     from compiler.pipeline import write_atomic
 
     for bad in (a for a in args if a.split("=", 1)[0] == "out"):
@@ -245,19 +287,35 @@ def run_sweep(args: list[str], *, out_dir: Path | None = None, prefs: dict[str, 
         "arguments": args,
         "variants": len(results),
         "failed": sum(r.error is not None for r in results),
-        "results": [{"overrides": r.overrides, "file": r.file, "sha256": r.sha256, "error": r.error,
-                     "warnings": r.warnings, "notices": r.notices} for r in results],
+        "results": [
+            {
+                "overrides": r.overrides,
+                "file": r.file,
+                "sha256": r.sha256,
+                "error": r.error,
+                "warnings": r.warnings,
+                "notices": r.notices,
+            }
+            for r in results
+        ],
     }
     write_atomic(target / "sweep.json", json.dumps(index, indent=2, allow_nan=False) + "\n")
     return target, results
 
 
-def _compile_all(indexed: list[tuple[int, list[str]]], target: Path, prefs: dict[str, str] | None,
-                 composer: Composer | None, jobs: int, done: dict[int, Variant], bar: Any) -> None:
+def _compile_all(
+    indexed: list[tuple[int, list[str]]],
+    target: Path,
+    prefs: dict[str, str] | None,
+    composer: Composer | None,
+    jobs: int,
+    done: dict[int, Variant],
+    bar: Any,
+) -> None:
     if jobs <= 1 or sys.platform == "win32":
         step = 1 if bar else 25  # with a bar, every variant moves it
         for start in range(0, len(indexed), step):
-            for index, result in _compile_chunk(indexed[start:start + step], target, prefs, composer):
+            for index, result in _compile_chunk(indexed[start : start + step], target, prefs, composer):
                 done[index] = result
             if bar:
                 bar.update(min(step, len(indexed) - start))
@@ -265,7 +323,7 @@ def _compile_all(indexed: list[tuple[int, list[str]]], target: Path, prefs: dict
     import multiprocessing
 
     size = max(10, len(indexed) // (jobs * 8))
-    chunks = [(indexed[i:i + size], target, prefs) for i in range(0, len(indexed), size)]
+    chunks = [(indexed[i : i + size], target, prefs) for i in range(0, len(indexed), size)]
     pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker)
     try:
         for part in pool.imap_unordered(_run_chunk, chunks):
@@ -292,7 +350,10 @@ def run_sweep_cli(args: list[str]) -> int:
     for r in failed:
         text = (r.error or "").replace("\n", "\n    ")
         print(f"FAILED [{' '.join(r.overrides)}]: {text}", file=sys.stderr)
-    print(f"{len(results) - len(failed)} of {len(results)} variants compiled, {len(failed)} failed; files in "
-          f"{display(target)}/ (index: sweep.json)", file=sys.stderr)
+    print(
+        f"{len(results) - len(failed)} of {len(results)} variants compiled, {len(failed)} failed; files in "
+        f"{display(target)}/ (index: sweep.json)",
+        file=sys.stderr,
+    )
     print(display(target / "sweep.json"))
     return 1 if failed else 0

@@ -19,10 +19,14 @@ def _validator():
 
     # Integers are integers (an integral float such as 15.0 is refused, never truncated: the pods'
     # loaders refuse it too) and numbers are finite (NaN/Infinity are not JSON).
-    checker = Draft202012Validator.TYPE_CHECKER.redefine_many({
-        "integer": lambda _c, v: isinstance(v, int) and not isinstance(v, bool),
-        "number": lambda _c, v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-    })
+    checker = Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {
+            "integer": lambda _c, v: isinstance(v, int) and not isinstance(v, bool),
+            "number": lambda _c, v: (
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ),
+        }
+    )
     strict = validators.extend(Draft202012Validator, type_checker=checker)
     # The schema itself is checked by a test (check_schema costs ~1 s here), not on every compile.
     return strict(load_schema())
@@ -34,8 +38,16 @@ def non_finite_diagnostics(config: dict[str, Any]) -> list[Diagnostic]:
 
     def walk(node: Any, path: str) -> None:
         if isinstance(node, float) and not math.isfinite(node):
-            out.append(Diagnostic("error", path, "is not a finite number (NaN and Infinity are refused: the "
-                                  "compiled spec.json must be standard JSON)", node, "a finite number"))
+            out.append(
+                Diagnostic(
+                    "error",
+                    path,
+                    "is not a finite number (NaN and Infinity are refused: the "
+                    "compiled spec.json must be standard JSON)",
+                    node,
+                    "a finite number",
+                )
+            )
         elif isinstance(node, dict):
             for key, value in node.items():
                 walk(value, f"{path}.{key}")
@@ -103,31 +115,53 @@ def schema_diagnostics(config: dict[str, Any]) -> list[Diagnostic]:
             known = list(schema.get("properties", {}))
             extras = [k for k in err.instance if k not in known] if isinstance(err.instance, dict) else []
             for extra in extras:
-                out.append(Diagnostic("error", f"{key}.{extra}", f"unknown key{did_you_mean(extra, known)}",
-                                      extra, ", ".join(known), "A11"))
+                out.append(
+                    Diagnostic(
+                        "error",
+                        f"{key}.{extra}",
+                        f"unknown key{did_you_mean(extra, known)}",
+                        extra,
+                        ", ".join(known),
+                        "A11",
+                    )
+                )
             continue
         value = err.instance
-        if err.validator == "pattern" and schema.get("pattern", "").endswith("(Ti|TiB|T|Gi|GiB|G|Mi|MiB|M|Ki|KiB|K|B)$"):
+        if err.validator == "pattern" and schema.get("pattern", "").endswith(
+            "(Ti|TiB|T|Gi|GiB|G|Mi|MiB|M|Ki|KiB|K|B)$"
+        ):
             message = "needs a unit (OSMO reads a bare number as bytes)"
         elif err.validator == "type" and key.endswith(("memory", "storage", "memory_large", "storage_large")):
             message = f"needs a unit: write {value}Gi, not {value}"
-        elif err.validator == "type" and isinstance(value, float) and value.is_integer() \
-                and "integer" in str(schema.get("type")):
-            message = (f"is an integral float; integers are integers here (write {int(value)}): the pod's "
-                       "option loader refuses floats, so dig refuses them at compile time")
+        elif (
+            err.validator == "type"
+            and isinstance(value, float)
+            and value.is_integer()
+            and "integer" in str(schema.get("type"))
+        ):
+            message = (
+                f"is an integral float; integers are integers here (write {int(value)}): the pod's "
+                "option loader refuses floats, so dig refuses them at compile time"
+            )
         elif err.validator == "const" and "description" in schema:
             message = f"is {schema['description']}: leave it as shipped"
         elif err.validator in ("anyOf", "oneOf"):
             message = "is not one of the allowed forms"
         else:
             message = err.message if len(err.message) < 160 else err.message[:157] + "..."
-        out.append(Diagnostic("error", key, message, value, _allowed(schema), failure_mode(key, err.validator)))
+        out.append(
+            Diagnostic("error", key, message, value, _allowed(schema), failure_mode(key, err.validator))
+        )
     return out
 
 
-def validate_config(config: dict[str, Any], *, explicit: set[str] | frozenset[str] = frozenset(),
-                    choices: dict[str, str] | None = None,
-                    early: list[Diagnostic] | None = None) -> tuple[dict[str, Any], list[Diagnostic]]:
+def validate_config(
+    config: dict[str, Any],
+    *,
+    explicit: set[str] | frozenset[str] = frozenset(),
+    choices: dict[str, str] | None = None,
+    early: list[Diagnostic] | None = None,
+) -> tuple[dict[str, Any], list[Diagnostic]]:
     """Return the normalised config and its warnings/notices; raise DigError on any error.
 
     `explicit` names the knobs the user set on the command line: the sizing rule derives cpu and
@@ -143,8 +177,16 @@ def validate_config(config: dict[str, Any], *, explicit: set[str] | frozenset[st
     errors = [d for d in diagnostics if d.severity == "error"]
     if config.get("strict"):
         errors += [
-            Diagnostic("error", d.key, f"{d.message} (strict=true turns warnings into errors)", d.got, d.allowed,
-                       d.rule) for d in diagnostics if d.severity == "warning"
+            Diagnostic(
+                "error",
+                d.key,
+                f"{d.message} (strict=true turns warnings into errors)",
+                d.got,
+                d.allowed,
+                d.rule,
+            )
+            for d in diagnostics
+            if d.severity == "warning"
         ]
     if errors:
         raise DigError(errors, choices=choices)

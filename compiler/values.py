@@ -32,8 +32,10 @@ def host_problem(host: str) -> str | None:
     labels = host.rstrip(".").split(".")
     bad = [label for label in labels if not _LABEL.match(label)]
     if bad:
-        return (f"host '{host}' is not a DNS name: label '{bad[0]}' must be 1-63 letters, digits or '-', "
-                "not starting or ending with '-'")
+        return (
+            f"host '{host}' is not a DNS name: label '{bad[0]}' must be 1-63 letters, digits or '-', "
+            "not starting or ending with '-'"
+        )
     return None
 
 
@@ -65,15 +67,19 @@ def endpoint_url_problem(url: str) -> str | None:
 def bucket_problem(scheme: str, bucket: str) -> str | None:
     if scheme == "s3":
         if not _S3_BUCKET.match(bucket):
-            return (f"bucket '{bucket}' breaks S3's naming rules: 3-63 characters of lowercase letters, digits, "
-                    "'.' and '-', starting and ending with a letter or digit (no '_', no uppercase)")
+            return (
+                f"bucket '{bucket}' breaks S3's naming rules: 3-63 characters of lowercase letters, digits, "
+                "'.' and '-', starting and ending with a letter or digit (no '_', no uppercase)"
+            )
         if ".." in bucket or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", bucket):
             return f"bucket '{bucket}' breaks S3's naming rules: no '..', not an IP address"
         if bucket.startswith(_S3_RESERVED_PREFIXES) or bucket.endswith(_S3_RESERVED_SUFFIXES):
             return f"bucket '{bucket}' uses a prefix or suffix S3 reserves"
     elif scheme == "gs" and not _GS_BUCKET.match(bucket):
-        return (f"bucket '{bucket}' breaks Cloud Storage's naming rules: 3-63 characters of lowercase letters, "
-                "digits, '.', '_' and '-', starting and ending with a letter or digit")
+        return (
+            f"bucket '{bucket}' breaks Cloud Storage's naming rules: 3-63 characters of lowercase letters, "
+            "digits, '.', '_' and '-', starting and ending with a letter or digit"
+        )
     return None
 
 
@@ -88,5 +94,7 @@ def storage_root_problem(url: str) -> str | None:
         return problem
     segments = path.rstrip("/").split("/") if path.rstrip("/") else []
     if any(seg in ("", ".", "..") for seg in segments):
-        return "has an empty, '.' or '..' path segment; storage keys are literal, so it would not mean a parent"
+        return (
+            "has an empty, '.' or '..' path segment; storage keys are literal, so it would not mean a parent"
+        )
     return None

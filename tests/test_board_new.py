@@ -24,8 +24,12 @@ from compiler.paths import REPO_ROOT  # noqa: E402
 from compiler.pipeline import compile_request  # noqa: E402
 
 # (layout, --component choice or None for every type)
-CASES = [("deep_generic", None), ("flat_materials", None), ("flat_materials", ["U_QFN16"]),
-         ("named_parts", ["CAP_1206"])]
+CASES = [
+    ("deep_generic", None),
+    ("flat_materials", None),
+    ("flat_materials", ["U_QFN16"]),
+    ("named_parts", ["CAP_1206"]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +72,18 @@ def test_generated_board_compiles_every_flow(layout, components, tmp_path, photo
     chosen = components or list(built["classes"])
     composer = Composer(searchpath=[conf])
     for flow in PCBA_FLOWS:
-        c = compile_request(parse_overrides([f"flow={flow}", "usecase=pcb", "board=gen_board", "strict=true"]),
-                            composer=composer, prefs={})
+        c = compile_request(
+            parse_overrides([f"flow={flow}", "usecase=pcb", "board=gen_board", "strict=true"]),
+            composer=composer,
+            prefs={},
+        )
         if flow != "day1_manual_roi":
             assert c.config["board"]["key"] == "gen_board"
         if flow == "structural":
-            ic_only = set().union(*({v for v in built["classes"][t].values()} for t in chosen)) \
-                - {"pad", "solder"} == {"ic"}
+            ic_only = set().union(*({v for v in built["classes"][t].values()} for t in chosen)) - {
+                "pad",
+                "solder",
+            } == {"ic"}
             assert c.config["knobs"]["render_patches"] == (-1 if ic_only else 5)
     # the classes found are the ones the stage was built with
     stage = Usd.Stage.Open(built["path"])
@@ -82,7 +91,7 @@ def test_generated_board_compiles_every_flow(layout, components, tmp_path, photo
     root = built["layout"]["pcba_root"]
     for t in chosen:
         for inst in built["instances"][t]:
-            found = {p[len(inst) + 1:]: c for p, c in labelled.items() if p.startswith(inst + "/")}
+            found = {p[len(inst) + 1 :]: c for p, c in labelled.items() if p.startswith(inst + "/")}
             assert found == built["classes"][t], (t, inst)
     for t in set(built["classes"]) - set(chosen):  # unchosen types stay unlabelled
         assert not any(p.startswith(f"{root}/{t}/") for p in labelled)
@@ -118,8 +127,10 @@ def _shipped_vs_generated(tmp_path, shipped_name, component, capsys):
             assert mine["cookbooks"][book][key] == shipped["cookbooks"][book][key], key
     for key in ("day1_anomaly_types", "structural_render_patches"):
         assert mine["board"][key] == shipped["board"][key], key
-    assert mine["cookbooks"]["defect_image"] == {**shipped["cookbooks"]["defect_image"],
-                                                 "scan_grid": mine["cookbooks"]["defect_image"]["scan_grid"]}
+    assert mine["cookbooks"]["defect_image"] == {
+        **shipped["cookbooks"]["defect_image"],
+        "scan_grid": mine["cookbooks"]["defect_image"]["scan_grid"],
+    }
     for book in ("day0_crop", "usd2roi_nvpcb"):
         assert mine["cookbooks"][book]["crop"] == shipped["cookbooks"][book]["crop"]
     # the same meshes get the same classes on the scene
@@ -127,11 +138,17 @@ def _shipped_vs_generated(tmp_path, shipped_name, component, capsys):
     assert sem(mine, "day0_image") == sem(shipped, "day0_image")
 
     def per_surface(rules):  # Day 1 labels one instance: compare what each surface of it is
-        return sorted((r["match"].split("/LibRef/")[-1] if "/LibRef/" in r["match"] else r["match"],
-                       r["labels"]["class"]) for r in rules)
+        return sorted(
+            (
+                r["match"].split("/LibRef/")[-1] if "/LibRef/" in r["match"] else r["match"],
+                r["labels"]["class"],
+            )
+            for r in rules
+        )
 
-    assert per_surface(mine["cookbooks"]["usd2roi_nvpcb"]["semantics"]) == \
-        per_surface(shipped["cookbooks"]["usd2roi_nvpcb"]["semantics"])
+    assert per_surface(mine["cookbooks"]["usd2roi_nvpcb"]["semantics"]) == per_surface(
+        shipped["cookbooks"]["usd2roi_nvpcb"]["semantics"]
+    )
     return mine
 
 
@@ -144,9 +161,14 @@ def test_regenerates_1152819000(tmp_path, capsys):
     assert mine["cookbooks"]["day0_crop"]["crop"]["max_emit"] is None  # the IC-only profile
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("not_usd", "not a USD file"), ("no_camera", "has no camera"),
-    ("no_instances", "no prim holds component instances")])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("not_usd", "not a USD file"),
+        ("no_camera", "has no camera"),
+        ("no_instances", "no prim holds component instances"),
+    ],
+)
 def test_malformed_stage_is_refused(kind, message, tmp_path, capsys):
     path = make_malformed(tmp_path / f"{kind}.usda", kind)
     rc, conf = _new(tmp_path, "bad", path)
@@ -155,14 +177,20 @@ def test_malformed_stage_is_refused(kind, message, tmp_path, capsys):
     assert not (conf / "board" / "bad.yaml").exists()
 
 
-@pytest.mark.parametrize(("args", "rc", "message"), [
-    (["--component", "_0603_H10"], 1, "--component _0603_H10: not a component type of the stage (did you mean "
-                                       "_0603_H100?)"),
-    (["--component", "_0603_H100", "--surface-class", "*=solder"], 1, "leaves no crop class"),
-    (["--component", "_0603_H100", "--material", "ic=IC"], 1, "crop class 'ic' has no surfaces"),
-    (["--component", "_0603_H100", "--surface-class", "surface_2"], 2, "PATTERN=CLASS"),
-    (["--component", "_0603_H100", "--real-image", "/no/such.jpg"], 2, "no such file"),
-])
+@pytest.mark.parametrize(
+    ("args", "rc", "message"),
+    [
+        (
+            ["--component", "_0603_H10"],
+            1,
+            "--component _0603_H10: not a component type of the stage (did you mean _0603_H100?)",
+        ),
+        (["--component", "_0603_H100", "--surface-class", "*=solder"], 1, "leaves no crop class"),
+        (["--component", "_0603_H100", "--material", "ic=IC"], 1, "crop class 'ic' has no surfaces"),
+        (["--component", "_0603_H100", "--surface-class", "surface_2"], 2, "PATTERN=CLASS"),
+        (["--component", "_0603_H100", "--real-image", "/no/such.jpg"], 2, "no such file"),
+    ],
+)
 def test_bad_options(args, rc, message, tmp_path, capsys):
     built = make_board(tmp_path / "spark.usda", counts={"0603": 3})
     got, conf = _new(tmp_path, "opt", built["path"], *args)
@@ -190,10 +218,25 @@ def test_dry_run_force_and_bad_name(tmp_path, capsys):
 
 def test_cli_through_dig(tmp_path):
     path = make_malformed(tmp_path / "x.usda", "no_camera")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "packages" / "dig-stages")])}
-    proc = subprocess.run([sys.executable, "-m", "compiler", "board", "new", "b", "--usd", path, "--dry-run"],
-                          env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "packages" / "dig-stages")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "board", "new", "b", "--usd", path, "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1 and "has no camera" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "compiler.board_new", "new"], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler.board_new", "new"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "usage: dig board new" in proc.stderr

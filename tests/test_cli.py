@@ -15,11 +15,20 @@ pytestmark = pytest.mark.slow
 
 
 def run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    base = {**os.environ, "DIG_PREFERENCES": str(cwd / "no-prefs.yaml"),
-            # keep the caller's path (dig_stages is a dependency, found there or installed)
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd, env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=120)
+    base = {
+        **os.environ,
+        "DIG_PREFERENCES": str(cwd / "no-prefs.yaml"),
+        # keep the caller's path (dig_stages is a dependency, found there or installed)
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "compiler", *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_default_compile_writes_one_file_and_prints_its_path_last(tmp_path):
@@ -43,11 +52,14 @@ def test_without_out_it_writes_under_build_named_after_the_compile_key(tmp_path)
     assert res2.stdout.strip() != res.stdout.strip()
 
 
-@pytest.mark.parametrize("args, first_line", [
-    (["flow=day0", "usecase=glass"], "ERROR: usecase: flow 'day0' does not apply to use case 'glass'"),
-    (["flow=nope"], "ERROR: flow: has no option 'nope'"),
-    (["flow=structural", "knobs.crop_max_emit=5"], "ERROR: knobs.crop_max_emit: flow 'structural'"),
-])
+@pytest.mark.parametrize(
+    "args, first_line",
+    [
+        (["flow=day0", "usecase=glass"], "ERROR: usecase: flow 'day0' does not apply to use case 'glass'"),
+        (["flow=nope"], "ERROR: flow: has no option 'nope'"),
+        (["flow=structural", "knobs.crop_max_emit=5"], "ERROR: knobs.crop_max_emit: flow 'structural'"),
+    ],
+)
 def test_errors_exit_nonzero_write_nothing_and_keep_the_old_file(tmp_path, args, first_line):
     out = tmp_path / "keep.yaml"
     out.write_text("previous content\n")
@@ -82,8 +94,14 @@ def test_preferences_apply_silently_and_the_command_line_wins(tmp_path):
     text = out.read_text()
     assert "s3://team-bucket/dig/datasets/pcb/assets" in text and "unconfirmed" not in res.stderr
     assert "board=1152819000" in text.splitlines()[0]
-    res = run("flow=good_image", "dig_url_root=s3://other/x", "board=0603_H100", f"out={out}", cwd=tmp_path,
-              env={"DIG_PREFERENCES": str(prefs)})
+    res = run(
+        "flow=good_image",
+        "dig_url_root=s3://other/x",
+        "board=0603_H100",
+        f"out={out}",
+        cwd=tmp_path,
+        env={"DIG_PREFERENCES": str(prefs)},
+    )
     assert "s3://other/x/datasets" in out.read_text() and "board=0603_H100" in out.read_text().splitlines()[0]
 
 
@@ -99,6 +117,7 @@ def test_sweep_cli_reports_failures_and_exit_code(tmp_path):
 def test_validator_accepts_what_the_compiler_writes(tmp_path):
     out = tmp_path / "wf.yaml"
     assert run("flow=day1", "usecase=glass", f"out={out}", cwd=tmp_path).returncode == 0
-    res = subprocess.run([sys.executable, "-m", "compiler.validate", str(out)], capture_output=True, text=True,
-                         cwd=REPO)
+    res = subprocess.run(
+        [sys.executable, "-m", "compiler.validate", str(out)], capture_output=True, text=True, cwd=REPO
+    )
     assert res.returncode == 0, res.stdout + res.stderr

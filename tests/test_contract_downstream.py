@@ -78,7 +78,9 @@ def test_preflight_requirements_equal_what_the_compiled_tasks_read(case, compile
             assert r.params["pairs"] == k["anomaly_types_json"]
         elif r.kind == "raw" and r.params["pairs"] is not None:
             assert r.params["pairs"] == k["anomaly_types_json"]
-            assert [f"{m}/mask/{d}/ (at least one image)" for m, d in k["anomaly_types_json"]] == r.contains()[1:]
+            assert [
+                f"{m}/mask/{d}/ (at least one image)" for m, d in k["anomaly_types_json"]
+            ] == r.contains()[1:]
         elif r.kind == "assets":
             assert r.params["scene"] == k["scene_filename"]
             renders_day1 = any(t.step == "render-day1" for t in tasks)
@@ -88,7 +90,8 @@ def test_preflight_requirements_equal_what_the_compiled_tasks_read(case, compile
     run_outputs = [t.output for t in tasks if "/runs/" in t.output]
     named = requirements(doc, name="fresh-run")
     assert [r.url for r in named if r.kind == "run_absent"] == (
-        [f"{c.config['dig_url_root']}/runs/{c.config['name'] or 'fresh-run'}"] if run_outputs else [])
+        [f"{c.config['dig_url_root']}/runs/{c.config['name'] or 'fresh-run'}"] if run_outputs else []
+    )
 
 
 @pytest.mark.parametrize("case", CASES)

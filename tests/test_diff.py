@@ -75,7 +75,7 @@ def test_added_group_and_changed_input(files, capsys):
     _, md = run(capsys, files["base"], files["finetune"])
     assert "- added: `finetune-job`" in md
     assert "## Task `finetune` (added, group `finetune-job`)" in md
-    assert "- inputs task finetune: `<absent>` → `{\"task\": \"finetune\"}`" in md
+    assert '- inputs task finetune: `<absent>` → `{"task": "finetune"}`' in md
     # Reversed, the group shows as removed.
     doc = json.loads(run(capsys, files["finetune"], files["base"], "--json")[1])
     assert doc["groups"]["removed"] == ["finetune-job"]

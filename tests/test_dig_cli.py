@@ -46,7 +46,12 @@ def test_help_anywhere_and_flow_help_lists_knobs_types_defaults_cookbooks(capsys
     assert "crop_max_emit" not in out  # not a structural knob
     assert "defect_image:" in out  # cookbooks it reads
     code, out, _ = dig(capsys, "flow=day1", "usecase=glass", "-h")
-    assert "checkpoint_step" in out and "default 9000" in out and "model_size" in out and "allowed 2b, 14b" in out
+    assert (
+        "checkpoint_step" in out
+        and "default 9000" in out
+        and "model_size" in out
+        and "allowed 2b, 14b" in out
+    )
 
 
 def test_cfg_job_package_and_all(capsys):
@@ -72,7 +77,10 @@ def test_info_names_the_file_of_each_value(capsys, tmp_path, monkeypatch):
     assert "exec_timeout: '28h'  <- flow/day0.yaml" in out
     assert f"dig_url_root: 's3://bkt/dig'  <- preferences ({prefs})" in out
     code, out, _ = dig(capsys, "--info", "defaults-tree", "flow=structural")
-    assert "board: board/0603_H100.yaml  [use case pcb default]" in out and "command line: flow=structural" in out
+    assert (
+        "board: board/0603_H100.yaml  [use case pcb default]" in out
+        and "command line: flow=structural" in out
+    )
     code, out, _ = dig(capsys, "--info", "defaults")
     assert "usecase/pcb.yaml" in out and str(prefs) in out
     code, out, _ = dig(capsys, "--info", "searchpath")
@@ -133,6 +141,7 @@ def test_comma_list_knob_spellings(capsys, tmp_path, value):
     assert code == 0, err
     ref = tmp_path / "ref.yaml"
     assert dig(capsys, "flow=structural", "knobs.defect_modes='tombstone,shift'", f"out={ref}")[0] == 0
+
     def body(p: Path) -> str:  # the header names the spelling given; the workflow is the same
         return "".join(line for line in p.read_text().splitlines(True) if not line.startswith("#"))
 
@@ -154,7 +163,9 @@ def test_output_names_say_what_changed(capsys, tmp_path, monkeypatch):
     assert out.strip().endswith("build/day0/pcb__0603_H100__finetune.yaml")
     code, out, _ = dig(capsys, 'knobs.roi_prompt="a very long prompt about the solder joints of the chips"')
     name = Path(out.strip()).name
-    assert name.startswith("pcb__0603_H100__pretrained__") and len(name.split("__")[-1]) == len("12345678.yaml")
+    assert name.startswith("pcb__0603_H100__pretrained__") and len(name.split("__")[-1]) == len(
+        "12345678.yaml"
+    )
     prefs = tmp_path / "prefs.yaml"
     prefs.write_text("dig_url_root: s3://mine/dig\n")
     monkeypatch.setenv("DIG_PREFERENCES", str(prefs))
@@ -187,7 +198,9 @@ def test_completion_candidates():
     assert "flow=structural" in complete("dig flow=")
     assert complete("dig flow=structural knobs.de") == ["knobs.defect_modes="]
     assert complete("dig -m flow=day0 knobs.model_size=") == ["knobs.model_size=2b", "knobs.model_size=14b"]
-    assert complete("dig flow=day0 cookbooks.ag_config.trainer.max") == ["cookbooks.ag_config.trainer.max_iter="]
+    assert complete("dig flow=day0 cookbooks.ag_config.trainer.max") == [
+        "cookbooks.ag_config.trainer.max_iter="
+    ]
     assert "plan" in complete("dig ") and "knobs." in complete("dig ")
     assert complete("dig plan flow=day1 knobs.num") == ["knobs.num_sdg="]
     assert complete("dig --info ") == ["defaults", "defaults-tree", "config", "searchpath"]
@@ -199,10 +212,12 @@ def test_bash_completion_script_runs(tmp_path):
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "dig").write_text(f"#!/bin/sh\nexec {sys.executable} -m compiler \"$@\"\n")
+    (bin_dir / "dig").write_text(f'#!/bin/sh\nexec {sys.executable} -m compiler "$@"\n')
     (bin_dir / "dig").chmod(0o755)
-    probe = script + 'COMP_LINE="dig flow=day0 knobs.num_s"; COMP_POINT=${#COMP_LINE}; _dig_completion; ' \
-                     'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    probe = (
+        script + 'COMP_LINE="dig flow=day0 knobs.num_s"; COMP_POINT=${#COMP_LINE}; _dig_completion; '
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
     pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": pythonpath}
     res = subprocess.run(["bash", "-c", probe], env=env, text=True, capture_output=True, timeout=60)
@@ -218,8 +233,9 @@ def test_other_shell_scripts_parse(shell):
 
 def test_sweep_progress_starts_at_first_variant_and_summary_names_the_directory(capsys):
     values = ",".join(str(i) for i in range(1, 27))
-    code, out, err = dig(capsys, "-m", "flow=day1", "usecase=glass", f"knobs.num_sdg={values}",
-                         "knobs.model_size=2b,14b")
+    code, out, err = dig(
+        capsys, "-m", "flow=day1", "usecase=glass", f"knobs.num_sdg={values}", "knobs.model_size=2b,14b"
+    )
     assert code == 0, err
     frames = err.replace("\r", "\n").splitlines()
     bars = [f for f in frames if f.startswith("sweep ")]

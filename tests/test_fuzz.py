@@ -29,25 +29,111 @@ EXAMPLES = int(os.environ.get("DIG_FUZZ_EXAMPLES", "0"))
 
 def fuzz(default: int):
     # No shrinking: an input that fails is reported as found (shrinking a render bomb takes minutes).
-    return settings(max_examples=EXAMPLES or default, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-                    phases=[Phase.explicit, Phase.reuse, Phase.generate])
+    return settings(
+        max_examples=EXAMPLES or default,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+    )
 
 
-HOSTILE = ["'", '"', "$(id)", "`id`", "\n", ": ", " #", "{", "}", "{{", "{%", "%}", "\\", "é", "漢", ",", "[", "]",
-           "=", "${HOME}", "\t", "&&", ";", "|", "*", "&a", "../", "..", "/", "~", "\x00", " ", "-", "_", "0",
-           "99999", "1e9", "-1", "null", "true", "[a,b]", "{a:1}", "s3://", "http://", "[::1]", ":8000", "/v1",
-           "Gi", "64", "range(1,3)", "a,b", "x" * 300]
+HOSTILE = [
+    "'",
+    '"',
+    "$(id)",
+    "`id`",
+    "\n",
+    ": ",
+    " #",
+    "{",
+    "}",
+    "{{",
+    "{%",
+    "%}",
+    "\\",
+    "é",
+    "漢",
+    ",",
+    "[",
+    "]",
+    "=",
+    "${HOME}",
+    "\t",
+    "&&",
+    ";",
+    "|",
+    "*",
+    "&a",
+    "../",
+    "..",
+    "/",
+    "~",
+    "\x00",
+    " ",
+    "-",
+    "_",
+    "0",
+    "99999",
+    "1e9",
+    "-1",
+    "null",
+    "true",
+    "[a,b]",
+    "{a:1}",
+    "s3://",
+    "http://",
+    "[::1]",
+    ":8000",
+    "/v1",
+    "Gi",
+    "64",
+    "range(1,3)",
+    "a,b",
+    "x" * 300,
+]
 fragments = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=8))
 values = st.lists(fragments, max_size=5).map("".join)
 
-KEYS = ["name", "dig_url_root", "pool", "out", "strict", "endpoint.url", "flow", "usecase", "board", "knobs",
-        "endpoint", "knobs.crop_max_emit", "knobs.num_sdg", "knobs.render_patches", "knobs.infer_memory",
-        "knobs.anomaly_types_json", "knobs.use_pretrained_checkpoint", "knobs.workflow_name", "knobs.nope",
-        "cookbooks.day0_crop.crop.classes", "cookbooks.ag_config.job.project", "cookbooks.nope.x", "a.b", "+x",
-        "~name", "knobs.exec_timeout", "knobs.platform", "knobs.usd2roi_image"]
-GROUPS = [["flow=day0"], ["flow=day1", "usecase=glass"], ["flow=setup"], ["flow=structural"],
-          ["flow=finetune", "usecase=metal_surface"]]
+KEYS = [
+    "name",
+    "dig_url_root",
+    "pool",
+    "out",
+    "strict",
+    "endpoint.url",
+    "flow",
+    "usecase",
+    "board",
+    "knobs",
+    "endpoint",
+    "knobs.crop_max_emit",
+    "knobs.num_sdg",
+    "knobs.render_patches",
+    "knobs.infer_memory",
+    "knobs.anomaly_types_json",
+    "knobs.use_pretrained_checkpoint",
+    "knobs.workflow_name",
+    "knobs.nope",
+    "cookbooks.day0_crop.crop.classes",
+    "cookbooks.ag_config.job.project",
+    "cookbooks.nope.x",
+    "a.b",
+    "+x",
+    "~name",
+    "knobs.exec_timeout",
+    "knobs.platform",
+    "knobs.usd2roi_image",
+]
+GROUPS = [
+    ["flow=day0"],
+    ["flow=day1", "usecase=glass"],
+    ["flow=setup"],
+    ["flow=structural"],
+    ["flow=finetune", "usecase=metal_surface"],
+]
 
 
 def _shape(text: str) -> list[tuple[str, list[str]]]:
@@ -84,11 +170,17 @@ def workdir(tmp_path, monkeypatch):
 
 # --- compile overrides ---------------------------------------------------------------------------------
 
+
 @fuzz(300)
-@given(groups=st.sampled_from(GROUPS), pairs=st.lists(st.tuples(st.sampled_from(KEYS), values), max_size=3),
-       quoted=st.booleans())
+@given(
+    groups=st.sampled_from(GROUPS),
+    pairs=st.lists(st.tuples(st.sampled_from(KEYS), values), max_size=3),
+    quoted=st.booleans(),
+)
 def test_fuzz_compile_overrides(composer, workdir, groups, pairs, quoted):
-    args = [*groups] + [f"{k}='{v}'" if quoted and "'" not in v and "\\" not in v else f"{k}={v}" for k, v in pairs]
+    args = [*groups] + [
+        f"{k}='{v}'" if quoted and "'" not in v and "\\" not in v else f"{k}={v}" for k, v in pairs
+    ]
     before = _files(workdir)
     try:
         compiled = compile_request(parse_overrides(args), composer=composer, prefs={})
@@ -100,21 +192,42 @@ def test_fuzz_compile_overrides(composer, workdir, groups, pairs, quoted):
         _assert_clean(exc, *[a for a in args if a not in groups], *groups)
         assert _files(workdir) == before
         return
-    assert _files(workdir) - before <= {str(path.relative_to(workdir)), *map(str, Path(path.relative_to(workdir)).parents)}
+    assert _files(workdir) - before <= {
+        str(path.relative_to(workdir)),
+        *map(str, Path(path.relative_to(workdir)).parents),
+    }
     assert not [f for f in validate_text(compiled.text) if f.severity == "error"]
-    if not any(k in ("flow", "usecase", "board", "knobs") for k, _ in pairs) and \
-            not any(k == "knobs.use_pretrained_checkpoint" for k, _ in pairs):
+    if not any(k in ("flow", "usecase", "board", "knobs") for k, _ in pairs) and not any(
+        k == "knobs.use_pretrained_checkpoint" for k, _ in pairs
+    ):
         assert _shape(compiled.text) == _baseline(composer, groups)
 
 
 # --- sweep overrides -----------------------------------------------------------------------------------
 
-SWEEP_VALUES = st.one_of(values, st.sampled_from(["1,2", "range(1,3)", "choice(a,b)", "1,", ",", "range(0)",
-                                                  "range(1,10**9)", "interval(0,1)", "glob(*)", "1,2,3,4"]))
+SWEEP_VALUES = st.one_of(
+    values,
+    st.sampled_from(
+        [
+            "1,2",
+            "range(1,3)",
+            "choice(a,b)",
+            "1,",
+            ",",
+            "range(0)",
+            "range(1,10**9)",
+            "interval(0,1)",
+            "glob(*)",
+            "1,2,3,4",
+        ]
+    ),
+)
 
 
 @fuzz(200)
-@given(groups=st.sampled_from(GROUPS), pairs=st.lists(st.tuples(st.sampled_from(KEYS), SWEEP_VALUES), max_size=2))
+@given(
+    groups=st.sampled_from(GROUPS), pairs=st.lists(st.tuples(st.sampled_from(KEYS), SWEEP_VALUES), max_size=2)
+)
 def test_fuzz_sweep_overrides(composer, workdir, groups, pairs):
     import tempfile
 
@@ -143,30 +256,80 @@ def test_fuzz_sweep_overrides(composer, workdir, groups, pairs):
 
 # --- validator input documents -------------------------------------------------------------------------
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**12), st.floats(allow_nan=False), values)
-TASK_KEYS = ["name", "image", "command", "args", "resource", "lead", "files", "inputs", "outputs", "environment",
-             "credentials", "exitActions", "checkpoint", "cacheSize", "volumeMounts", "privileged", "bogus"]
-task_st = st.dictionaries(st.sampled_from(TASK_KEYS), st.one_of(scalars, st.lists(scalars, max_size=3),
-                                                                 st.dictionaries(values, scalars, max_size=2)),
-                          max_size=8)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**12), st.floats(allow_nan=False), values
+)
+TASK_KEYS = [
+    "name",
+    "image",
+    "command",
+    "args",
+    "resource",
+    "lead",
+    "files",
+    "inputs",
+    "outputs",
+    "environment",
+    "credentials",
+    "exitActions",
+    "checkpoint",
+    "cacheSize",
+    "volumeMounts",
+    "privileged",
+    "bogus",
+]
+task_st = st.dictionaries(
+    st.sampled_from(TASK_KEYS),
+    st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(values, scalars, max_size=2)),
+    max_size=8,
+)
 RES_KEYS = ["cpu", "gpu", "memory", "storage", "platform", "nodesExcluded"]
-wf_st = st.fixed_dictionaries({
-    "name": scalars,
-    "tasks": st.lists(task_st, max_size=3),
-}, optional={"resources": st.dictionaries(values, st.dictionaries(st.sampled_from(RES_KEYS), scalars, max_size=4),
-                                          max_size=2),
-             "groups": st.lists(st.fixed_dictionaries({"name": scalars, "tasks": st.lists(task_st, max_size=2)}),
-                                max_size=2),
-             "timeout": st.dictionaries(st.sampled_from(["exec_timeout", "queue_timeout"]), scalars)})
-TEXT_BITS = ["{{ 'x' * 10**9 }}", "{% for i in range(99999) %}", "{% endfor %}", "&a [x, x]", "*a", "{{ name }}",
-             "{{output}}", "{{input:0}}", "{# c #}", "\t", ": :", "- -", "workflow:", "default-values:", "version: 3",
-             "{{ 1/0 }}", "{{ ''.__class__ }}", "\xff"]
+wf_st = st.fixed_dictionaries(
+    {
+        "name": scalars,
+        "tasks": st.lists(task_st, max_size=3),
+    },
+    optional={
+        "resources": st.dictionaries(
+            values, st.dictionaries(st.sampled_from(RES_KEYS), scalars, max_size=4), max_size=2
+        ),
+        "groups": st.lists(
+            st.fixed_dictionaries({"name": scalars, "tasks": st.lists(task_st, max_size=2)}), max_size=2
+        ),
+        "timeout": st.dictionaries(st.sampled_from(["exec_timeout", "queue_timeout"]), scalars),
+    },
+)
+TEXT_BITS = [
+    "{{ 'x' * 10**9 }}",
+    "{% for i in range(99999) %}",
+    "{% endfor %}",
+    "&a [x, x]",
+    "*a",
+    "{{ name }}",
+    "{{output}}",
+    "{{input:0}}",
+    "{# c #}",
+    "\t",
+    ": :",
+    "- -",
+    "workflow:",
+    "default-values:",
+    "version: 3",
+    "{{ 1/0 }}",
+    "{{ ''.__class__ }}",
+    "\xff",
+]
 
 
 @fuzz(300)
-@given(doc=st.one_of(wf_st.map(lambda w: {"workflow": w}),
-                     st.dictionaries(st.sampled_from(["version", "workflow", "default-values", "x"]), scalars)),
-       extra=st.lists(st.sampled_from(TEXT_BITS), max_size=4), dv=st.booleans())
+@given(
+    doc=st.one_of(
+        wf_st.map(lambda w: {"workflow": w}),
+        st.dictionaries(st.sampled_from(["version", "workflow", "default-values", "x"]), scalars),
+    ),
+    extra=st.lists(st.sampled_from(TEXT_BITS), max_size=4),
+    dv=st.booleans(),
+)
 def test_fuzz_validator_documents(doc, extra, dv):
     try:
         text = yaml.safe_dump(doc, allow_unicode=True)
@@ -186,15 +349,36 @@ _DIFF_BASE: list[dict] = []
 
 def _diff_base(composer) -> dict:
     if not _DIFF_BASE:
-        _DIFF_BASE.append(yaml.safe_load(compile_request(parse_overrides(["flow=day0"]), composer=composer,
-                                                         prefs={}).text))
+        _DIFF_BASE.append(
+            yaml.safe_load(compile_request(parse_overrides(["flow=day0"]), composer=composer, prefs={}).text)
+        )
     return _DIFF_BASE[0]
 
 
 @fuzz(300)
-@given(edits=st.lists(st.tuples(st.sampled_from(["image", "command", "args", "inputs", "resource", "new", "drop",
-                                                 "name", "checkpoint", "tasks_form"]), scalars), min_size=1,
-                      max_size=3))
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "image",
+                    "command",
+                    "args",
+                    "inputs",
+                    "resource",
+                    "new",
+                    "drop",
+                    "name",
+                    "checkpoint",
+                    "tasks_form",
+                ]
+            ),
+            scalars,
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_fuzz_diff_pairs(composer, edits):
     from compiler.diff import diff_docs, to_markdown
 
@@ -229,10 +413,15 @@ PREF_KEYS = ["dig_url_root", "pool", "external_endpoint_url", "default_board", "
 
 
 @fuzz(300)
-@given(raw=st.one_of(st.binary(max_size=80),
-                     st.dictionaries(st.sampled_from(PREF_KEYS), st.one_of(scalars, values), max_size=4)
-                     .map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode()),
-                     st.sampled_from([b"a: &a [1]\nb: *a\n", b"\xff\xfe", b"- 1\n", b"pool: [a, b]\n"])))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=80),
+        st.dictionaries(st.sampled_from(PREF_KEYS), st.one_of(scalars, values), max_size=4).map(
+            lambda d: yaml.safe_dump(d, allow_unicode=True).encode()
+        ),
+        st.sampled_from([b"a: &a [1]\nb: *a\n", b"\xff\xfe", b"- 1\n", b"pool: [a, b]\n"]),
+    )
+)
 def test_fuzz_preferences_files(composer, tmp_path_factory, monkeypatch, raw):
     from compiler.prefs import load_prefs
 
@@ -252,8 +441,15 @@ def test_fuzz_preferences_files(composer, tmp_path_factory, monkeypatch, raw):
 
 
 @fuzz(300)
-@given(key=st.sampled_from(PREF_KEYS), value=st.one_of(values, st.sampled_from(
-    ["s3://my-bucket/dig", "http://[::1]:8000/v1", "https://h.example.com/v1", "my-pool", "0603_H100"])))
+@given(
+    key=st.sampled_from(PREF_KEYS),
+    value=st.one_of(
+        values,
+        st.sampled_from(
+            ["s3://my-bucket/dig", "http://[::1]:8000/v1", "https://h.example.com/v1", "my-pool", "0603_H100"]
+        ),
+    ),
+)
 def test_fuzz_prefs_set_values(composer, tmp_path_factory, monkeypatch, key, value):
     from compiler.prefs import load_prefs
     from compiler.prefs import main as prefs_main

@@ -25,9 +25,13 @@ MANIFEST = re.compile(r"contents: <injected (\S+) sha256=([0-9a-f]{64}) size=(\d
 def _injected(rel: str) -> list[tuple[str, str, str]]:
     """(task, in-pod path, contents) of every injected module in workflows_generated/<rel>, in file order."""
     doc = yaml.load((GENERATED_DIR / rel).read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-    return [(task["name"], f["path"], f["contents"])
-            for group in doc["workflow"]["groups"] for task in group["tasks"]
-            for f in task["files"] if f["path"].startswith(POD_DIR + "/")]
+    return [
+        (task["name"], f["path"], f["contents"])
+        for group in doc["workflow"]["groups"]
+        for task in group["tasks"]
+        for f in task["files"]
+        if f["path"].startswith(POD_DIR + "/")
+    ]
 
 
 @pytest.mark.parametrize("rel", PATHS)
@@ -42,7 +46,9 @@ def test_generated_modules_are_byte_identical_to_the_package(rel):
 @pytest.mark.parametrize("rel", PATHS)
 def test_golden_manifest_lists_exactly_what_generated_ships(rel):
     manifest = MANIFEST.findall((GOLDEN_DIR / rel).read_text(encoding="utf-8"))
-    shipped = [(path, hashlib.sha256(c.encode()).hexdigest(), str(len(c.encode()))) for _, path, c in _injected(rel)]
+    shipped = [
+        (path, hashlib.sha256(c.encode()).hexdigest(), str(len(c.encode()))) for _, path, c in _injected(rel)
+    ]
     assert manifest == shipped, f"golden/{rel} and workflows_generated/{rel} disagree: run `nox -s golden`"
 
 

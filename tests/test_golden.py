@@ -24,7 +24,9 @@ def test_golden(entry, matrix_compiled, snapshot):
 def test_no_orphan_goldens():
     expected = {e.path for e in MATRIX}
     present = {p.relative_to(GOLDEN_DIR).as_posix() for p in GOLDEN_DIR.rglob("*.yaml")}
-    assert present == expected, f"orphans: {sorted(present - expected)}, missing: {sorted(expected - present)}"
+    assert present == expected, (
+        f"orphans: {sorted(present - expected)}, missing: {sorted(expected - present)}"
+    )
 
 
 def test_matrix_covers_every_flow_usecase_board_and_checkpoint_mode():

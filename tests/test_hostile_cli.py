@@ -14,12 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def run(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess:
+def run(
+    module: str, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     path = os.pathsep.join([str(REPO), str(REPO / "packages" / "dig-stages")])
     base = {**os.environ, "DIG_PREFERENCES": "/dev/null", "PYTHONPATH": path}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def clean_error(res: subprocess.CompletedProcess, key: str, code: int = 1) -> None:
@@ -30,17 +37,21 @@ def clean_error(res: subprocess.CompletedProcess, key: str, code: int = 1) -> No
 
 # --- where output goes ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("module", ["compiler", "compiler.plan"])
-@pytest.mark.parametrize("make, out, why", [
-    (lambda d: (d / "dir").mkdir(), "dir", "is a directory"),
-    (lambda d: None, "newdir/", "names a directory"),
-    (lambda d: (d / "file").write_text("x"), "file/x.yaml", "not a directory"),
-    (lambda d: None, "a" * 300 + ".yaml", "too long"),
-    (lambda d: None, "/proc/dig.yaml", "under /proc"),
-    (lambda d: None, "/sys/dig.yaml", "under /sys"),
-    (lambda d: None, "/dev/null", "not a regular file"),
-    (lambda d: (d / "link").symlink_to("/dev/null"), "link", "not a regular file"),
-])
+@pytest.mark.parametrize(
+    "make, out, why",
+    [
+        (lambda d: (d / "dir").mkdir(), "dir", "is a directory"),
+        (lambda d: None, "newdir/", "names a directory"),
+        (lambda d: (d / "file").write_text("x"), "file/x.yaml", "not a directory"),
+        (lambda d: None, "a" * 300 + ".yaml", "too long"),
+        (lambda d: None, "/proc/dig.yaml", "under /proc"),
+        (lambda d: None, "/sys/dig.yaml", "under /sys"),
+        (lambda d: None, "/dev/null", "not a regular file"),
+        (lambda d: (d / "link").symlink_to("/dev/null"), "link", "not a regular file"),
+    ],
+)
 def test_bad_destinations_are_clean_errors_and_write_nothing(tmp_path, module, make, out, why):
     make(tmp_path)
     before = sorted(p.name for p in tmp_path.iterdir())
@@ -78,6 +89,7 @@ def test_same_group_twice_is_refused(tmp_path):
 
 # --- compiler.schema -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("args, code", [(["--help"], 0), (["--bogus"], 2), (["-x"], 2)])
 def test_schema_help_and_unknown_flags_write_nothing(tmp_path, args, code):
     schema = REPO / "compiler" / "schemas" / "config.schema.json"
@@ -92,32 +104,50 @@ def test_schema_help_and_unknown_flags_write_nothing(tmp_path, args, code):
 
 # --- values --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("override, key, why", [
-    ("endpoint.url=http://h:99999/v1", "endpoint.url", "Port out of range"),
-    ("endpoint.url=http://../v1", "endpoint.url", "not a DNS name"),
-    ("endpoint.url=http://-/v1", "endpoint.url", "not a DNS name"),
-    ("dig_url_root=s3://b", "dig_url_root", "S3's naming rules"),
-    ("dig_url_root=s3://Bad_Bucket/dig", "dig_url_root", "S3's naming rules"),
-    ("dig_url_root=s3://b-/dig", "dig_url_root", "S3's naming rules"),
-    ("dig_url_root=s3://" + "a" * 300, "dig_url_root", "S3's naming rules"),
-    ("dig_url_root=s3://bucket/../../etc", "dig_url_root", "'..' path segment"),
-])
+
+@pytest.mark.parametrize(
+    "override, key, why",
+    [
+        ("endpoint.url=http://h:99999/v1", "endpoint.url", "Port out of range"),
+        ("endpoint.url=http://../v1", "endpoint.url", "not a DNS name"),
+        ("endpoint.url=http://-/v1", "endpoint.url", "not a DNS name"),
+        ("dig_url_root=s3://b", "dig_url_root", "S3's naming rules"),
+        ("dig_url_root=s3://Bad_Bucket/dig", "dig_url_root", "S3's naming rules"),
+        ("dig_url_root=s3://b-/dig", "dig_url_root", "S3's naming rules"),
+        ("dig_url_root=s3://" + "a" * 300, "dig_url_root", "S3's naming rules"),
+        ("dig_url_root=s3://bucket/../../etc", "dig_url_root", "'..' path segment"),
+    ],
+)
 def test_bad_urls_are_refused(tmp_path, override, key, why):
-    res = run("compiler", "flow=day0", "endpoint=external", "endpoint.url=https://edit.example.com/v1", override,
-              f"out={tmp_path}/w.yaml", cwd=tmp_path)
+    res = run(
+        "compiler",
+        "flow=day0",
+        "endpoint=external",
+        "endpoint.url=https://edit.example.com/v1",
+        override,
+        f"out={tmp_path}/w.yaml",
+        cwd=tmp_path,
+    )
     clean_error(res, key)
     assert why in res.stderr
     assert list(tmp_path.iterdir()) == []
 
 
 def test_ipv6_endpoint_is_accepted(tmp_path):
-    res = run("compiler", "flow=day0", "endpoint=external", "endpoint.url='http://[::1]:8000/v1'",
-              f"out={tmp_path}/w.yaml", cwd=tmp_path)
+    res = run(
+        "compiler",
+        "flow=day0",
+        "endpoint=external",
+        "endpoint.url='http://[::1]:8000/v1'",
+        f"out={tmp_path}/w.yaml",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "http://[::1]:8000/v1" in (tmp_path / "w.yaml").read_text()
 
 
 # --- preferences ---------------------------------------------------------------------------------------
+
 
 def test_broken_preferences_files_are_errors_naming_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
@@ -125,16 +155,27 @@ def test_broken_preferences_files_are_errors_naming_the_file(tmp_path):
     board = tmp_path / "board.yaml"
     board.write_text('default_board: "../x"\n')
     for prefs, words in ((bad, "not UTF-8"), (tmp_path, "is a directory"), (board, "not a board")):
-        res = run("compiler", "flow=setup", f"out={tmp_path}/w.yaml", cwd=tmp_path, env={"DIG_PREFERENCES": str(prefs)})
+        res = run(
+            "compiler",
+            "flow=setup",
+            f"out={tmp_path}/w.yaml",
+            cwd=tmp_path,
+            env={"DIG_PREFERENCES": str(prefs)},
+        )
         clean_error(res, "preferences")
         assert str(prefs.name) in res.stderr and words in res.stderr, res.stderr
         assert not (tmp_path / "w.yaml").exists()
 
 
-@pytest.mark.parametrize("value, key", [("pool=p;rm", "pool"), ("external_endpoint_url=file:///etc/passwd",
-                                                                  "external_endpoint_url"),
-                                        ("dig_url_root=s3://Bad_Bucket/x", "dig_url_root"),
-                                        ("default_board=../x", "default_board")])
+@pytest.mark.parametrize(
+    "value, key",
+    [
+        ("pool=p;rm", "pool"),
+        ("external_endpoint_url=file:///etc/passwd", "external_endpoint_url"),
+        ("dig_url_root=s3://Bad_Bucket/x", "dig_url_root"),
+        ("default_board=../x", "default_board"),
+    ],
+)
 def test_prefs_set_checks_values_like_the_compiler(tmp_path, value, key):
     prefs = tmp_path / "p.yaml"
     res = run("compiler.prefs", "set", value, cwd=tmp_path, env={"DIG_PREFERENCES": str(prefs)})
@@ -187,11 +228,12 @@ def test_diff_matches_inputs_by_meaning(tmp_path):
     b.write_text(doc.format(inputs="[{task: t1}]"))
     res = run("compiler.diff", str(a), str(b), cwd=tmp_path)
     assert res.returncode == 1
-    assert "inputs task t0: `{\"task\": \"t0\"}` → `<absent>`" in res.stdout
+    assert 'inputs task t0: `{"task": "t0"}` → `<absent>`' in res.stdout
     assert "t1" not in res.stdout.split("inputs task t0")[1]
 
 
 # --- sweeps --------------------------------------------------------------------------------------------
+
 
 def test_huge_sweep_is_refused_before_writing(tmp_path):
     import hashlib
@@ -231,8 +273,14 @@ def test_sweep_workers_stop_with_the_parent_and_leave_no_partial_file(tmp_path, 
     shutil.rmtree(target, ignore_errors=True)
     path = os.pathsep.join([str(REPO), str(REPO / "packages" / "dig-stages")])
     env = {**os.environ, "DIG_PREFERENCES": "/dev/null", "PYTHONPATH": path}
-    proc = subprocess.Popen([sys.executable, "-m", "compiler", "-m", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compiler", "-m", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(list(target.glob("*.yaml"))) < 20:
@@ -278,6 +326,7 @@ def test_sweep_index_keeps_notices_and_whole_errors(tmp_path):
 
 # --- offline validator ---------------------------------------------------------------------------------
 
+
 def _alias_bomb() -> str:
     lines = ["workflow:", "  name: w", "  a: &a [x, x, x, x, x, x, x, x, x]"]
     for i in range(8):
@@ -286,13 +335,22 @@ def _alias_bomb() -> str:
     return "\n".join(lines) + "\n  tasks: [{name: t, image: x, command: [a]}]\n"
 
 
-@pytest.mark.parametrize("text, words", [
-    (_alias_bomb(), "alias bomb"),
-    ("workflow:\n  name: \"{{ 'x' * 10**9 }}\"\n  tasks: [{name: t, image: ubuntu, command: [echo]}]\n"
-     "default-values: {a: 1}\n", "memory limit of 100 MiB"),
-    ("workflow:\n  name: \"w{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}\"\n"
-     "  tasks: [{name: t, image: ubuntu, command: [echo]}]\ndefault-values: {a: 1}\n", "time limit of 0.5 s"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (_alias_bomb(), "alias bomb"),
+        (
+            "workflow:\n  name: \"{{ 'x' * 10**9 }}\"\n  tasks: [{name: t, image: ubuntu, command: [echo]}]\n"
+            "default-values: {a: 1}\n",
+            "memory limit of 100 MiB",
+        ),
+        (
+            'workflow:\n  name: "w{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"\n'
+            "  tasks: [{name: t, image: ubuntu, command: [echo]}]\ndefault-values: {a: 1}\n",
+            "time limit of 0.5 s",
+        ),
+    ],
+)
 def test_validator_limits_name_the_limit(tmp_path, text, words):
     import time
 
@@ -307,8 +365,10 @@ def test_validator_limits_name_the_limit(tmp_path, text, words):
 
 def test_validator_reports_every_error_in_one_pass(tmp_path):
     path = tmp_path / "w.yaml"
-    path.write_text("workflow:\n  name: \"{{ a }}\"\n  resources:\n    default: {memory: 1GB, storage: '64'}\n"
-                    "  tasks: [{name: t, image: \"{{ img }}\", command: [echo]}]\ndefault-values: {a: 1}\n")
+    path.write_text(
+        "workflow:\n  name: \"{{ a }}\"\n  resources:\n    default: {memory: 1GB, storage: '64'}\n"
+        '  tasks: [{name: t, image: "{{ img }}", command: [echo]}]\ndefault-values: {a: 1}\n'
+    )
     res = run("compiler.validate", str(path), cwd=tmp_path)
     assert res.returncode == 1
     assert "'img' is undefined" in res.stdout
@@ -318,8 +378,10 @@ def test_validator_reports_every_error_in_one_pass(tmp_path):
 
 def test_memory_without_unit_is_an_error_and_version_a_warning(tmp_path):
     path = tmp_path / "w.yaml"
-    path.write_text("version: 3\nworkflow:\n  name: w\n  resources:\n    default: {memory: '64'}\n"
-                    "  tasks: [{name: t, image: ubuntu, command: [echo]}]\ndefault-values: {a: 1}\n")
+    path.write_text(
+        "version: 3\nworkflow:\n  name: w\n  resources:\n    default: {memory: '64'}\n"
+        "  tasks: [{name: t, image: ubuntu, command: [echo]}]\ndefault-values: {a: 1}\n"
+    )
     res = run("compiler.validate", str(path), cwd=tmp_path)
     assert res.returncode == 1
     assert "memory '64' is 64 bytes" in res.stdout and "> 0" in res.stdout

@@ -18,8 +18,20 @@ from compiler.inject import (
 from compiler.matrix import shipped_matrix
 from compiler.paths import STAGES_DIR
 
-POD_STEPS = ["render-day0", "render-structural", "render-day1", "image-edit", "infer-day0", "infer-day1",
-             "infer-manual", "finetune", "setup-pretrained", "setup-model", "setup-data", "setup-assets"]
+POD_STEPS = [
+    "render-day0",
+    "render-structural",
+    "render-day1",
+    "image-edit",
+    "infer-day0",
+    "infer-day1",
+    "infer-manual",
+    "finetune",
+    "setup-pretrained",
+    "setup-model",
+    "setup-data",
+    "setup-assets",
+]
 
 
 def _tasks(text):
@@ -39,7 +51,9 @@ def test_injected_modules_are_byte_identical_to_the_package(key, matrix_texts):
         # Exactly the step's import closure, nothing more.
         launcher = next(f for f in task["files"] if f["path"] == task["args"][0])["contents"]
         step = re.search(r"-m dig_stages (\S+)", launcher).group(1)
-        assert sorted(f["path"] for f in injected) == sorted(f"{POD_DIR}/{m}.py" for m in modules_for_step(step))
+        assert sorted(f["path"] for f in injected) == sorted(
+            f"{POD_DIR}/{m}.py" for m in modules_for_step(step)
+        )
 
 
 @pytest.mark.parametrize("step", POD_STEPS)
@@ -92,6 +106,8 @@ def test_stage_contract_lists_exactly_the_functions_the_compiler_imports():
         for mod, names in re.findall(r"^\s*from (dig_stages\.\w+) import ([\w, ]+)$", path.read_text(), re.M):
             used |= {f"{mod}.{n.strip()}" for n in names.split(",")}
     doc = (REPO_ROOT / "docs" / "stage-contract.md").read_text(encoding="utf-8")
-    section = doc.split("## Functions the compiler imports from dig_stages at compile time", 1)[1].split("\n## ", 1)[0]
+    section = doc.split("## Functions the compiler imports from dig_stages at compile time", 1)[1].split(
+        "\n## ", 1
+    )[0]
     listed = set(re.findall(r"^- `(dig_stages\.[\w.]+)[(`]", section, re.M))
     assert listed == used, f"docs/stage-contract.md lists {sorted(listed)}; compiler/ imports {sorted(used)}"

@@ -18,23 +18,43 @@ def doc(**wf):
 
 
 ROWS = {
-    "groups-xor-tasks": (doc(tasks=[task()], groups=[{"name": "g", "tasks": [task(name="u")]}]), "workflow",
-                         "use either `groups` or `tasks`"),
+    "groups-xor-tasks": (
+        doc(tasks=[task()], groups=[{"name": "g", "tasks": [task(name="u")]}]),
+        "workflow",
+        "use either `groups` or `tasks`",
+    ),
     "max-num-tasks": (doc(tasks=[task(name=f"t{i}") for i in range(101)]), "workflow", "too many tasks"),
     "names": (doc(tasks=[task(name="9bad")]), "workflow.tasks[0].name", ""),
-    "unique-k8s-names": (doc(tasks=[task(name="a_b"), task(name="A-b")]), "workflow.tasks[1].name", "clashes"),
+    "unique-k8s-names": (
+        doc(tasks=[task(name="a_b"), task(name="A-b")]),
+        "workflow.tasks[1].name",
+        "clashes",
+    ),
     "reserved-osmo-ctrl": (doc(tasks=[task(name="osmo-ctrl")]), "workflow.tasks[0].name", "osmo-ctrl"),
-    "one-lead": (doc(groups=[{"name": "g", "tasks": [task(name="a"), task(name="b")]}]), "workflow.groups[0].tasks",
-                 "lead task"),
-    "task-inputs": (doc(tasks=[task(inputs=[{"task": "nope"}])]), "workflow.tasks[0].inputs[0].task",
-                    "Task input nope does not exist"),
-    "resources": (doc(resources={"default": {"memory": "64"}}, tasks=[task()]), "workflow.resources.default.memory",
-                  "whole Ki"),
+    "one-lead": (
+        doc(groups=[{"name": "g", "tasks": [task(name="a"), task(name="b")]}]),
+        "workflow.groups[0].tasks",
+        "lead task",
+    ),
+    "task-inputs": (
+        doc(tasks=[task(inputs=[{"task": "nope"}])]),
+        "workflow.tasks[0].inputs[0].task",
+        "Task input nope does not exist",
+    ),
+    "resources": (
+        doc(resources={"default": {"memory": "64"}}, tasks=[task()]),
+        "workflow.resources.default.memory",
+        "whole Ki",
+    ),
     "task-fields": (doc(tasks=[task(image="Not A/Ref!")]), "workflow.tasks[0].image", ""),
-    "same-topology-keys": (doc(resources={"default": {}, "r2": {"topology": [{"key": "zone"}]}},
-                               groups=[{"name": "g", "tasks": [task(name="a", lead=True),
-                                                               task(name="b", resource="r2")]}]),
-                           "workflow.resources", "same topology key set"),
+    "same-topology-keys": (
+        doc(
+            resources={"default": {}, "r2": {"topology": [{"key": "zone"}]}},
+            groups=[{"name": "g", "tasks": [task(name="a", lead=True), task(name="b", resource="r2")]}],
+        ),
+        "workflow.resources",
+        "same topology key set",
+    ),
     "labels": (doc(labels={"bad key!": "v"}, tasks=[task()]), "workflow.labels", ""),
 }
 

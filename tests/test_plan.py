@@ -83,8 +83,10 @@ def test_artifacts_match_what_dig_preflight_checks(plans, case):
     from dig_preflight.requirements import requirements
 
     compiled, plan = plans[case]
-    theirs = [(r.url, r.read_by, r.contains() if r.kind != "run_absent" else [])
-              for r in requirements(yaml.safe_load(compiled.text))]
+    theirs = [
+        (r.url, r.read_by, r.contains() if r.kind != "run_absent" else [])
+        for r in requirements(yaml.safe_load(compiled.text))
+    ]
     ours = [(a["url"], a["read_by"], a["contains"]) for a in plan["required_url_artifacts"]]
     assert ours == theirs
 
@@ -243,7 +245,9 @@ def test_readme_carries_every_example_plan():
     from compiler.paths import REPO_ROOT
 
     readme = (REPO_ROOT / "README.md").read_text()
-    assert plan_cli.readme_plans_block() in readme, "README plans are stale: run `python -m compiler.plan --write-examples`"
+    assert plan_cli.readme_plans_block() in readme, (
+        "README plans are stale: run `python -m compiler.plan --write-examples`"
+    )
     for stem in plan_cli.EXAMPLES:
         assert f"python -m compiler.plan flow={stem}" in readme
 

@@ -24,11 +24,14 @@ def test_set_show_unset(prefs_file, capsys):
     assert load_prefs() == {"dig_url_root": "s3://team/dig"}
 
 
-@pytest.mark.parametrize("args, text", [
-    (["set", "image_edit_model=qwen"], "cannot be saved"),
-    (["set", "dig_url_root=/local/dir"], "is not a storage prefix"),
-    (["set", "pool"], "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["set", "image_edit_model=qwen"], "cannot be saved"),
+        (["set", "dig_url_root=/local/dir"], "is not a storage prefix"),
+        (["set", "pool"], "expected key=value"),
+    ],
+)
 def test_refuses_what_may_not_persist(prefs_file, capsys, args, text):
     assert main(args) == 1
     assert text in capsys.readouterr().err
@@ -47,5 +50,7 @@ def test_external_endpoint_preference_selects_the_external_endpoint(compile_args
     compiled = compile_args("flow=good_image", prefs={"external_endpoint_url": "https://edit.example.com/v1"})
     assert compiled.choices["endpoint"] == "external"
     assert "IMAGE_EDIT_ENDPOINT: https://edit.example.com/v1" in compiled.text
-    cluster = compile_args("flow=good_image", "endpoint=cluster", prefs={"external_endpoint_url": "https://e/v1"})
+    cluster = compile_args(
+        "flow=good_image", "endpoint=cluster", prefs={"external_endpoint_url": "https://e/v1"}
+    )
     assert "svc.cluster.local:8000/v1" in cluster.text

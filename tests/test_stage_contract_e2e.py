@@ -126,8 +126,14 @@ def _collect() -> tuple[list[Case], int]:
                     old = cases[key]
                     cases[key] = Case(old.step, old.where + (where,), files, inputs, old.command, old.args)
                 else:
-                    cases[key] = Case(key[0], (where,), files, inputs, tuple(task.get("command") or ()),
-                                      tuple(task.get("args") or ()))
+                    cases[key] = Case(
+                        key[0],
+                        (where,),
+                        files,
+                        inputs,
+                        tuple(task.get("command") or ()),
+                        tuple(task.get("args") or ()),
+                    )
     return sorted(cases.values(), key=lambda c: c.id), n_tasks
 
 
@@ -153,8 +159,10 @@ def _doc_keys() -> dict[str, set[str]]:
                 table[m.group(1)] |= {"__inference__"}
     # "the same inference keys as infer-day0": its row less its own input keys
     inference = table["infer-day0"] - {"clean_in", "mask_in", "submask_base_in"}
-    return {step: (keys - {"__inference__"}) | (inference if "__inference__" in keys else set())
-            for step, keys in table.items()}
+    return {
+        step: (keys - {"__inference__"}) | (inference if "__inference__" in keys else set())
+        for step, keys in table.items()
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +221,7 @@ def _png(path: Path, size: int = 8, seed: int = 0) -> Path:
     for _ in range(max(1, size // 5)):
         y, x = rng.integers(0, max(1, size - 6), 2)
         h, w = rng.integers(2, max(3, size // 4), 2)
-        a[y:y + h, x:x + w] = rng.choice([0.1, 0.6, 0.9])
+        a[y : y + h, x : x + w] = rng.choice([0.1, 0.6, 0.9])
     rgb = np.clip(np.stack([a, a * 0.9, a * 0.8], -1) * 255, 0, 255).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(path)
@@ -278,16 +286,20 @@ def _run_launcher(pod: Pod) -> subprocess.CompletedProcess[str]:
     spec_file.write_text(json.dumps({**pod.spec, **pod.overrides}, indent=2), encoding="utf-8")
     bindir = pod.root.parent / "bin"
     _shims(bindir)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FAKE_", "IMAGE_EDIT_")) and k not in ("HF_TOKEN", "PYTHONPATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FAKE_", "IMAGE_EDIT_")) and k not in ("HF_TOKEN", "PYTHONPATH")
+    }
     env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", FAKE_CALLS=str(pod.fakes.calls_file))
     env.update(pod.env)
     launcher = pod.path(pod.case.launcher)
     assert pod.case.command == ("bash",) and pod.case.args == (pod.case.launcher,), (
         f"{pod.case.id}: the task must run its launcher: command={pod.case.command} args={pod.case.args}"
     )
-    return subprocess.run(["bash", str(launcher)], cwd=pod.root.parent, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        ["bash", str(launcher)], cwd=pod.root.parent, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _assert_clean(proc: subprocess.CompletedProcess[str], where: str) -> None:
@@ -431,14 +443,18 @@ def test_every_spec_key_is_read_by_the_step(case: Case, tmp_path: Path) -> None:
     pod_dir = tmp_path / "dig"
     for path, contents in case.files:
         if path.startswith(POD_DIR + "/"):
-            dest = pod_dir / path[len(POD_DIR) + 1:]
+            dest = pod_dir / path[len(POD_DIR) + 1 :]
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(contents, encoding="utf-8")
     report = tmp_path / "report.json"
     env = dict(os.environ, PYTHONPATH=f"{pod_dir}{os.pathsep}{_site_path()}")
     proc = subprocess.run(
         [sys.executable, "-S", "-c", _KEY_DRIVER, case.step, str(pod_dir / "spec.json"), str(report)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0 and report.is_file(), proc.stderr[-3000:]
     result = json.loads(report.read_text())
@@ -485,12 +501,15 @@ def _prep_render_day0(pod: Pod) -> Callable[[], None]:
     def check() -> None:
         out = pod.out
         assert pod.tools() == ["kit", "sdg_pipeline", "usd2roi_crop"]
-        assert _yaml(out / "pcba_target.yaml") == _compiled_yaml(pod, pod.spec_path("pcba_target"),
-                                                                {"__SCENE__": str(scene)})
-        assert _yaml(out / "day0_image.yaml") == _compiled_yaml(pod, pod.spec_path("image_config"),
-                                                               {"__OUTPUT__": str(out)})
-        assert _yaml(out / "day0_crop.yaml") == _compiled_yaml(pod, pod.spec_path("crop_config"),
-                                                              {"__OUTPUT__": str(out)})
+        assert _yaml(out / "pcba_target.yaml") == _compiled_yaml(
+            pod, pod.spec_path("pcba_target"), {"__SCENE__": str(scene)}
+        )
+        assert _yaml(out / "day0_image.yaml") == _compiled_yaml(
+            pod, pod.spec_path("image_config"), {"__OUTPUT__": str(out)}
+        )
+        assert _yaml(out / "day0_crop.yaml") == _compiled_yaml(
+            pod, pod.spec_path("crop_config"), {"__OUTPUT__": str(out)}
+        )
         assert sorted(out.glob("trigger_*/rgb_*.png")) and sorted(out.glob("crop/*/x*_y*/normal_img/*.png"))
 
     return check
@@ -508,8 +527,9 @@ def _prep_render_structural(pod: Pod) -> Callable[[], None]:
         assert pod.tools() == ["kit", "sdg_pipeline", "crop_components"]
         crop = pod.calls("crop_components")[0]
         assert _arg(crop, "--offset") == str(pod.spec["crop_offset"])
-        assert _yaml(out / "render_config.yaml") == _compiled_yaml(pod, pod.spec_path("render_config"),
-                                                                   {"__OUTPUT__": str(work)})
+        assert _yaml(out / "render_config.yaml") == _compiled_yaml(
+            pod, pod.spec_path("render_config"), {"__OUTPUT__": str(work)}
+        )
         assert _yaml(out / "pcba_target.yaml")["scene"] == str(scene)
         assert sorted(p.parent.parent.name for p in out.glob("cropped/*/rgb/*.png")) == sorted(modes)
 
@@ -689,8 +709,10 @@ def _prep_finetune(pod: Pod) -> Callable[[], None]:
         assert Path(_arg(prep, "--output-jsonl")).is_file()
         # the hygiene re-check's ints are the config's own (save_iter sits under checkpoint:, as upstream)
         trainer = cfg.get("trainer", {})
-        iters = {**{k: trainer.get(k) for k in ("max_iter", "validation_iter", "logging_iter")},
-                 "save_iter": cfg.get("checkpoint", {}).get("save_iter")}
+        iters = {
+            **{k: trainer.get(k) for k in ("max_iter", "validation_iter", "logging_iter")},
+            "save_iter": cfg.get("checkpoint", {}).get("save_iter"),
+        }
         assert iters == {k: pod.spec[k] for k in iters}, (iters, pod.spec)
         assert "early_stop" not in trainer
         torch = pod.calls("torchrun")[0]
@@ -708,7 +730,7 @@ def _prep_setup_pretrained(pod: Pod) -> Callable[[], None]:
     def check() -> None:
         out = pod.out / "pretrained"
         dl = pod.calls("download_checkpoints")[0]
-        assert dl[dl.index("--model_sizes") + 1:] == [str(s) for s in pod.spec["model_sizes"]]
+        assert dl[dl.index("--model_sizes") + 1 :] == [str(s) for s in pod.spec["model_sizes"]]
         assert (out / "nvidia" / "C-RADIO-V3" / "model.safetensors").is_file()
         assert (out / "NVDINOV2" / "w.bin").is_file() and (out / "google-t5" / "w.bin").is_file()
 
@@ -789,8 +811,10 @@ def test_compiled_task_runs_its_step(case: Case, tmp_path: Path) -> None:
     else:
         check = PREPARE[case.step](pod)
         proc = _run_launcher(pod)
-    detail = f"{case.id} (also {len(case.where) - 1} identical task(s))\n--- stdout\n{proc.stdout[-3000:]}" \
-             f"\n--- stderr\n{proc.stderr[-5000:]}"
+    detail = (
+        f"{case.id} (also {len(case.where) - 1} identical task(s))\n--- stdout\n{proc.stdout[-3000:]}"
+        f"\n--- stderr\n{proc.stderr[-5000:]}"
+    )
     _assert_clean(proc, detail)
     assert proc.returncode == 0, detail
     assert "ERROR: " not in proc.stderr, detail

@@ -36,10 +36,17 @@ def test_sweep_writes_index_and_deterministic_files(tmp_path, composer):
 
 
 def test_sweep_variant_equals_single_compile(tmp_path, composer, compile_args):
-    target, results = run_sweep(["flow=structural", "knobs.defect_modes=shift,all"], out_dir=tmp_path, prefs={},
-                                progress=False, composer=composer)
-    assert [r.overrides for r in results] == [["flow=structural", "knobs.defect_modes=shift"],
-                                              ["flow=structural", "knobs.defect_modes=all"]]
+    target, results = run_sweep(
+        ["flow=structural", "knobs.defect_modes=shift,all"],
+        out_dir=tmp_path,
+        prefs={},
+        progress=False,
+        composer=composer,
+    )
+    assert [r.overrides for r in results] == [
+        ["flow=structural", "knobs.defect_modes=shift"],
+        ["flow=structural", "knobs.defect_modes=all"],
+    ]
     single = compile_args("flow=structural", "knobs.defect_modes=shift").text
     assert (target / results[0].file).read_text() == single
 

@@ -36,20 +36,49 @@ def test_wheels_install_into_a_fresh_venv_and_compile_outside_the_repo(tmp_path)
     env["DIG_PREFERENCES"] = os.devnull
     wheels = tmp_path / "wheels"
     # No network: build with the setuptools already installed; third-party deps come from the system site.
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-          *PROJECTS], src, env)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            *PROJECTS,
+        ],
+        src,
+        env,
+    )
     built = sorted(p.name.split("-")[0] for p in wheels.glob("*.whl"))
     assert built == ["dig", "dig_outputs", "dig_preflight", "dig_stages"], built
 
     venv.create(tmp_path / "venv", system_site_packages=True, with_pip=False)
     py = tmp_path / "venv" / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q", "--no-index", "--no-deps",
-          *map(str, wheels.glob("*.whl"))], tmp_path, env)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            *map(str, wheels.glob("*.whl")),
+        ],
+        tmp_path,
+        env,
+    )
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    where = _run([str(py), "-c", "import compiler.paths as p; print(p.CONF_DIR); print(p.STAGES_DIR)"],
-                 elsewhere, env).stdout.split()
+    where = _run(
+        [str(py), "-c", "import compiler.paths as p; print(p.CONF_DIR); print(p.STAGES_DIR)"], elsewhere, env
+    ).stdout.split()
     assert all("site-packages" in w for w in where), where  # the installed copies, not the repo
 
     dig = tmp_path / "venv" / "bin" / "dig"

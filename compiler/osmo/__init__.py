@@ -77,7 +77,6 @@ Not checkable offline (need the OSMO service, its DB or the cluster):
 | Kubernetes ~1 MiB Secret limit per file | cluster (a warning is given above 1 MiB) |
 """
 
-
 from __future__ import annotations
 
 from compiler.osmo.document import has_errors, validate_file, validate_text
@@ -86,4 +85,15 @@ from compiler.osmo.render import cast_set_value, jinja_env, parse_sets
 from compiler.osmo.rules import k8s_name
 from compiler.osmo.schema_messages import schema
 
-__all__ = ["DOCKER_REF_RE", "Finding", "cast_set_value", "has_errors", "jinja_env", "k8s_name", "parse_sets", "schema", "validate_file", "validate_text"]
+__all__ = [
+    "DOCKER_REF_RE",
+    "Finding",
+    "cast_set_value",
+    "has_errors",
+    "jinja_env",
+    "k8s_name",
+    "parse_sets",
+    "schema",
+    "validate_file",
+    "validate_text",
+]

@@ -81,7 +81,6 @@ def _split_sections(text: str, out: _Collector) -> dict[str, _Section] | None:
     return sections
 
 
-
 def _make_locator(section: _Section, doc: Any) -> Any:
     """Map a file line to (key path, description) using the raw YAML's node marks, if it parses."""
     # Blank out Jinja so the raw template parses as YAML with its lines and columns unchanged.
@@ -124,7 +123,6 @@ def _make_locator(section: _Section, doc: Any) -> Any:
     return locate
 
 
-
 def _describe(doc: Any, path: list[Any]) -> str:
     """'task X, file /p, ' for a path into a task or its files."""
     parts: list[str] = []
@@ -139,7 +137,6 @@ def _describe(doc: Any, path: list[Any]) -> str:
         if isinstance(node, dict) and index >= 1 and path[index - 1] == "files" and "path" in node:
             parts.append(f"file {node['path']!r}")
     return "".join(p + ", " for p in parts)
-
 
 
 def validate_text(
@@ -214,8 +211,11 @@ def validate_text(
         rendered = _render(wf.text, variables, allowed, wf.line - 1, scratch, locate)
         # With lexical errors the scan already named each offending marker with its place; keep
         # render notes, and a limit that was hit.
-        out.findings.extend(f for f in scratch.findings if not lexical_errors or f.severity != "error"
-                            or "render stopped" in f.message)
+        out.findings.extend(
+            f
+            for f in scratch.findings
+            if not lexical_errors or f.severity != "error" or "render stopped" in f.message
+        )
         if rendered is None:
             _check_unrendered(raw_doc, out)
             return _dedupe(out.findings)
@@ -250,7 +250,6 @@ def validate_text(
 _PATH_PART_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-
 def _plain_at(doc: Any, path: str) -> bool:
     """True when `path` resolves in `doc` to a value with no Jinja in it (so rendering cannot change it)."""
     node = doc
@@ -262,7 +261,6 @@ def _plain_at(doc: Any, path: str) -> bool:
     return not JINJA_MARK_RE.search(node if isinstance(node, str) else json.dumps(node, default=str))
 
 
-
 def _check_unrendered(raw_doc: Any, out: _Collector) -> None:
     """The render failed: still report what the rules find on values no rendering could change."""
     if not isinstance(raw_doc, dict) or not isinstance(raw_doc.get("workflow"), dict):
@@ -272,8 +270,9 @@ def _check_unrendered(raw_doc: Any, out: _Collector) -> None:
     _check_rules(raw_doc["workflow"], scratch)
     for f in scratch.findings:
         if f.severity != "note" and _plain_at(raw_doc, f.path):
-            out.findings.append(Finding(f.severity, f.path, f"{f.message} (found in the unrendered text)", f.line))
-
+            out.findings.append(
+                Finding(f.severity, f.path, f"{f.message} (found in the unrendered text)", f.line)
+            )
 
 
 def validate_file(
@@ -299,11 +298,9 @@ def validate_file(
     )
 
 
-
 def has_errors(findings: Iterable[Finding]) -> bool:
     """True when any finding is an error."""
     return any(f.severity == "error" for f in findings)
-
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -95,7 +95,6 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}
 DOCKER_REF_RE = re.compile(rf"^{_NAME}(?::{_TAG})?(?:@{_DIGEST})?$")
 
 
-
 @dataclass(frozen=True)
 class Finding:
     """One validation result: severity is "error", "warning" or "note"; path is a dotted key path."""
@@ -107,7 +106,6 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
 
 
 class _Collector:
@@ -124,11 +122,9 @@ class _Collector:
         self.findings.append(Finding("note", path, message, line))
 
 
-
 def _seq(value: Any) -> list[Any]:
     """A list field as a list, whatever was given (the schema reports a wrong type; rules skip it)."""
     return value if isinstance(value, list) else []
-
 
 
 def _dotted(path: list[Any]) -> str:
@@ -138,7 +134,6 @@ def _dotted(path: list[Any]) -> str:
     return out
 
 
-
 @dataclass
 class _Section:
     key: str
@@ -146,10 +141,8 @@ class _Section:
     text: str  # the section's text including the key line
 
 
-
 class _TooLarge(yaml.YAMLError):
     """A document over a bound (alias expansion); reported as a refusal, not a parse error."""
-
 
 
 # An alias needs an anchor (`&name` after a space, `[`, `{`, `,`, `:` or `-`); no anchor, nothing to expand
@@ -165,7 +158,6 @@ def _load_yaml(text: str) -> Any:
         except LimitExceeded as exc:
             raise _TooLarge(str(exc)) from None
     return doc
-
 
 
 def _yaml_error(exc: yaml.YAMLError, line_offset: int = 0) -> tuple[str, int | None]:

@@ -55,8 +55,10 @@ def expanded_nodes(doc: Any, limit: int = MAX_EXPANDED_NODES) -> int:
             continue
         total = 1 + sum(memo.get(id(c), 0) if isinstance(c, dict | list) else 1 for c in children)
         if total > limit:
-            raise LimitExceeded(f"YAML aliases expand to more than {limit:,} nodes (an alias bomb); "
-                                "write the values out or use fewer aliases")
+            raise LimitExceeded(
+                f"YAML aliases expand to more than {limit:,} nodes (an alias bomb); "
+                "write the values out or use fewer aliases"
+            )
         memo[id(node)] = total
     return memo.get(id(doc), 1)
 
@@ -85,7 +87,7 @@ def _child(render: Callable[[], Any], wfd: int) -> None:
     data = pickle.dumps(result)
     view = memoryview(data)
     while view:
-        view = view[os.write(wfd, view[: 1 << 20]):]
+        view = view[os.write(wfd, view[: 1 << 20]) :]
 
 
 def sandboxed_render(render: Callable[[], Any]) -> tuple[Any, float]:
@@ -113,8 +115,10 @@ def sandboxed_render(render: Callable[[], Any]) -> tuple[Any, float]:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([rfd], [], [], left)[0]:
                 os.kill(pid, signal.SIGKILL)
-                raise LimitExceeded(f"rendering ran past OSMO's sandbox time limit of {RENDER_LIMIT_S} s "
-                                    f"(stopped after {RENDER_DEADLINE_S:g} s)")
+                raise LimitExceeded(
+                    f"rendering ran past OSMO's sandbox time limit of {RENDER_LIMIT_S} s "
+                    f"(stopped after {RENDER_DEADLINE_S:g} s)"
+                )
             chunk = os.read(rfd, 1 << 20)
             if not chunk:
                 break
@@ -125,10 +129,13 @@ def sandboxed_render(render: Callable[[], Any]) -> tuple[Any, float]:
     try:
         result = pickle.loads(b"".join(chunks))
     except Exception:
-        raise LimitExceeded(f"rendering went over OSMO's sandbox memory limit of "
-                            f"{RENDER_LIMIT_BYTES // 2**20} MiB") from None
+        raise LimitExceeded(
+            f"rendering went over OSMO's sandbox memory limit of {RENDER_LIMIT_BYTES // 2**20} MiB"
+        ) from None
     if result[0] == "memory":
-        raise LimitExceeded(f"rendering went over OSMO's sandbox memory limit of {RENDER_LIMIT_BYTES // 2**20} MiB")
+        raise LimitExceeded(
+            f"rendering went over OSMO's sandbox memory limit of {RENDER_LIMIT_BYTES // 2**20} MiB"
+        )
     if result[0] == "error":
         raise RenderFailed(result[1], result[2])
     return result[1], result[2]

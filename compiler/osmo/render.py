@@ -28,7 +28,6 @@ def cast_set_value(value: str) -> int | float | str:
         return value
 
 
-
 def parse_sets(pairs: Iterable[str], *, cast: bool = True) -> dict[str, Any]:
     """Parse ``k=v`` strings (split at the first ``=``); ``cast=False`` mimics ``--set-string``."""
     out: dict[str, Any] = {}
@@ -40,12 +39,10 @@ def parse_sets(pairs: Iterable[str], *, cast: bool = True) -> dict[str, Any]:
     return out
 
 
-
 @functools.lru_cache(maxsize=1)
 def jinja_env() -> jinja2.sandbox.SandboxedEnvironment:
     """The one Jinja environment: sandboxed and StrictUndefined, as OSMO renders workflows."""
     return jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined)
-
 
 
 def _protect_tokens(source: str) -> tuple[str, dict[str, str]]:
@@ -60,7 +57,6 @@ def _protect_tokens(source: str) -> tuple[str, dict[str, str]]:
 
 
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
-
 
 
 def _render(
@@ -110,8 +106,15 @@ def _render(
                 missing.append(match.group(1))
                 context[match.group(1)] = match.group(1)
                 continue
-            jinja_kind = exc.kind.endswith(("UndefinedError", "SecurityError", "TemplateError",
-                                            "TemplateRuntimeError", "TemplateAssertionError"))
+            jinja_kind = exc.kind.endswith(
+                (
+                    "UndefinedError",
+                    "SecurityError",
+                    "TemplateError",
+                    "TemplateRuntimeError",
+                    "TemplateAssertionError",
+                )
+            )
             detail = str(exc) if jinja_kind else f"{exc.kind}: {exc}"
             out.error("workflow", f"Jinja substitution failure: {detail}")
             return None
@@ -135,7 +138,6 @@ def _render(
     return None if missing else rendered
 
 
-
 @functools.lru_cache(maxsize=64)
 def _parse_template(protected: str) -> tuple[Any, frozenset[str]]:
     """Parse once per text. Jinja's code generator folds constants (`{{ 'x' * 10**9 }}`), and
@@ -145,10 +147,8 @@ def _parse_template(protected: str) -> tuple[Any, frozenset[str]]:
     return ast, frozenset(undeclared)
 
 
-
 def _compile_render(ast: Any, context: dict[str, Any]) -> str:
     return jinja_env().from_string(ast).render(context)
-
 
 
 def _render_simple(
@@ -170,10 +170,8 @@ def _render_simple(
     return SIMPLE_VAR_RE.sub(lambda m: _jinja_str(context[m.group(1)]), protected)
 
 
-
 def _jinja_str(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
-
 
 
 def _report_syntax_error(

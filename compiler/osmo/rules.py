@@ -110,7 +110,9 @@ class OsmoRule:
 OSMO_RULES: list[OsmoRule] = []
 
 
-def osmo_rule(name: str, source: str) -> Callable[[Callable[[_Ctx, _Collector], None]], Callable[[_Ctx, _Collector], None]]:
+def osmo_rule(
+    name: str, source: str
+) -> Callable[[Callable[[_Ctx, _Collector], None]], Callable[[_Ctx, _Collector], None]]:
     def deco(fn: Callable[[_Ctx, _Collector], None]) -> Callable[[_Ctx, _Collector], None]:
         OSMO_RULES.append(OsmoRule(name, source, fn))
         return fn
@@ -164,7 +166,9 @@ def _names(ctx: _Ctx, out: _Collector) -> None:
         _check_name(task.get("name"), f"{tpath}.name", "task", out)
 
 
-@osmo_rule("unique-k8s-names", "kb_objects.k8s_name: task and group names unique after lower() and '_' -> '-'")
+@osmo_rule(
+    "unique-k8s-names", "kb_objects.k8s_name: task and group names unique after lower() and '_' -> '-'"
+)
 def _unique_names(ctx: _Ctx, out: _Collector) -> None:
     seen: dict[str, tuple[str, str]] = {}
 
@@ -227,7 +231,9 @@ def _resources(ctx: _Ctx, out: _Collector) -> None:
         _check_resources(ctx.resources, out)
 
 
-@osmo_rule("task-fields", "utils/job/task.py TaskSpec: image, files, exitActions, cacheSize, volumeMounts, ...")
+@osmo_rule(
+    "task-fields", "utils/job/task.py TaskSpec: image, files, exitActions, cacheSize, volumeMounts, ..."
+)
 def _task_fields(ctx: _Ctx, out: _Collector) -> None:
     for _, _, tpath, task in ctx.tasks:
         _check_task(task, tpath, ctx.resources, out)
@@ -240,7 +246,8 @@ def _topology(ctx: _Ctx, out: _Collector) -> None:
         spec = _task_resource(task, ctx.resources)
         topo = spec.get("topology") if isinstance(spec, dict) else None
         topology_keys[str(task.get("name"))] = frozenset(
-            str(t.get("key")) for t in _seq(topo) if isinstance(t, dict) and "key" in t)
+            str(t.get("key")) for t in _seq(topo) if isinstance(t, dict) and "key" in t
+        )
     if len(set(topology_keys.values())) > 1:
         detail = "; ".join(f"{n}: {sorted(k)}" for n, k in topology_keys.items())
         out.error(
@@ -300,5 +307,3 @@ def _check_inputs(
                 if isinstance(item.get("url"), str):
                     _check_url(item["url"], f"{tpath}.outputs[{oi}].url", out)
                 _check_regex(item.get("regex"), f"{tpath}.outputs[{oi}].regex", out)
-
-

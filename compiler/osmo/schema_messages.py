@@ -24,7 +24,6 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
-
 @functools.lru_cache(maxsize=1)
 def _schema_validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -33,16 +32,13 @@ def _schema_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(inlined)
 
 
-
 def schema() -> dict[str, Any]:
     """The JSON Schema (Draft 2020-12) for a rendered OSMO workflow."""
     return _schema_validator().schema
 
 
-
 def _schema_path(error: jsonschema.ValidationError) -> str:
     return _dotted(list(error.absolute_path))
-
 
 
 def _check_schema(doc: dict[str, Any], out: _Collector) -> None:
@@ -51,11 +47,9 @@ def _check_schema(doc: dict[str, Any], out: _Collector) -> None:
         out.error(_schema_path(error), _schema_message(error))
 
 
-
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -101,7 +95,6 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
             f"; {best.message}" if best is not None else ""
         )
     return f"{error.message}" + (f"; allowed: {hint}" if hint else "")
-
 
 
 def _oneof_message(error: jsonschema.ValidationError) -> str:

@@ -73,7 +73,6 @@ def _inline_localpaths(
     return inlined
 
 
-
 def _scan_jinja(node: Any, path: list[Any], allowed: set[str], out: _Collector, ctx: Any) -> None:
     stack: list[tuple[Any, list[Any], Any, Any]] = [(node, path, None, None)]
     while stack:
@@ -90,7 +89,6 @@ def _scan_jinja(node: Any, path: list[Any], allowed: set[str], out: _Collector, 
                 stack.append((value[index], [*p, index], task, entry))
         elif isinstance(value, str):
             _scan_string(value, _dotted(p), allowed, out, task, entry)
-
 
 
 def _scan_string(text: Any, path: str, allowed: set[str], out: _Collector, task: Any, entry: Any) -> None:

@@ -60,8 +60,23 @@ def _check_url(url: str, path: str, out: _Collector) -> None:
         )
 
 
-_UNIT_BYTES = {"": 1, "B": 1, "m": 1e-3, "K": 1e3, "Ki": 1024, "KiB": 1024, "M": 1e6, "Mi": 2**20, "MiB": 2**20,
-               "G": 1e9, "Gi": 2**30, "GiB": 2**30, "T": 1e12, "Ti": 2**40, "TiB": 2**40}
+_UNIT_BYTES = {
+    "": 1,
+    "B": 1,
+    "m": 1e-3,
+    "K": 1e3,
+    "Ki": 1024,
+    "KiB": 1024,
+    "M": 1e6,
+    "Mi": 2**20,
+    "MiB": 2**20,
+    "G": 1e9,
+    "Gi": 2**30,
+    "GiB": 2**30,
+    "T": 1e12,
+    "Ti": 2**40,
+    "TiB": 2**40,
+}
 
 
 def _quantity(value: Any, path: str, what: str, out: _Collector) -> float | None:
@@ -77,9 +92,12 @@ def _quantity(value: Any, path: str, what: str, out: _Collector) -> float | None
     number = float(match.group(1))
     if number * _UNIT_BYTES[unit] < 1024:
         # OSMO converts memory and storage to whole Ki (truncating) and requires the result > 0.
-        out.error(path, f"{what} {text!r} is {number * _UNIT_BYTES[unit]:g} bytes"
-                  f"{' (no unit means bytes)' if not unit else ''}: OSMO converts it to whole Ki, truncating, "
-                  f"which gives 0 Ki, and rejects a {what} that is not > 0; write e.g. {match.group(1)}Gi")
+        out.error(
+            path,
+            f"{what} {text!r} is {number * _UNIT_BYTES[unit]:g} bytes"
+            f"{' (no unit means bytes)' if not unit else ''}: OSMO converts it to whole Ki, truncating, "
+            f"which gives 0 Ki, and rejects a {what} that is not > 0; write e.g. {match.group(1)}Gi",
+        )
         return None
     if not unit:
         out.warning(
@@ -119,7 +137,9 @@ def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
         check(task, tpath, resources, out)
 
 
-def _task_image_and_resource(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
+def _task_image_and_resource(
+    task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector
+) -> None:
     name = task.get("name")
     image = task.get("image")
     if isinstance(image, str) and image and not DOCKER_REF_RE.match(image):
@@ -199,8 +219,9 @@ def _task_exit_actions(task: dict[str, Any], tpath: str, resources: dict[str, An
             )
 
 
-def _task_cache_checkpoint_mounts(task: dict[str, Any], tpath: str, resources: dict[str, Any],
-                                  out: _Collector) -> None:
+def _task_cache_checkpoint_mounts(
+    task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector
+) -> None:
     cache = task.get("cacheSize")
     if isinstance(cache, str):
         if cache.endswith("%"):

@@ -43,7 +43,9 @@ def _run_name(name: str | None) -> str | None:
     from compiler.knobs import RUN_NAME, pattern_hint
 
     if len(name) > 64 or not re.fullmatch(RUN_NAME, name):
-        raise OutputsError(f"--name {name!r} is not a run name the compiler accepts: {pattern_hint(RUN_NAME)}")
+        raise OutputsError(
+            f"--name {name!r} is not a run name the compiler accepts: {pattern_hint(RUN_NAME)}"
+        )
     return name
 
 
@@ -51,8 +53,10 @@ def _dest(given: str | None, default: Path) -> Path:
     dest = Path(given).expanduser() if given else default
     for p in (dest, *dest.parents):
         if p.exists() and not p.is_dir():
-            raise OutputsError(f"--dest {dest}: {p} exists and is not a directory",
-                               hint="--dest names a directory (created if missing); --force never replaces a file")
+            raise OutputsError(
+                f"--dest {dest}: {p} exists and is not a directory",
+                hint="--dest names a directory (created if missing); --force never replaces a file",
+            )
     return dest
 
 
@@ -84,11 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(d)
     d.add_argument("--workflow-id", help="OSMO workflow id: adds `osmo workflow logs` per task under logs/")
-    d.add_argument("--only", action="append", metavar="STAGE",
-                   help="fetch only these stage dirs (repeat or comma-separate), e.g. --only anomaly")
+    d.add_argument(
+        "--only",
+        action="append",
+        metavar="STAGE",
+        help="fetch only these stage dirs (repeat or comma-separate), e.g. --only anomaly",
+    )
     d.add_argument("--jobs", type=_positive, default=8, help="parallel downloads, 1-64 (default 8)")
-    d.add_argument("--allow-missing", action="store_true",
-                   help="download what exists when a required stage is absent (failed runs: files + logs)")
+    d.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="download what exists when a required stage is absent (failed runs: files + logs)",
+    )
     p = sub.add_parser(
         "preview",
         help="write a self-contained index.html grid of sampled outputs",
@@ -96,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _common(p)
-    p.add_argument("--samples", type=_positive, default=8, help="rows to show (default 8), chosen deterministically")
+    p.add_argument(
+        "--samples", type=_positive, default=8, help="rows to show (default 8), chosen deterministically"
+    )
     return parser
 
 
@@ -109,10 +122,16 @@ def run(argv: list[str] | None = None) -> Path:
     if not root and not args.local:
         root = flow.root
         if not root:
-            raise OutputsError(f"--workflow {args.workflow} names no single storage root; pass --root or --local")
+            raise OutputsError(
+                f"--workflow {args.workflow} names no single storage root; pass --root or --local"
+            )
     source = open_source(
-        root=root, local=args.local, name=name,
-        endpoint_url=args.endpoint_url, profile=args.profile, region=args.region,
+        root=root,
+        local=args.local,
+        name=name,
+        endpoint_url=args.endpoint_url,
+        profile=args.profile,
+        region=args.region,
     )
     if args.command == "download":
         from .download import download_run
@@ -120,11 +139,20 @@ def run(argv: list[str] | None = None) -> Path:
         only = [s.strip() for item in args.only or [] for s in item.split(",") if s.strip()] or None
         dest = _dest(args.dest, Path("outputs") / source.name)
         result = download_run(
-            source, flow, dest, only=only, workflow_id=args.workflow_id, force=args.force, jobs=args.jobs,
+            source,
+            flow,
+            dest,
+            only=only,
+            workflow_id=args.workflow_id,
+            force=args.force,
+            jobs=args.jobs,
             allow_missing=args.allow_missing,
         )
-        print(f"{result.files} file(s), {result.bytes} bytes from {', '.join(result.stages)}; "
-              f"logs: {', '.join(result.logs) or 'none'}", file=sys.stderr)
+        print(
+            f"{result.files} file(s), {result.bytes} bytes from {', '.join(result.stages)}; "
+            f"logs: {', '.join(result.logs) or 'none'}",
+            file=sys.stderr,
+        )
         return result.zip_path
     from .preview import build_preview
 

@@ -51,11 +51,11 @@ LAYOUTS: dict[str, tuple[Column, ...]] = {
 # The file names a complete row needs, per column, for the message when none is complete.
 EXPECTED = {
     "crops": "usd2roi-components/crop/<MAT>/<cell>/normal_img/<NNNN>.png with cad_mask/<NNNN>_cad_mask.png, "
-             "augment/crop/<MAT>/<cell>/<NNNN>.<ext>, anomaly/inference/reconstructed_image/<cell>__<NNNN>.png",
+    "augment/crop/<MAT>/<cell>/<NNNN>.<ext>, anomaly/inference/reconstructed_image/<cell>__<NNNN>.png",
     "structural": "structural_defect/cropped/<mode>/rgb/<NNNN>.png with semantic_segmentation/<NNNN>.png, "
-                  "structural_defect_edited/<mode>/rgb/<NNNN>.<ext>",
+    "structural_defect_edited/<mode>/rgb/<NNNN>.<ext>",
     "day1": "usd2roi-day1/crop/<MAT>/normal_img/<NNNN>.png with cad_mask/<NNNN>[_cad_mask].png, "
-            "anomaly/inference/reconstructed_image/<NNNN>.png",
+    "anomaly/inference/reconstructed_image/<NNNN>.png",
     "manual": "anomaly/inference/original_image/<file> with original_mask/<file> and reconstructed_image/<file>",
     "none": "",
 }
@@ -80,8 +80,11 @@ class Row:
 
 
 def _images(source: RunSource, stage: str) -> list[PurePosixPath]:
-    return [PurePosixPath(e.path) for e in source.list_stage(stage) if PurePosixPath(e.path).suffix.lower()
-            in IMAGE_SUFFIXES]
+    return [
+        PurePosixPath(e.path)
+        for e in source.list_stage(stage)
+        if PurePosixPath(e.path).suffix.lower() in IMAGE_SUFFIXES
+    ]
 
 
 def _by_name(paths: list[PurePosixPath], parent: str) -> dict[str, PurePosixPath]:

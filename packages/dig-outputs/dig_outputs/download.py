@@ -35,7 +35,9 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def fetch_logs(flow: RunLayout, stages: list[str], workflow_id: str, logs_dir: Path) -> tuple[list[str], list[str]]:
+def fetch_logs(
+    flow: RunLayout, stages: list[str], workflow_id: str, logs_dir: Path
+) -> tuple[list[str], list[str]]:
     """Dump `osmo workflow logs <id> -t <task> -n 5000` per task whose stage exists; `(tasks, notes)`."""
     osmo = shutil.which("osmo")
     if osmo is None:
@@ -65,8 +67,15 @@ def _fetch_all(source: RunSource, entries: list[Entry], runs_dir: Path, jobs: in
 
     total = sum(e.size or 0 for e in entries)
     # disable=None: a bar on a terminal, silence in CI logs and pipes.
-    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-              desc=f"download {source.name}", disable=None) as bar:
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        desc=f"download {source.name}",
+        disable=None,
+    ) as bar:
 
         def one(e: Entry) -> None:
             source.fetch(e.path, runs_dir / e.path)
@@ -129,7 +138,9 @@ def download_run(
             hint="check --only / --workflow against the stages the run wrote",
         )
     if source.skipped_keys:
-        notes.append(f"skipped {len(source.skipped_keys)} key(s) with unsafe paths, e.g. {source.skipped_keys[0]!r}")
+        notes.append(
+            f"skipped {len(source.skipped_keys)} key(s) with unsafe paths, e.g. {source.skipped_keys[0]!r}"
+        )
     total = sum(e.size or 0 for e in entries)
     if total > LARGE_RUN_BYTES and not only:
         notes.append(f"run is {total / 2**30:.1f} GiB; `--only anomaly` fetches the defects and logs only")

@@ -129,13 +129,16 @@ def summarize(source: RunSource, flow: RunLayout, stages: list[str], scratch: Pa
     checkpoints = []
     if "finetune" in stages:
         checkpoints = sorted(
-            e.path for e in source.list_stage("finetune")
+            e.path
+            for e in source.list_stage("finetune")
             if "/checkpoints/model/" in e.path and PurePosixPath(e.path).name.startswith("iter_")
         )
     return Summary(counts, sorted(materials), label, defect_types, checkpoints=checkpoints)
 
 
-def _copy_cell(source: RunSource, row: Row, col: Column, k: int, idx: int, out: Path, scratch: Path) -> Cell | None:
+def _copy_cell(
+    source: RunSource, row: Row, col: Column, k: int, idx: int, out: Path, scratch: Path
+) -> Cell | None:
     value = row.cells.get(col.key)
     if value is None:
         return None
@@ -186,7 +189,11 @@ def _size(n: int) -> str:
 
 
 def render_html(
-    name: str, flow: RunLayout, where: str, columns: tuple[Column, ...], rows: list[tuple[Row, list[Cell | None]]],
+    name: str,
+    flow: RunLayout,
+    where: str,
+    columns: tuple[Column, ...],
+    rows: list[tuple[Row, list[Cell | None]]],
     summary: Summary,
 ) -> str:
     """The page; every string from storage goes through `html.escape`."""
@@ -202,21 +209,28 @@ def render_html(
     ]
     for s in summary.stages:
         if s.present:
-            out.append(f"<tr><td>{_e(s.stage)}/</td><td>{s.files}</td><td>{s.images}</td><td>{_size(s.bytes)}</td></tr>")
+            out.append(
+                f"<tr><td>{_e(s.stage)}/</td><td>{s.files}</td><td>{s.images}</td><td>{_size(s.bytes)}</td></tr>"
+            )
         else:
             out.append(f'<tr class="absent"><td>{_e(s.stage)}/</td><td colspan="3">missing</td></tr>')
     out.append("</tbody></table>")
     mats = " ".join(f'<span class="tag">{_e(m)}</span>' for m in summary.materials) or "—"
     out.append(f'<div class="facts"><div id="materials"><b>{_e(summary.material_label)}:</b> {mats}</div>')
     if any(s.stage == "anomaly" for s in summary.stages):
-        defects = " ".join(
-            f'<span class="tag">{_e(t)} × {n}</span>' for t, n in sorted(summary.defect_types.items())
-        ) or "— (no defect column in anomaly/inference/SDG_result.csv)"
+        defects = (
+            " ".join(
+                f'<span class="tag">{_e(t)} × {n}</span>' for t, n in sorted(summary.defect_types.items())
+            )
+            or "— (no defect column in anomaly/inference/SDG_result.csv)"
+        )
         out.append(f'<div id="defect-types"><b>Defect types:</b> {defects}</div>')
     if summary.checkpoints:
-        out.append(f'<div id="checkpoints"><b>Checkpoints ({len(summary.checkpoints)}):</b> '
-                   + " ".join(f'<span class="tag">{_e(PurePosixPath(c).name)}</span>' for c in summary.checkpoints)
-                   + "</div>")
+        out.append(
+            f'<div id="checkpoints"><b>Checkpoints ({len(summary.checkpoints)}):</b> '
+            + " ".join(f'<span class="tag">{_e(PurePosixPath(c).name)}</span>' for c in summary.checkpoints)
+            + "</div>"
+        )
     if columns:
         skipped = "; ".join(f"{n} missing {_e(t)}" for t, n in sorted(summary.skipped.items()))
         out.append(
@@ -290,8 +304,11 @@ def build_preview(
         summary.candidates, summary.complete = len(candidates), len(complete)
         if columns and not complete:
             summary.notes.append(
-                (f"no complete samples: {len(candidates)} candidate(s), none with every column"
-                 if candidates else "no samples found in the expected layout (storage_layout.md §5)")
+                (
+                    f"no complete samples: {len(candidates)} candidate(s), none with every column"
+                    if candidates
+                    else "no samples found in the expected layout (storage_layout.md §5)"
+                )
                 + f"; a sample needs {EXPECTED[flow.layout]}"
             )
         chosen = choose(complete, samples, per_group=flow.layout == "structural")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .workflow import RunLayout
 
+
 class OutputsError(Exception):
     """A user-facing failure: first line says what is wrong, `hint` says what to do."""
 
@@ -85,7 +86,9 @@ class RunSource(ABC):
         missing = [s for s in wanted if s not in present]
         notes: list[str] = []
         if missing and allow_missing:
-            notes += [f"{s}/ missing (written by task {run.stage(s).task}); fetching the rest" for s in missing]
+            notes += [
+                f"{s}/ missing (written by task {run.stage(s).task}); fetching the rest" for s in missing
+            ]
         elif missing:
             have = ", ".join(sorted(present)) or "nothing"
             raise OutputsError(
@@ -160,7 +163,7 @@ class S3Run(RunSource):
             key = obj["Key"]
             if key.endswith("/"):  # directory markers written by some S3 tools
                 continue
-            rel = key[len(self.run_prefix):]
+            rel = key[len(self.run_prefix) :]
             if not is_safe_relpath(rel):
                 self.skipped_keys.append(key)
                 continue

@@ -46,18 +46,23 @@ def _board(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     for _ in range(3):
         if rng.random() < 0.5:
             y = int(rng.integers(0, h))
-            img[max(0, y - 1): y + 2, :] += (10, 30, 12)
+            img[max(0, y - 1) : y + 2, :] += (10, 30, 12)
         else:
             x = int(rng.integers(0, w))
-            img[:, max(0, x - 1): x + 2] += (10, 30, 12)
+            img[:, max(0, x - 1) : x + 2] += (10, 30, 12)
     return img
 
 
-def _component(material: str, h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+def _component(
+    material: str, h: int, w: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """An OV-style render (flat colours) and its CAD label map; `geom` says where parts are."""
     img = _board(h, w, rng)
     labels = np.zeros((h, w), np.uint8)
-    cy, cx = h // 2 + int(rng.integers(-h // 16, h // 16 + 1)), w // 2 + int(rng.integers(-w // 16, w // 16 + 1))
+    cy, cx = (
+        h // 2 + int(rng.integers(-h // 16, h // 16 + 1)),
+        w // 2 + int(rng.integers(-w // 16, w // 16 + 1)),
+    )
     if material == "IC":
         bh, bw = h // 3, w // 3
         y0, y1, x0, x1 = cy - bh // 2, cy + bh // 2, cx - bw // 2, cx + bw // 2
@@ -72,21 +77,23 @@ def _component(material: str, h: int, w: int, rng: np.random.Generator) -> tuple
                 legs.append((ly0, ly1, lx0, lx1))
         img[y0:y1, x0:x1] = (34, 34, 38)
         labels[y0:y1, x0:x1] = 1
-        img[y0 + bh // 5: y0 + bh // 5 + max(1, bh // 10), x0 + bw // 6: x0 + bw // 6 + max(1, bw // 10)] = (90, 90, 90)
+        img[
+            y0 + bh // 5 : y0 + bh // 5 + max(1, bh // 10), x0 + bw // 6 : x0 + bw // 6 + max(1, bw // 10)
+        ] = (90, 90, 90)
         geom = {"body": (y0, y1, x0, x1), "legs": legs}
     else:
         bh, bw = h // 4, w // 2
         y0, y1, x0, x1 = cy - bh // 2, cy + bh // 2, cx - bw // 2, cx + bw // 2
         cap = max(2, bw // 5)
         # Solder pads peek out around the part.
-        img[y0 - 2: y1 + 2, x0 - 3: x0 + cap] = (176, 160, 120)
-        img[y0 - 2: y1 + 2, x1 - cap: x1 + 3] = (176, 160, 120)
+        img[y0 - 2 : y1 + 2, x0 - 3 : x0 + cap] = (176, 160, 120)
+        img[y0 - 2 : y1 + 2, x1 - cap : x1 + 3] = (176, 160, 120)
         img[y0:y1, x0:x1] = (128, 96, 64)
-        img[y0:y1, x0: x0 + cap] = SILVER
-        img[y0:y1, x1 - cap: x1] = SILVER
+        img[y0:y1, x0 : x0 + cap] = SILVER
+        img[y0:y1, x1 - cap : x1] = SILVER
         labels[y0:y1, x0:x1] = 1
-        labels[y0:y1, x0: x0 + cap] = 2
-        labels[y0:y1, x1 - cap: x1] = 2
+        labels[y0:y1, x0 : x0 + cap] = 2
+        labels[y0:y1, x1 - cap : x1] = 2
         geom = {"body": (y0, y1, x0, x1), "cap": cap}
     return img, labels, geom
 
@@ -117,7 +124,7 @@ def _paint_defect(
     mask = np.zeros((h, w), bool)
     y0, y1, x0, x1 = geom["body"]
     if defect == "missing":
-        mask[y0 - 3: y1 + 3, x0 - 4: x1 + 4] = True
+        mask[y0 - 3 : y1 + 3, x0 - 4 : x1 + 4] = True
         board = _restyle(_board(h, w, rng), rng)
         out[mask] = board[mask]
         cap = geom["cap"]
@@ -134,8 +141,8 @@ def _paint_defect(
         legs = geom["legs"]
         a, b = legs[0], legs[2]
         ly0, ly1 = a[0], a[1]
-        mask[ly0 + (ly1 - ly0) // 3: ly1, a[2]: b[3]] = True
-        out[mask] = (np.array(SILVER) * 0.95)
+        mask[ly0 + (ly1 - ly0) // 3 : ly1, a[2] : b[3]] = True
+        out[mask] = np.array(SILVER) * 0.95
     return out, mask
 
 
@@ -161,11 +168,15 @@ def _write(run: SyntheticRun, rel: str, data: str | bytes | np.ndarray) -> Path:
     return path
 
 
-_LABELS_JSON = json.dumps({"0": {"class": "BACKGROUND"}, "1": {"class": "component_body"}, "2": {"class": "terminal"}})
+_LABELS_JSON = json.dumps(
+    {"0": {"class": "BACKGROUND"}, "1": {"class": "component_body"}, "2": {"class": "terminal"}}
+)
 
 
 def _crops(materials: dict[str, list[str]], per_cell: int) -> list[tuple[str, str, str]]:
-    return [(m, cell, f"{i:04d}") for m, cells in materials.items() for cell in cells for i in range(per_cell)]
+    return [
+        (m, cell, f"{i:04d}") for m, cells in materials.items() for cell in cells for i in range(per_cell)
+    ]
 
 
 def _anomaly(
@@ -183,7 +194,7 @@ def _anomaly(
             recon, mask = clean.copy(), np.zeros(clean.shape[:2], bool)
             h, w = mask.shape
             y = int(rng.integers(h // 4, 3 * h // 4))
-            mask[y: y + max(2, h // 20), w // 5: 4 * w // 5] = True
+            mask[y : y + max(2, h // 20), w // 5 : 4 * w // 5] = True
             recon[mask] = recon[mask] * 0.45
         base = "anomaly/inference"
         _write(run, f"{base}/original_image/{fname}", clean)
@@ -191,16 +202,19 @@ def _anomaly(
         ann = recon.copy()
         ys, xs = np.nonzero(mask)
         if ys.size:
-            ann[ys.min(): ys.max() + 1, [xs.min(), xs.max()]] = (255, 0, 0)
-            ann[[ys.min(), ys.max()], xs.min(): xs.max() + 1] = (255, 0, 0)
+            ann[ys.min() : ys.max() + 1, [xs.min(), xs.max()]] = (255, 0, 0)
+            ann[[ys.min(), ys.max()], xs.min() : xs.max() + 1] = (255, 0, 0)
         _write(run, f"{base}/annotated_image/{fname}", ann)
         _write(run, f"{base}/cropped_image/{fname}", clean[: clean.shape[0] // 2, : clean.shape[1] // 2])
         if drop_mask_every and (i + 1) % drop_mask_every == 0:
             run.rows_without_defect_mask.append(fname)
         else:
             _write(run, f"{base}/original_mask/{fname}", mask.astype(np.uint8) * 255)
-            _write(run, f"{base}/cropped_mask/{fname}", (mask[: mask.shape[0] // 2, : mask.shape[1] // 2] * 255)
-                   .astype(np.uint8))
+            _write(
+                run,
+                f"{base}/cropped_mask/{fname}",
+                (mask[: mask.shape[0] // 2, : mask.shape[1] // 2] * 255).astype(np.uint8),
+            )
         dtype = f"{mat}+{defect}"
         run.defect_types[dtype] = run.defect_types.get(dtype, 0) + 1
         rows.append({"image_name": fname, "defect_type": dtype, "seed": i})
@@ -258,8 +272,16 @@ def build_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     if flow in ("day0", "good_image"):
         materials = {"passive_component": ["x0_y0", "x3_y1"], "IC": ["x5_y2"]}
-        _write(run, "usd2roi-components/trigger_0000/rgb_x0_y0.png", _restyle(_board(h * 2, w * 2, _rng(1)), _rng(2)))
-        _write(run, "usd2roi-components/trigger_0000/semantic_segmentation_x0_y0.png", np.zeros((h * 2, w * 2, 3)))
+        _write(
+            run,
+            "usd2roi-components/trigger_0000/rgb_x0_y0.png",
+            _restyle(_board(h * 2, w * 2, _rng(1)), _rng(2)),
+        )
+        _write(
+            run,
+            "usd2roi-components/trigger_0000/semantic_segmentation_x0_y0.png",
+            np.zeros((h * 2, w * 2, 3)),
+        )
         _write(run, "usd2roi-components/trigger_0000/metadata.json", "{}")
         _write(run, "usd2roi-components/crop/semantic_segmentation_labels.json", _LABELS_JSON)
         for snap in ("pcba_target.yaml", "day0_image.yaml", "day0_crop.yaml"):
@@ -295,7 +317,9 @@ def build_run(
                 if mode != "shift":  # a pose defect: the part is rotated in the crop
                     k = 2 if mode == "sideflip" else 1
                     ov, labels = np.rot90(ov, k).copy(), np.rot90(labels, k).copy()
-                    ov = np.asarray(Image.fromarray(ov.clip(0, 255).astype(np.uint8)).resize((w, h)), np.float64)
+                    ov = np.asarray(
+                        Image.fromarray(ov.clip(0, 255).astype(np.uint8)).resize((w, h)), np.float64
+                    )
                     labels = np.asarray(Image.fromarray(labels).resize((w, h), Image.Resampling.NEAREST))
                 _write(run, f"structural_defect/cropped/{mode}/rgb/{stem}.png", ov)
                 _write(run, f"structural_defect/cropped/{mode}/semantic_segmentation/{stem}.png", labels)
@@ -304,7 +328,11 @@ def build_run(
                 run.complete_rows.append(f"{mode}/{stem}")
     elif flow == "day1":
         _write(run, "usd2roi-day1/crop/semantic_segmentation_labels.json", _LABELS_JSON)
-        _write(run, "usd2roi-day1/aligned/params.json", json.dumps({"rotation": 0.4, "scale": 1.01, "shift": [3, -2]}))
+        _write(
+            run,
+            "usd2roi-day1/aligned/params.json",
+            json.dumps({"rotation": 0.4, "scale": 1.01, "shift": [3, -2]}),
+        )
         _write(run, "usd2roi-day1/usd2roi_day1.yaml", "# resolved cookbook\n")
         samples = []
         for i in range(per_cell * 2):

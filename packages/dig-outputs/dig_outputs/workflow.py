@@ -13,8 +13,12 @@ _RUN_OUTPUT = re.compile(r"^(?P<root>.+)/runs/(?P<name>[^/]+)/(?P<stage>[^/]+)/?
 _NAME_TOKEN = re.compile(r"^\{\{\s*name\s*\}\}$")
 # The preview's row layout is chosen by the stage that anchors a sample (storage_layout.md §5):
 # the first of these the workflow writes. A fact about file naming, keyed by stage directory.
-ANCHORS = (("usd2roi-components", "crops"), ("structural_defect", "structural"), ("usd2roi-day1", "day1"),
-           ("anomaly", "manual"))
+ANCHORS = (
+    ("usd2roi-components", "crops"),
+    ("structural_defect", "structural"),
+    ("usd2roi-day1", "day1"),
+    ("anomaly", "manual"),
+)
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,16 @@ def run_layout(doc: Any, source: str = "workflow") -> RunLayout:
             if m.group("stage") not in (s.dir for s in stages):
                 stages.append(Stage(m.group("stage"), str(task.get("name", "?")), m.group(0)))
     if not stages:
-        raise OutputsError(f"{source}: the workflow writes no runs/<name>/<stage> output (setup flows write "
-                           "models/ and datasets/, not a run)")
-    return RunLayout(str(wf.get("name", "?")), tuple(stages), roots.pop() if len(roots) == 1 else None,
-                     names.pop() if len(names) == 1 else None)
+        raise OutputsError(
+            f"{source}: the workflow writes no runs/<name>/<stage> output (setup flows write "
+            "models/ and datasets/, not a run)"
+        )
+    return RunLayout(
+        str(wf.get("name", "?")),
+        tuple(stages),
+        roots.pop() if len(roots) == 1 else None,
+        names.pop() if len(names) == 1 else None,
+    )
 
 
 def read_workflow(path: str | Path) -> RunLayout:

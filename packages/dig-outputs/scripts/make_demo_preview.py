@@ -15,8 +15,13 @@ from dig_outputs.workflow import read_workflow
 REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 RUN_NAME = "texture_defect_gen_day0-1a2b3c4d"  # the stamping rule's shape: <flow>-<8 hex>
 
@@ -30,7 +35,9 @@ def screenshot(index: Path, png: Path, width: int = 1180) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": width, "height": 800})
         page.goto(index.as_uri(), wait_until="load")
-        broken = page.evaluate("Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length")
+        broken = page.evaluate(
+            "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length"
+        )
         if broken:
             raise SystemExit(f"{broken} image(s) failed to load in {index}")
         png.parent.mkdir(parents=True, exist_ok=True)
@@ -51,12 +58,21 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = work / "runs" / RUN_NAME
         # 320x240 crops: big enough to read the parts, small enough for a quick demo; every 7th
         # crop has no AnomalyGen output and every 5th defect mask is absent, as in real partial runs.
-        build_run(run_dir, "day0", name=RUN_NAME, size=(320, 240), per_cell=4, drop_anomaly_every=7,
-                  drop_mask_every=5)
+        build_run(
+            run_dir,
+            "day0",
+            name=RUN_NAME,
+            size=(320, 240),
+            per_cell=4,
+            drop_anomaly_every=7,
+            drop_mask_every=5,
+        )
         source = LocalRun(run_dir, RUN_NAME)
         # The temp path would make the committed PNG change on every regeneration.
         source.where = "synthetic run (packages/dig-outputs/scripts/make_demo_preview.py)"
-        result = build_preview(source, read_workflow(golden_workflow("day0")), work / "preview", samples=args.samples, force=True)
+        result = build_preview(
+            source, read_workflow(golden_workflow("day0")), work / "preview", samples=args.samples, force=True
+        )
         screenshot(result.index, Path(args.png))
     print(Path(args.png).resolve())
     return 0

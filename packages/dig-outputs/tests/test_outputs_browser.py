@@ -16,8 +16,13 @@ from dig_outputs.workflow import read_workflow
 CHROMIUM = "/usr/bin/chromium"
 # Measured working here (ENVIRONMENT_NOTES.md); the extra flags keep chromium off the network.
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 
@@ -56,7 +61,9 @@ def _need(browser):
 
 def _expected_rows(flow: str, complete: list[str], n: int) -> list[str]:
     if flow == "structural":
-        return [r.key for r in choose([Row(k, k, group=k.split("/")[0]) for k in complete], n, per_group=True)]
+        return [
+            r.key for r in choose([Row(k, k, group=k.split("/")[0]) for k in complete], n, per_group=True)
+        ]
     k = max(1, math.ceil(len(complete) / n))
     return complete[::k][:n]
 
@@ -65,7 +72,9 @@ def _expected_rows(flow: str, complete: list[str], n: int) -> list[str]:
 def test_outputs_browser_preview(flow, runs, tmp_path, browser):
     b = _need(browser)
     run = runs[flow]
-    result = build_preview(LocalRun(run.run_dir, run.run_dir.name), read_workflow(golden_workflow(flow)), tmp_path / "preview")
+    result = build_preview(
+        LocalRun(run.run_dir, run.run_dir.name), read_workflow(golden_workflow(flow)), tmp_path / "preview"
+    )
     page = b.new_page(viewport={"width": 1280, "height": 900})
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))

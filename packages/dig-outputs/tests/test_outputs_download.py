@@ -29,8 +29,20 @@ DAY0_PRETRAINED = str(golden_workflow("day0").parent / "pcb__0603_H100__pretrain
 
 
 def _download(s3_root: str, flow: str, dest: Path, *extra: str) -> int:
-    return main(["download", "--root", s3_root, "--name", RUN_NAMES[flow], "--workflow", str(golden_workflow(flow)), "--dest", str(dest),
-                 *extra])
+    return main(
+        [
+            "download",
+            "--root",
+            s3_root,
+            "--name",
+            RUN_NAMES[flow],
+            "--workflow",
+            str(golden_workflow(flow)),
+            "--dest",
+            str(dest),
+            *extra,
+        ]
+    )
 
 
 def test_outputs_run_names_match_fixture(runs):
@@ -62,7 +74,12 @@ def test_outputs_download_day0_stage_dirs_and_logs(s3_root, tmp_path, capsys, os
     assert _download(s3_root, "day0", dest, "--workflow-id", "wf-123") == 0
     err = capsys.readouterr().err
     runs_dir = dest / "download" / "runs"
-    assert sorted(p.name for p in runs_dir.iterdir()) == ["anomaly", "augment", "finetune", "usd2roi-components"]
+    assert sorted(p.name for p in runs_dir.iterdir()) == [
+        "anomaly",
+        "augment",
+        "finetune",
+        "usd2roi-components",
+    ]
     # Exact upstream form: osmo workflow logs <id> -t <task> -n 5000, one call per task that ran.
     calls = osmo_bin.read_text().splitlines()
     assert calls == [
@@ -70,9 +87,14 @@ def test_outputs_download_day0_stage_dirs_and_logs(s3_root, tmp_path, capsys, os
         for task in ("usd2roi-replicator", "image-edit", "finetune", "infer-all-defects")
     ]
     logs = dest / "download" / "logs"
-    assert sorted(p.name for p in logs.iterdir()) == ["image-edit.log", "infer-all-defects.log",
-                                                      "usd2roi-replicator.log"]
-    assert (logs / "image-edit.log").read_text() == "[recorded] workflow wf-123 task image-edit (lines 5000)\nINFO: done\n"
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "image-edit.log",
+        "infer-all-defects.log",
+        "usd2roi-replicator.log",
+    ]
+    assert (
+        logs / "image-edit.log"
+    ).read_text() == "[recorded] workflow wf-123 task image-edit (lines 5000)\nINFO: done\n"
     # The stand-in fails for finetune: reported, not fatal.
     assert "log of task finetune: osmo exited 1 (task finetune not found)" in err
     with zipfile.ZipFile(dest / f"{RUN_NAMES['day0']}.zip") as zf:
@@ -110,24 +132,59 @@ def test_outputs_download_refuses_to_overwrite(s3_root, tmp_path, capsys):
 
 def test_outputs_download_missing_required_stage(s3_root, tmp_path, capsys):
     dest = tmp_path / "missing"
-    rc = main(["download", "--root", s3_root, "--name", DAY0_NO_ANOMALY, "--workflow", DAY0_PRETRAINED, "--dest", str(dest)])
+    rc = main(
+        [
+            "download",
+            "--root",
+            s3_root,
+            "--name",
+            DAY0_NO_ANOMALY,
+            "--workflow",
+            DAY0_PRETRAINED,
+            "--dest",
+            str(dest),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
-    assert f"run '{DAY0_NO_ANOMALY}' at s3://osmo-workflows/dig/runs/{DAY0_NO_ANOMALY}/ is missing stage(s) anomaly/" in err
+    assert (
+        f"run '{DAY0_NO_ANOMALY}' at s3://osmo-workflows/dig/runs/{DAY0_NO_ANOMALY}/ is missing stage(s) anomaly/"
+        in err
+    )
     assert "present: augment, usd2roi-components" in err
     assert not dest.exists()
 
 
 def test_outputs_download_allow_missing_fetches_the_rest(s3_root, runs, tmp_path, capsys, osmo_bin):
     dest = tmp_path / "partial"
-    rc = main(["download", "--root", s3_root, "--name", DAY0_NO_ANOMALY, "--workflow", DAY0_PRETRAINED, "--dest", str(dest),
-               "--allow-missing", "--workflow-id", "wf-7"])
+    rc = main(
+        [
+            "download",
+            "--root",
+            s3_root,
+            "--name",
+            DAY0_NO_ANOMALY,
+            "--workflow",
+            DAY0_PRETRAINED,
+            "--dest",
+            str(dest),
+            "--allow-missing",
+            "--workflow-id",
+            "wf-7",
+        ]
+    )
     assert rc == 0
-    assert "note: anomaly/ missing (written by task infer-all-defects); fetching the rest" in capsys.readouterr().err
+    assert (
+        "note: anomaly/ missing (written by task infer-all-defects); fetching the rest"
+        in capsys.readouterr().err
+    )
     assert _files(dest / "download" / "runs") == runs["day0_no_anomaly"].files
     # The task that left no stage (likely the failed one) still gets its log.
     assert sorted(p.name for p in (dest / "download" / "logs").iterdir()) == [
-        "image-edit.log", "infer-all-defects.log", "usd2roi-replicator.log"]
+        "image-edit.log",
+        "infer-all-defects.log",
+        "usd2roi-replicator.log",
+    ]
 
 
 def test_outputs_download_stages_come_from_the_workflow(s3_root, runs, tmp_path, capsys):
@@ -138,7 +195,19 @@ def test_outputs_download_stages_come_from_the_workflow(s3_root, runs, tmp_path,
 
 
 def test_outputs_download_unknown_run_lists_runs(s3_root, tmp_path, capsys):
-    rc = main(["download", "--root", s3_root, "--name", "nope-00000000", "--workflow", str(golden_workflow("day0")), "--dest", str(tmp_path)])
+    rc = main(
+        [
+            "download",
+            "--root",
+            s3_root,
+            "--name",
+            "nope-00000000",
+            "--workflow",
+            str(golden_workflow("day0")),
+            "--dest",
+            str(tmp_path),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "no run named 'nope-00000000' at s3://osmo-workflows/dig/runs/nope-00000000/" in err
@@ -153,14 +222,28 @@ def test_outputs_download_without_osmo_skips_logs(s3_root, tmp_path, capsys, mon
 
 
 def test_outputs_download_missing_bucket_is_reported(moto_endpoint, tmp_path, capsys):
-    rc = main(["download", "--root", "s3://no-such-bucket/dig", "--name", "r", "--workflow", str(golden_workflow("day0")),
-               "--dest", str(tmp_path)])
+    rc = main(
+        [
+            "download",
+            "--root",
+            "s3://no-such-bucket/dig",
+            "--name",
+            "r",
+            "--workflow",
+            str(golden_workflow("day0")),
+            "--dest",
+            str(tmp_path),
+        ]
+    )
     assert rc == 3
     assert "bucket 'no-such-bucket' does not exist" in capsys.readouterr().err
 
 
 def test_outputs_download_root_must_be_s3(tmp_path, capsys):
-    assert main(["download", "--root", str(tmp_path), "--name", "r", "--workflow", str(golden_workflow("day0"))]) == 2
+    assert (
+        main(["download", "--root", str(tmp_path), "--name", "r", "--workflow", str(golden_workflow("day0"))])
+        == 2
+    )
     assert "for a run already on disk use --local DIR" in capsys.readouterr().err
 
 
@@ -172,7 +255,22 @@ def test_outputs_download_skips_keys_that_escape(moto_endpoint, s3_root, tmp_pat
     client.put_object(Bucket="osmo-workflows", Key=f"dig/runs/{name}/finetune/ok.txt", Body=b"ok")
     client.put_object(Bucket="osmo-workflows", Key=f"dig/runs/{name}/finetune/../../../evil.txt", Body=b"x")
     dest = tmp_path / "esc"
-    assert main(["download", "--root", s3_root, "--name", name, "--workflow", str(golden_workflow("finetune")), "--dest", str(dest)]) == 0
+    assert (
+        main(
+            [
+                "download",
+                "--root",
+                s3_root,
+                "--name",
+                name,
+                "--workflow",
+                str(golden_workflow("finetune")),
+                "--dest",
+                str(dest),
+            ]
+        )
+        == 0
+    )
     assert _files(dest / "download") == ["runs/finetune/ok.txt"]
     assert not list(tmp_path.rglob("evil.txt"))
     assert "skipped 1 key(s) with unsafe paths" in capsys.readouterr().err
@@ -181,8 +279,22 @@ def test_outputs_download_skips_keys_that_escape(moto_endpoint, s3_root, tmp_pat
 def test_outputs_download_from_local_dir(runs, storage_dir, tmp_path, capsys):
     name = RUN_NAMES["structural"]
     dest = tmp_path / "loc"
-    assert main(["download", "--local", str(storage_dir), "--name", name, "--workflow", str(golden_workflow("structural")),
-                 "--dest", str(dest)]) == 0
+    assert (
+        main(
+            [
+                "download",
+                "--local",
+                str(storage_dir),
+                "--name",
+                name,
+                "--workflow",
+                str(golden_workflow("structural")),
+                "--dest",
+                str(dest),
+            ]
+        )
+        == 0
+    )
     assert _files(dest / "download" / "runs") == runs["structural"].files
 
 
@@ -190,9 +302,22 @@ def test_outputs_download_from_local_dir(runs, storage_dir, tmp_path, capsys):
 def test_outputs_cli_subprocess_prints_absolute_path_last(runs, tmp_path):
     run_dir = runs["good_image"].run_dir
     proc = subprocess.run(
-        [sys.executable, "-m", "dig_outputs", "download", "--local", str(run_dir), "--workflow", str(golden_workflow("good_image")),
-         "--dest", "rel-dest"],
-        cwd=tmp_path, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "dig_outputs",
+            "download",
+            "--local",
+            str(run_dir),
+            "--workflow",
+            str(golden_workflow("good_image")),
+            "--dest",
+            "rel-dest",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     last = proc.stdout.strip().splitlines()[-1]
     assert last == str(tmp_path / "rel-dest" / f"{run_dir.name}.zip")
@@ -201,12 +326,26 @@ def test_outputs_cli_subprocess_prints_absolute_path_last(runs, tmp_path):
 def test_outputs_download_only_a_stage_the_workflow_does_not_write(s3_root, tmp_path, capsys):
     assert _download(s3_root, "day1", tmp_path / "x", "--only", "finetune") == 2
     assert "--only finetune: not a stage workflow texture_defect_gen_day1_real_alignment writes" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "x").exists()
 
 
 def test_outputs_local_storage_root_needs_name(storage_dir, tmp_path, capsys):
-    assert main(["preview", "--local", str(storage_dir), "--workflow", str(golden_workflow("day0")), "--dest", str(tmp_path / "p")]) == 2
+    assert (
+        main(
+            [
+                "preview",
+                "--local",
+                str(storage_dir),
+                "--workflow",
+                str(golden_workflow("day0")),
+                "--dest",
+                str(tmp_path / "p"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "looks like a storage root (it has runs/) but no --name was given" in err
     assert "texture_defect_gen_day0-1a2b3c4d" in err
@@ -230,8 +369,17 @@ def test_outputs_hostile_run_names_are_refused_with_local(name, runs, tmp_path, 
     work.mkdir(parents=True)
     monkeypatch.chdir(work)
     before = sorted(p for p in tmp_path.rglob("*"))
-    rc = main(["download", "--workflow", str(golden_workflow("good_image")),
-               "--local", str(runs["good_image"].run_dir), "--name", name])
+    rc = main(
+        [
+            "download",
+            "--workflow",
+            str(golden_workflow("good_image")),
+            "--local",
+            str(runs["good_image"].run_dir),
+            "--name",
+            name,
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "--name" in err and "Traceback" not in err
     assert sorted(p for p in tmp_path.rglob("*")) == before
@@ -243,8 +391,18 @@ def test_outputs_dest_an_existing_file_is_a_clean_error(command, force, runs, tm
     dest = tmp_path / "taken"
     dest.write_text("mine")
     for target in (dest, dest / "below"):
-        rc = main([command, "--workflow", str(golden_workflow("good_image")), "--local",
-                   str(runs["good_image"].run_dir), "--dest", str(target), *force])
+        rc = main(
+            [
+                command,
+                "--workflow",
+                str(golden_workflow("good_image")),
+                "--local",
+                str(runs["good_image"].run_dir),
+                "--dest",
+                str(target),
+                *force,
+            ]
+        )
         err = capsys.readouterr().err
         assert rc == 2 and "--dest" in err and "not a directory" in err, err
     assert dest.read_text() == "mine"
@@ -258,7 +416,9 @@ def test_outputs_preview_without_a_complete_sample_fails_and_says_why(tmp_path, 
     rc = main(["preview", "--workflow", str(manual), "--local", str(run_dir), "--dest", str(tmp_path / "p")])
     err = capsys.readouterr().err
     assert rc == 1
-    assert "no complete samples" in err and "original_mask/<file>" in err and "reconstructed_image/<file>" in err
+    assert (
+        "no complete samples" in err and "original_mask/<file>" in err and "reconstructed_image/<file>" in err
+    )
 
 
 def test_outputs_workflow_file_errors_are_clean(tmp_path, capsys):

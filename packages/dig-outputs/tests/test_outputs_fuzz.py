@@ -19,8 +19,29 @@ EXAMPLES = int(os.environ.get("DIG_FUZZ_EXAMPLES", "200"))
 
 nasty = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["", "-", "..", "../../../escape", "a b;rm", "$(id)", "{{ name }}", "é", "0", "-5", "99999",
-                     "x/y", "/etc", "s3://b/dig", "s3://b/../x", "gs://b", "anomaly", "augment,anomaly", "run-1"]),
+    st.sampled_from(
+        [
+            "",
+            "-",
+            "..",
+            "../../../escape",
+            "a b;rm",
+            "$(id)",
+            "{{ name }}",
+            "é",
+            "0",
+            "-5",
+            "99999",
+            "x/y",
+            "/etc",
+            "s3://b/dig",
+            "s3://b/../x",
+            "gs://b",
+            "anomaly",
+            "augment,anomaly",
+            "run-1",
+        ]
+    ),
 )
 SEGMENTS = st.sampled_from(["a", "b", "..", ".", "x y", "é", "FILE", "outputs"])
 FLAGS = ["--root", "--only", "--jobs", "--samples", "--workflow-id", "--endpoint-url", "--region"]
@@ -42,7 +63,8 @@ def argv(draw):
     for _ in range(draw(st.integers(0, 3))):
         flag = draw(st.sampled_from(FLAGS))
         if (flag in ("--only", "--jobs", "--workflow-id") and cmd != "download") or (
-                flag == "--samples" and cmd != "preview"):
+            flag == "--samples" and cmd != "preview"
+        ):
             continue
         out += [flag, draw(nasty)]
     for flag in ("--force", "--allow-missing"):
@@ -89,12 +111,19 @@ def sandbox(tree, tmp_path, monkeypatch):
 
 
 def _files(box: Path) -> dict[str, bytes | None]:
-    return {str(p): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
-            for p in box.rglob("*") if "store" not in p.parts}
+    return {
+        str(p): (p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+        for p in box.rglob("*")
+        if "store" not in p.parts
+    }
 
 
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(args=argv())
 def test_fuzz_outputs_arguments(sandbox, tree, args):
     box, work = sandbox
@@ -124,7 +153,9 @@ def test_fuzz_outputs_arguments(sandbox, tree, args):
         new = Path(path).resolve()
         # Under the destination, or a directory created on the way to it (mkdir -p).
         assert new == dest_path or dest_path in new.parents or (new in dest_path.parents and new.is_dir()), (
-            args, path)
+            args,
+            path,
+        )
     # Leave the box as found for the next example.
     import shutil
 

@@ -79,14 +79,18 @@ def _expected_rows(flow: str, complete: list[str], n: int = 8) -> list[str]:
 @pytest.mark.parametrize("flow", ["day0", "good_image", "structural", "day1", "day1_manual_roi"])
 def test_outputs_preview_columns_rows_and_files(flow, runs, tmp_path):
     run = runs[flow]
-    result = build_preview(LocalRun(run.run_dir, run.run_dir.name), read_workflow(golden_workflow(flow)), tmp_path / "p")
+    result = build_preview(
+        LocalRun(run.run_dir, run.run_dir.name), read_workflow(golden_workflow(flow)), tmp_path / "p"
+    )
     page = _parse(result.index)
     assert page.col_titles == ["Sample"] + [c.title for c in cols(flow)]
     assert page.rows == _expected_rows(flow, run.complete_rows)
     # Self-contained: no scripts, no stylesheets, no remote or absolute references.
     html_text = result.index.read_text()
     assert "script" not in page.tags and "link" not in page.tags
-    assert not re.search(r"(https?:|file:|//)", html_text.split("<style>")[0] + html_text.split("</style>")[1])
+    assert not re.search(
+        r"(https?:|file:|//)", html_text.split("<style>")[0] + html_text.split("</style>")[1]
+    )
     for img in page.imgs:
         src = img["src"]
         assert re.fullmatch(r"col[1-5]/[A-Za-z0-9_.-]+\.(png|jpg)", src), src
@@ -112,7 +116,9 @@ def _mask_missing(run, flow: str, row_key: str) -> bool:
 
 def test_outputs_preview_day0_skips_rows_without_anomalygen_and_keeps_rows_without_mask(runs, tmp_path):
     run = runs["day0"]
-    result = build_preview(LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day0")), tmp_path / "p", samples=50)
+    result = build_preview(
+        LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day0")), tmp_path / "p", samples=50
+    )
     page = _parse(result.index)
     assert page.rows == run.complete_rows  # samples >= N: every complete row, in sorted order
     assert result.summary.candidates == 9 and result.summary.complete == 7
@@ -123,8 +129,12 @@ def test_outputs_preview_day0_skips_rows_without_anomalygen_and_keeps_rows_witho
 
 def test_outputs_preview_deterministic(runs, tmp_path):
     run = runs["day1"]
-    a = build_preview(LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day1")), tmp_path / "a", samples=3)
-    b = build_preview(LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day1")), tmp_path / "b", samples=3)
+    a = build_preview(
+        LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day1")), tmp_path / "a", samples=3
+    )
+    b = build_preview(
+        LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day1")), tmp_path / "b", samples=3
+    )
     assert a.index.read_text() == b.index.read_text()
     for f in sorted(p for p in a.index.parent.rglob("*") if p.is_file()):
         assert f.read_bytes() == (b.index.parent / f.relative_to(a.index.parent)).read_bytes()
@@ -147,7 +157,9 @@ def test_outputs_choose_structural_covers_every_mode():
 
 def test_outputs_defect_column_outlines_mask(runs, tmp_path):
     run = runs["day0"]
-    result = build_preview(LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day0")), tmp_path / "p", samples=50)
+    result = build_preview(
+        LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("day0")), tmp_path / "p", samples=50
+    )
     overlays = sorted((result.index.parent / "col5").glob("*.png"))
     assert overlays
     for path in overlays:
@@ -212,7 +224,9 @@ def test_outputs_names_from_storage_are_escaped(tmp_path):
     for sub in ("original_image", "original_mask", "reconstructed_image"):
         first = sorted((inf / sub).iterdir())[0]
         first.rename(inf / sub / evil)
-    result = build_preview(LocalRun(run_dir, run_dir.name), read_workflow(golden_workflow("day1_manual_roi")), tmp_path / "p")
+    result = build_preview(
+        LocalRun(run_dir, run_dir.name), read_workflow(golden_workflow("day1_manual_roi")), tmp_path / "p"
+    )
     text = result.index.read_text()
     assert "<img src=x" not in text and "<u>" not in text
     assert "&lt;img src=x onerror=alert(1)&gt;&amp;&quot;q.png" in text
@@ -239,7 +253,9 @@ def test_outputs_preview_summary(runs, tmp_path):
 
 def test_outputs_preview_structural_summary_lists_modes(runs, tmp_path):
     run = runs["structural"]
-    result = build_preview(LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("structural")), tmp_path / "p")
+    result = build_preview(
+        LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("structural")), tmp_path / "p"
+    )
     assert result.summary.material_label == "Defect modes"
     assert result.summary.materials == ["shift", "sideflip", "tombstone"]
     assert not any("component_instance" in i["src"] for i in _parse(result.index).imgs)
@@ -247,7 +263,9 @@ def test_outputs_preview_structural_summary_lists_modes(runs, tmp_path):
 
 def test_outputs_preview_finetune_is_summary_only(runs, tmp_path):
     run = runs["finetune"]
-    result = build_preview(LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("finetune")), tmp_path / "p")
+    result = build_preview(
+        LocalRun(run.run_dir, "r"), read_workflow(golden_workflow("finetune")), tmp_path / "p"
+    )
     assert result.rows == 0
     text = result.index.read_text()
     assert 'id="samples"' not in text and "iter_000000100.pt" in text
@@ -266,10 +284,27 @@ def test_outputs_preview_refuses_overwrite(runs, tmp_path, capsys):
 
 def test_outputs_preview_from_s3_matches_local(s3_root, runs, tmp_path, capsys):
     name = runs["day0"].run_dir.name
-    assert main(["preview", "--root", s3_root, "--name", name, "--workflow", str(golden_workflow("day0")), "--dest", str(tmp_path / "s3")]) == 0
+    assert (
+        main(
+            [
+                "preview",
+                "--root",
+                s3_root,
+                "--name",
+                name,
+                "--workflow",
+                str(golden_workflow("day0")),
+                "--dest",
+                str(tmp_path / "s3"),
+            ]
+        )
+        == 0
+    )
     index = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert index == (tmp_path / "s3" / "index.html").resolve()
-    local = build_preview(LocalRun(runs["day0"].run_dir, name), read_workflow(golden_workflow("day0")), tmp_path / "loc")
+    local = build_preview(
+        LocalRun(runs["day0"].run_dir, name), read_workflow(golden_workflow("day0")), tmp_path / "loc"
+    )
     assert _parse(index).rows == _parse(local.index).rows
     for f in sorted((tmp_path / "loc").rglob("col*/*")):
         assert f.read_bytes() == (tmp_path / "s3" / f.relative_to(tmp_path / "loc")).read_bytes()
@@ -278,8 +313,36 @@ def test_outputs_preview_from_s3_matches_local(s3_root, runs, tmp_path, capsys):
 def test_outputs_preview_local_accepts_download_dest(s3_root, runs, tmp_path, capsys):
     name = runs["structural"].run_dir.name
     dl = tmp_path / "outputs" / name
-    assert main(["download", "--root", s3_root, "--name", name, "--workflow", str(golden_workflow("structural")), "--dest", str(dl)]) == 0
-    assert main(["preview", "--local", str(dl), "--workflow", str(golden_workflow("structural")), "--dest", str(dl / "preview")]) == 0
+    assert (
+        main(
+            [
+                "download",
+                "--root",
+                s3_root,
+                "--name",
+                name,
+                "--workflow",
+                str(golden_workflow("structural")),
+                "--dest",
+                str(dl),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "preview",
+                "--local",
+                str(dl),
+                "--workflow",
+                str(golden_workflow("structural")),
+                "--dest",
+                str(dl / "preview"),
+            ]
+        )
+        == 0
+    )
     index = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert index == (dl / "preview" / "index.html").resolve()
     assert f"<h1>{name} " in index.read_text()
@@ -287,7 +350,18 @@ def test_outputs_preview_local_accepts_download_dest(s3_root, runs, tmp_path, ca
 
 def test_outputs_preview_missing_stage(runs, tmp_path, capsys):
     pretrained = golden_workflow("day0").parent / "pcb__0603_H100__pretrained.yaml"
-    rc = main(["preview", "--local", str(runs["day0_no_anomaly"].run_dir), "--workflow", str(pretrained),
-               "--dest", str(tmp_path / "p")])
+    rc = main(
+        [
+            "preview",
+            "--local",
+            str(runs["day0_no_anomaly"].run_dir),
+            "--workflow",
+            str(pretrained),
+            "--dest",
+            str(tmp_path / "p"),
+        ]
+    )
     assert rc == 2
-    assert "is missing stage(s) anomaly/ that workflow texture_defect_gen_day0 writes" in capsys.readouterr().err
+    assert (
+        "is missing stage(s) anomaly/ that workflow texture_defect_gen_day0 writes" in capsys.readouterr().err
+    )

@@ -27,7 +27,9 @@ def token_file_candidates(env: Mapping[str, str]) -> list[Path]:
     if env.get("HF_HOME"):
         out.append(Path(env["HF_HOME"]).expanduser() / "token")
     else:
-        cache = Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+        cache = (
+            Path(env["XDG_CACHE_HOME"]).expanduser() if env.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+        )
         out.append(cache / "huggingface" / "token")
     return out
 
@@ -56,7 +58,9 @@ def token_problem(token: str) -> str | None:
             return f"too short ({len(token)} characters; HF tokens have ~37)"
         if len(token) > 99:
             return f"too long ({len(token)} characters; HF tokens have ~37)"
-        return "contains characters other than letters and digits after 'hf_' (stray quote, space or newline?)"
+        return (
+            "contains characters other than letters and digits after 'hf_' (stray quote, space or newline?)"
+        )
     return None
 
 
@@ -74,21 +78,32 @@ def _entry_keys(entry: Mapping[str, Any]) -> set[str] | None:
     return None
 
 
-def check_credentials(report: Report, env: Mapping[str, str] | None = None, *, use_osmo: bool = True) -> Report:
+def check_credentials(
+    report: Report, env: Mapping[str, str] | None = None, *, use_osmo: bool = True
+) -> Report:
     env = os.environ if env is None else env
     token, source = find_hf_token(env)
     if token is None:
         report.add(
-            "HF token", FAIL, "HF_TOKEN / token file",
+            "HF token",
+            FAIL,
+            "HF_TOKEN / token file",
             "no Hugging Face token found (HF_TOKEN unset; no token file at "
-            + ", ".join(str(p) for p in token_file_candidates(env)) + ")",
+            + ", ".join(str(p) for p in token_file_candidates(env))
+            + ")",
             "export HF_TOKEN=hf_... (a token whose account accepted the Cosmos-AnomalyGen and "
             "Cosmos-Predict2 licenses), or run `hf auth login`",
         )
     else:
         problem = token_problem(token)
         if problem:
-            report.add("HF token", FAIL, source, f"malformed: {problem}", "copy the token again from huggingface.co/settings/tokens")
+            report.add(
+                "HF token",
+                FAIL,
+                source,
+                f"malformed: {problem}",
+                "copy the token again from huggingface.co/settings/tokens",
+            )
         else:
             report.add("HF token", OK, source, f"well-formed (hf_ + {len(token) - 3} characters; not shown)")
     del token  # nothing below needs it
@@ -97,7 +112,9 @@ def check_credentials(report: Report, env: Mapping[str, str] | None = None, *, u
         report.add("OSMO credential hf-token", SKIP, "", "skipped (--no-osmo)")
     elif osmo_path() is None:
         report.add(
-            "OSMO credential hf-token", SKIP, "osmo CLI",
+            "OSMO credential hf-token",
+            SKIP,
+            "osmo CLI",
             "osmo CLI not on PATH: cannot check the OSMO credential store",
             f"install/login the osmo CLI, then `{SET_CMD}` if `osmo credential list` lacks hf-token",
         )
@@ -115,7 +132,9 @@ def list_osmo_credentials() -> tuple[list[Mapping[str, Any]] | None, str]:
         return None, f"could not run osmo: {exc}"
     if res.returncode != 0:
         status = res.http_status()
-        return None, f"`osmo credential list` exited {res.returncode}" + (f" (HTTP {status})" if status else "")
+        return None, f"`osmo credential list` exited {res.returncode}" + (
+            f" (HTTP {status})" if status else ""
+        )
     try:
         data = res.json()
     except json.JSONDecodeError:
@@ -132,36 +151,59 @@ def check_osmo_credential(
     entry = next((e for e in entries if (e.get("cred_name") or e.get("name")) == cred_name), None)
     if entry is None:
         names = sorted({str(e.get("cred_name") or e.get("name")) for e in entries})
-        report.add(name, FAIL, "osmo credential list", f"{cred_name} missing (present: {', '.join(names) or 'none'})",
-                   next_step)
+        report.add(
+            name,
+            FAIL,
+            "osmo credential list",
+            f"{cred_name} missing (present: {', '.join(names) or 'none'})",
+            next_step,
+        )
         return
     ctype = str(entry.get("cred_type", entry.get("type", "GENERIC"))).upper()
     if ctype != "GENERIC":
-        report.add(name, FAIL, "osmo credential list", f"{cred_name} has type {ctype}, workflows need GENERIC",
-                   f"osmo credential delete {cred_name}; then {next_step}")
+        report.add(
+            name,
+            FAIL,
+            "osmo credential list",
+            f"{cred_name} has type {ctype}, workflows need GENERIC",
+            f"osmo credential delete {cred_name}; then {next_step}",
+        )
         return
     have = _entry_keys(entry)
     if have is None:
         report.add(name, OK, "osmo credential list", "present, type GENERIC")
         if keys:
             report.add(
-                f"{name} keys", WARN, "osmo credential list",
+                f"{name} keys",
+                WARN,
+                "osmo credential list",
                 f"this OSMO does not list payload keys; key(s) {', '.join(sorted(keys))} unverified "
                 "(`osmo workflow validate` checks them)",
             )
     elif keys - have:
-        report.add(name, FAIL, "osmo credential list",
-                   f"{cred_name} lacks key(s) {', '.join(sorted(keys - have))} (has: {', '.join(sorted(have))})",
-                   next_step)
+        report.add(
+            name,
+            FAIL,
+            "osmo credential list",
+            f"{cred_name} lacks key(s) {', '.join(sorted(keys - have))} (has: {', '.join(sorted(have))})",
+            next_step,
+        )
     else:
-        report.add(name, OK, "osmo credential list", f"present, type GENERIC, keys {', '.join(sorted(keys)) or '-'}")
+        report.add(
+            name, OK, "osmo credential list", f"present, type GENERIC, keys {', '.join(sorted(keys)) or '-'}"
+        )
 
 
 def _check_osmo_cred(report: Report, *, have_token: bool) -> None:
     entries, why = list_osmo_credentials()
     if entries is None:
-        report.add("OSMO credential hf-token", ERROR, "osmo credential list", why,
-                   "run `osmo login <url>` and re-run this check")
+        report.add(
+            "OSMO credential hf-token",
+            ERROR,
+            "osmo credential list",
+            why,
+            "run `osmo login <url>` and re-run this check",
+        )
         return
     next_step = SET_CMD if have_token else "export HF_TOKEN=hf_... then " + SET_CMD
     check_osmo_credential(report, entries, CRED_NAME, {CRED_KEY}, next_step)

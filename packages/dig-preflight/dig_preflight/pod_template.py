@@ -16,8 +16,17 @@ NVOPTIX_PATH = "/usr/share/nvidia/nvoptix.bin"
 TEMPLATE_NAME = "default_user"
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([a-zA-Z]*)$")
 _UNITS = {
-    "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
 }
 GIB = 2**30
 
@@ -36,7 +45,9 @@ def _template_body(doc: Any, name: str) -> tuple[dict, list[str]]:
         return doc[name], [name]
     if isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
         return doc, []
-    raise ValueError(f"no pod template {name!r} (with a spec) in the POD_TEMPLATE JSON; keys: {sorted(doc)[:8]}")
+    raise ValueError(
+        f"no pod template {name!r} (with a spec) in the POD_TEMPLATE JSON; keys: {sorted(doc)[:8]}"
+    )
 
 
 def _volumes(body: dict) -> list[dict]:
@@ -51,8 +62,9 @@ def _mounts(body: dict) -> list[dict]:
     return out
 
 
-def check_template(doc: Any, report: Report, *, min_dshm_gib: int = 16, name: str = TEMPLATE_NAME,
-                   nvoptix: bool = True) -> Report:
+def check_template(
+    doc: Any, report: Report, *, min_dshm_gib: int = 16, name: str = TEMPLATE_NAME, nvoptix: bool = True
+) -> Report:
     """Rows for the nvoptix volume (render pods; `nvoptix=False` for training-only runs) and the dshm
     sizeLimit; exit 0 or 1; `report.extra['patch']` when 1."""
     body, path = _template_body(doc, name)
@@ -68,33 +80,57 @@ def check_template(doc: Any, report: Report, *, min_dshm_gib: int = 16, name: st
         report.add("nvoptix volume", OK, f"hostPath {NVOPTIX_PATH}")
         mount = mounts.get("nvoptix", {}).get("mountPath")
         if mount != NVOPTIX_PATH:
-            report.add("nvoptix mount", WARN, f"volumeMounts nvoptix -> {mount}",
-                       f"volume present but not mounted at {NVOPTIX_PATH} in the template's containers "
-                       "(OSMO may add the mount itself; the render steps check it in the pod)")
+            report.add(
+                "nvoptix mount",
+                WARN,
+                f"volumeMounts nvoptix -> {mount}",
+                f"volume present but not mounted at {NVOPTIX_PATH} in the template's containers "
+                "(OSMO may add the mount itself; the render steps check it in the pod)",
+            )
     else:
         fix_nvoptix = True
-        report.add("nvoptix volume", FAIL, "spec.volumes[name=nvoptix].hostPath.path",
-                   f"got {got!r}, want {NVOPTIX_PATH!r}" if nv else "no volume named 'nvoptix'",
-                   "apply the patch below (Kit ray tracing needs the host's OptiX cache)")
+        report.add(
+            "nvoptix volume",
+            FAIL,
+            "spec.volumes[name=nvoptix].hostPath.path",
+            f"got {got!r}, want {NVOPTIX_PATH!r}" if nv else "no volume named 'nvoptix'",
+            "apply the patch below (Kit ray tracing needs the host's OptiX cache)",
+        )
 
     dshm = vols.get("dshm")
     limit = (dshm or {}).get("emptyDir", {}).get("sizeLimit") if dshm else None
     size = parse_quantity(limit) if limit is not None else None
     if dshm is None:
         fix_dshm = True
-        report.add("/dev/shm size", FAIL, "spec.volumes[name=dshm]", "no emptyDir volume named 'dshm'",
-                   f"apply the patch below (/dev/shm >= {min_dshm_gib}Gi; 32Gi preferred)")
+        report.add(
+            "/dev/shm size",
+            FAIL,
+            "spec.volumes[name=dshm]",
+            "no emptyDir volume named 'dshm'",
+            f"apply the patch below (/dev/shm >= {min_dshm_gib}Gi; 32Gi preferred)",
+        )
     elif size is None:
         fix_dshm = True
-        report.add("/dev/shm size", FAIL, "spec.volumes[name=dshm].emptyDir.sizeLimit",
-                   f"sizeLimit {limit!r} is not a Kubernetes quantity" if limit is not None else "no sizeLimit",
-                   "apply the patch below")
+        report.add(
+            "/dev/shm size",
+            FAIL,
+            "spec.volumes[name=dshm].emptyDir.sizeLimit",
+            f"sizeLimit {limit!r} is not a Kubernetes quantity" if limit is not None else "no sizeLimit",
+            "apply the patch below",
+        )
     elif size < min_dshm_gib * GIB:
         fix_dshm = True
-        report.add("/dev/shm size", FAIL, "spec.volumes[name=dshm].emptyDir.sizeLimit",
-                   f"{limit} = {size / GIB:.1f} GiB < {min_dshm_gib} GiB", "apply the patch below")
+        report.add(
+            "/dev/shm size",
+            FAIL,
+            "spec.volumes[name=dshm].emptyDir.sizeLimit",
+            f"{limit} = {size / GIB:.1f} GiB < {min_dshm_gib} GiB",
+            "apply the patch below",
+        )
     else:
-        report.add("/dev/shm size", OK, f"dshm sizeLimit {limit}", f"{size / GIB:.1f} GiB >= {min_dshm_gib} GiB")
+        report.add(
+            "/dev/shm size", OK, f"dshm sizeLimit {limit}", f"{size / GIB:.1f} GiB >= {min_dshm_gib} GiB"
+        )
 
     if fix_nvoptix or fix_dshm:
         patched = copy.deepcopy(doc)
@@ -105,7 +141,9 @@ def check_template(doc: Any, report: Report, *, min_dshm_gib: int = 16, name: st
         before = json.dumps(doc, indent=2, sort_keys=True).splitlines()
         after = json.dumps(patched, indent=2, sort_keys=True).splitlines()
         report.extra["patch"] = "\n".join(
-            difflib.unified_diff(before, after, "POD_TEMPLATE (current)", "POD_TEMPLATE (patched)", lineterm="")
+            difflib.unified_diff(
+                before, after, "POD_TEMPLATE (current)", "POD_TEMPLATE (patched)", lineterm=""
+            )
         )
         report.extra["patched_template"] = patched
         report.exit_code = EXIT_NEEDS_PATCH
@@ -123,11 +161,19 @@ def _apply_fix(body: dict, *, nvoptix: bool, dshm: bool, min_dshm_gib: int) -> N
     size = f"{max(min_dshm_gib, 32)}Gi"
     wanted = []
     if nvoptix:
-        wanted.append(({"name": "nvoptix", "hostPath": {"path": NVOPTIX_PATH, "type": "File"}},
-                       {"name": "nvoptix", "mountPath": NVOPTIX_PATH, "readOnly": True}))
+        wanted.append(
+            (
+                {"name": "nvoptix", "hostPath": {"path": NVOPTIX_PATH, "type": "File"}},
+                {"name": "nvoptix", "mountPath": NVOPTIX_PATH, "readOnly": True},
+            )
+        )
     if dshm:
-        wanted.append(({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": size}},
-                       {"name": "dshm", "mountPath": "/dev/shm"}))
+        wanted.append(
+            (
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": size}},
+                {"name": "dshm", "mountPath": "/dev/shm"},
+            )
+        )
     for vol, mount in wanted:
         vols[:] = [v for v in vols if v.get("name") != vol["name"]] + [vol]
         for c in containers:
@@ -140,31 +186,55 @@ def load_from_osmo(report: Report) -> Any | None:
     try:
         res = run_osmo("config", "show", "POD_TEMPLATE")
     except OsmoMissing:
-        report.add("read POD_TEMPLATE", FAIL, "osmo CLI", "osmo CLI not on PATH",
-                   "install the osmo CLI and `osmo login`, or pass --file with the template JSON")
+        report.add(
+            "read POD_TEMPLATE",
+            FAIL,
+            "osmo CLI",
+            "osmo CLI not on PATH",
+            "install the osmo CLI and `osmo login`, or pass --file with the template JSON",
+        )
         report.exit_code = EXIT_ENV
         return None
     if res.returncode != 0:
         status = res.http_status()
         if status == 403:
-            report.add("read POD_TEMPLATE", FAIL, "osmo config show POD_TEMPLATE", "HTTP 403: no read permission",
-                       "ask the user whether the OSMO admin already configured the nvoptix mount and "
-                       "/dev/shm >= 16Gi; if not sure, stop and contact the admin (`osmo profile list` shows roles)")
+            report.add(
+                "read POD_TEMPLATE",
+                FAIL,
+                "osmo config show POD_TEMPLATE",
+                "HTTP 403: no read permission",
+                "ask the user whether the OSMO admin already configured the nvoptix mount and "
+                "/dev/shm >= 16Gi; if not sure, stop and contact the admin (`osmo profile list` shows roles)",
+            )
             report.exit_code = EXIT_FORBIDDEN
         elif status == 409:
-            report.add("read POD_TEMPLATE", WARN, "osmo config show POD_TEMPLATE",
-                       "HTTP 409: config CLI disabled on this deployment (ConfigMap mode)",
-                       "pre-submit gate skipped; the in-pod checks of the render/finetune steps remain")
+            report.add(
+                "read POD_TEMPLATE",
+                WARN,
+                "osmo config show POD_TEMPLATE",
+                "HTTP 409: config CLI disabled on this deployment (ConfigMap mode)",
+                "pre-submit gate skipped; the in-pod checks of the render/finetune steps remain",
+            )
             report.exit_code = EXIT_CONFLICT
         else:
-            report.add("read POD_TEMPLATE", FAIL, "osmo config show POD_TEMPLATE",
-                       f"exited {res.returncode}: {res.stderr.strip()[:300]}", "fix the osmo login/config and re-run")
+            report.add(
+                "read POD_TEMPLATE",
+                FAIL,
+                "osmo config show POD_TEMPLATE",
+                f"exited {res.returncode}: {res.stderr.strip()[:300]}",
+                "fix the osmo login/config and re-run",
+            )
             report.exit_code = EXIT_ENV
         return None
     try:
         return json.loads(res.stdout)
     except json.JSONDecodeError as exc:
-        report.add("read POD_TEMPLATE", FAIL, "osmo config show POD_TEMPLATE", f"output is not JSON: {exc.msg}",
-                   "update the osmo CLI")
+        report.add(
+            "read POD_TEMPLATE",
+            FAIL,
+            "osmo config show POD_TEMPLATE",
+            f"output is not JSON: {exc.msg}",
+            "update the osmo CLI",
+        )
         report.exit_code = EXIT_ENV
         return None

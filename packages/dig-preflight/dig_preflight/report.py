@@ -63,13 +63,21 @@ class Report:
             if c.hint and c.status != OK:
                 rest.append(f"-> {c.hint}")
             for text in rest:
-                lines += textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent,
-                                       break_long_words=False, break_on_hyphens=False) or [indent]
+                lines += textwrap.wrap(
+                    text,
+                    width,
+                    initial_indent=indent,
+                    subsequent_indent=indent,
+                    break_long_words=False,
+                    break_on_hyphens=False,
+                ) or [indent]
         for note in self.notes:
             lines.append(f"note: {note}")
         bad = self.failed
         if self.exit_code == 0:
             lines.append(f"PASS: {len(self.checks)} checks ({self.command}); exit 0")
         else:
-            lines.append(f"FAILED: {len(bad)} of {len(self.checks)} checks ({self.command}); exit {self.exit_code}")
+            lines.append(
+                f"FAILED: {len(bad)} of {len(self.checks)} checks ({self.command}); exit {self.exit_code}"
+            )
         return "\n".join(lines)

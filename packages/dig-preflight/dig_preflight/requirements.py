@@ -24,8 +24,10 @@ PRETRAINED_KEYS = ("pretrained_src_in", "pretrained_src")
 # spark_lighting.usd (nvidia/Spark-AnomalyGen-USD) references its peers by relative path: the
 # tree must sit beside it. A fact about that asset, not about any flow.
 SCENE_TREES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "spark_lighting.usd": (("materials", "component", "ECAD_3D", "PCBA"),
-                           ("pcba_main_s_detail.usd", "pcba_base.usd", "aoi_ring_light.usda")),
+    "spark_lighting.usd": (
+        ("materials", "component", "ECAD_3D", "PCBA"),
+        ("pcba_main_s_detail.usd", "pcba_base.usd", "aoi_ring_light.usda"),
+    ),
 }
 
 
@@ -55,8 +57,11 @@ class Requirement:
         if self.kind == "pretrained":
             return ["pretrained/ (the tree is one level down)"]
         if self.kind == "checkpoint":
-            return ["ag_config.yaml" + (f" (anomaly_types covering {_pairs_text(p['pairs'])})" if p.get("pairs")
-                                        else ""), checkpoint_filename(p["step"])]
+            return [
+                "ag_config.yaml"
+                + (f" (anomaly_types covering {_pairs_text(p['pairs'])})" if p.get("pairs") else ""),
+                checkpoint_filename(p["step"]),
+            ]
         if self.kind == "raw":
             masks = [f"{m}/mask/{d}/ (at least one image)" for m, d in p.get("pairs") or []]
             spec = 'defect_spec.jsonl (at the root; one {"defect_type": "<MATERIAL>+<DEFECT>"} per line)'
@@ -136,11 +141,15 @@ def _pairs(spec: dict, task: str) -> list[list[str]] | None:
         except json.JSONDecodeError as exc:
             raise WorkflowError(f"task {task!r}: spec anomaly_types is not JSON: {exc.msg}") from exc
     ok = isinstance(pairs, list) and all(
-        isinstance(p, list | tuple) and len(p) == 2 and all(isinstance(s, str) and s and "/" not in s for s in p)
+        isinstance(p, list | tuple)
+        and len(p) == 2
+        and all(isinstance(s, str) and s and "/" not in s for s in p)
         for p in pairs
     )
     if not ok:
-        raise WorkflowError(f"task {task!r}: spec anomaly_types must be [material, defect] pairs, got {pairs!r}")
+        raise WorkflowError(
+            f"task {task!r}: spec anomaly_types must be [material, defect] pairs, got {pairs!r}"
+        )
     return [list(p) for p in pairs]
 
 
@@ -158,17 +167,25 @@ def _for_input(url: str, keys: set[str], spec: dict, task: str) -> Requirement |
         step = spec.get("checkpoint_step")
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise WorkflowError(f"task {task!r}: spec checkpoint_step must be an integer, got {step!r}")
-        return Requirement("checkpoint", url, "checkpoint", [task], {"step": step, "pairs": _pairs(spec, task)})
+        return Requirement(
+            "checkpoint", url, "checkpoint", [task], {"step": step, "pairs": _pairs(spec, task)}
+        )
     if keys & set(RAW_KEYS):
         return Requirement("raw", url, "raw dataset", [task], {"pairs": _pairs(spec, task)})
     if keys & set(TRAIN_RAW_KEYS):
         return Requirement("raw", url, "raw dataset", [task], {"pairs": None})
     if keys & set(ASSET_KEYS):
         real = spec.get("real_image_filename")
-        return Requirement("assets", url, "USD assets", [task], {
-            "scene": _spec_str(spec, "scene_filename", task),
-            "real_image": _spec_str(spec, "real_image_filename", task) if real is not None else None,
-        })
+        return Requirement(
+            "assets",
+            url,
+            "USD assets",
+            [task],
+            {
+                "scene": _spec_str(spec, "scene_filename", task),
+                "real_image": _spec_str(spec, "real_image_filename", task) if real is not None else None,
+            },
+        )
     if keys & set(ZIP_KEYS):
         return Requirement("zip", url, "zip upload", [task], {"file": _spec_str(spec, "zip_filename", task)})
     if keys & set(PRETRAINED_KEYS):
@@ -214,8 +231,14 @@ def requirements(doc: Any, *, name: str | None = None, notes: list[str] | None =
             req = _for_input(url, roles.get(idx, set()), spec, tname)
             if req is None:
                 continue
-            ident = (req.kind, req.url, req.params.get("step"), json.dumps(
-                {k: v for k, v in req.params.items() if k not in ("pairs", "step")}, sort_keys=True))
+            ident = (
+                req.kind,
+                req.url,
+                req.params.get("step"),
+                json.dumps(
+                    {k: v for k, v in req.params.items() if k not in ("pairs", "step")}, sort_keys=True
+                ),
+            )
             if ident in found:
                 _merge(found[ident], req)
             else:
@@ -233,11 +256,15 @@ def requirements(doc: Any, *, name: str | None = None, notes: list[str] | None =
                     continue
                 run = name
             elif name and run != name:
-                notes.append(f"output {out['url']} has run name {run!r}, not --name {name!r}; checked {run!r}")
+                notes.append(
+                    f"output {out['url']} has run name {run!r}, not --name {name!r}; checked {run!r}"
+                )
             runs.setdefault(f"{m.group('base')}{run}", run)
     if token_seen and not name:
-        notes.append("run name is still the template token {{ name }}: runs/<name>/ check skipped "
-                     "(pass --name RUN to check it)")
+        notes.append(
+            "run name is still the template token {{ name }}: runs/<name>/ check skipped "
+            "(pass --name RUN to check it)"
+        )
     out = list(found.values())
     for req in out:
         req.role = f"{req.role} ({', '.join(req.read_by)})"

@@ -59,7 +59,7 @@ def parse_url(url: str) -> tuple[str, str]:
     """
     if not isinstance(url, str) or not url.startswith("s3://"):
         raise ValueError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
-    rest = url[len("s3://"):]
+    rest = url[len("s3://") :]
     bucket, _, prefix = rest.partition("/")
     if not bucket:
         raise ValueError(f"S3 URL has no bucket: {url!r} (expected s3://bucket/prefix)")
@@ -120,8 +120,13 @@ def make_client(
 
 _THROTTLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
 _DENIED_CODES = {
-    "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccountProblem",
-    "InvalidToken", "ExpiredToken",
+    "AccessDenied",
+    "AllAccessDisabled",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccountProblem",
+    "InvalidToken",
+    "ExpiredToken",
 }
 
 
@@ -196,7 +201,9 @@ class S3Store:
         except BotoCoreError as exc:
             raise StorageError(f"S3 client error reading {where}: {exc}", bucket=bucket, key=key) from exc
 
-    def _from_client_error(self, code: str, status: int, bucket: str, key: str | None, where: str) -> StorageError:
+    def _from_client_error(
+        self, code: str, status: int, bucket: str, key: str | None, where: str
+    ) -> StorageError:
         if code == "NoSuchBucket":
             return NoSuchBucket(
                 f"bucket {bucket!r} does not exist at {self.endpoint}",
@@ -265,7 +272,9 @@ class S3Store:
         """Keys under `prefix` (raw S3 prefix semantics), at most `max_keys`."""
         return [obj["Key"] for obj in self.iter_objects(bucket, prefix, max_keys=max_keys)]
 
-    def list_children(self, bucket: str, prefix: str, *, max_keys: int = _PAGE_LIMIT) -> tuple[list[str], list[str]]:
+    def list_children(
+        self, bucket: str, prefix: str, *, max_keys: int = _PAGE_LIMIT
+    ) -> tuple[list[str], list[str]]:
         """One delimiter listing of the directory `prefix`: `(sub-directory names, file names)`.
 
         Names are relative to `prefix`, sub-directories without the trailing `/`. One request for
@@ -276,8 +285,8 @@ class S3Store:
             page = self.client.list_objects_v2(
                 Bucket=bucket, Prefix=base, Delimiter="/", MaxKeys=min(max_keys, _PAGE_LIMIT)
             )
-        dirs = [p["Prefix"][len(base):].rstrip("/") for p in page.get("CommonPrefixes", [])]
-        files = [o["Key"][len(base):] for o in page.get("Contents", []) if o["Key"] != base]
+        dirs = [p["Prefix"][len(base) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        files = [o["Key"][len(base) :] for o in page.get("Contents", []) if o["Key"] != base]
         return dirs, files
 
     def exists_prefix(self, bucket: str, prefix: str) -> bool:
@@ -286,7 +295,9 @@ class S3Store:
             page = self.client.list_objects_v2(Bucket=bucket, Prefix=dir_prefix(prefix), MaxKeys=1)
         return page.get("KeyCount", len(page.get("Contents", []))) > 0
 
-    def first_key(self, bucket: str, prefix: str, *, nonempty: bool = False, scan_limit: int = 1000) -> str | None:
+    def first_key(
+        self, bucket: str, prefix: str, *, nonempty: bool = False, scan_limit: int = 1000
+    ) -> str | None:
         """First real object under the directory `prefix`, skipping `…/` directory markers.
 
         With `nonempty=True` zero-byte objects are skipped too. At most `scan_limit` keys are
@@ -339,7 +350,9 @@ class S3Store:
 
         with self._translate(bucket, key):
             try:
-                body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes - 1}")["Body"]
+                body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{max_bytes - 1}")[
+                    "Body"
+                ]
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                     return b""  # a zero-byte object has no byte 0

@@ -58,7 +58,9 @@ class StoragePreflight:
             for art in artifacts:
                 bucket = parse_url(art.url)[0]
                 if bucket in bad_buckets:
-                    self.report.add(art.role, SKIP, art.url, f"not checked: bucket {bucket!r} unusable (see above)")
+                    self.report.add(
+                        art.role, SKIP, art.url, f"not checked: bucket {bucket!r} unusable (see above)"
+                    )
                     continue
                 self._guarded(art)
         except _Abort:
@@ -125,12 +127,15 @@ class StoragePreflight:
         bucket, prefix = parse_url(art.url)
         key = self.store.first_key(bucket, prefix, nonempty=True)
         if key is not None:
-            self.report.add(art.role, OK, art.url, f"non-empty (e.g. {key[len(dir_prefix(prefix)):]})")
+            self.report.add(art.role, OK, art.url, f"non-empty (e.g. {key[len(dir_prefix(prefix)) :]})")
             return True
         if self.store.exists_prefix(bucket, prefix):
             self.report.add(
-                art.role, FAIL, art.url,
-                "prefix exists but holds only directory markers / zero-byte objects (empty)", SETUP_HINT,
+                art.role,
+                FAIL,
+                art.url,
+                "prefix exists but holds only directory markers / zero-byte objects (empty)",
+                SETUP_HINT,
             )
         else:
             self.report.add(art.role, FAIL, art.url, "missing: no object under this prefix", SETUP_HINT)
@@ -185,9 +190,13 @@ class StoragePreflight:
         if self.store.first_key(bucket, sub, nonempty=True):
             self.report.add(name, OK, f"s3://{bucket}/{dir_prefix(sub)}")
         else:
-            self.report.add(name, FAIL, f"s3://{bucket}/{dir_prefix(sub)}",
-                            "no pretrained/ tree inside (finetune reads <input>/pretrained)",
-                            "run setup_pretrained, or upload so that the tree sits under models/pretrained/pretrained/")
+            self.report.add(
+                name,
+                FAIL,
+                f"s3://{bucket}/{dir_prefix(sub)}",
+                "no pretrained/ tree inside (finetune reads <input>/pretrained)",
+                "run setup_pretrained, or upload so that the tree sits under models/pretrained/pretrained/",
+            )
 
     def _check_checkpoint(self, art: Requirement) -> None:
         if not self._nonempty(art):
@@ -196,11 +205,23 @@ class StoragePreflight:
         step = int(art.params["step"])
         hint = f"upload ag_config.yaml and {checkpoint_filename(step)} to {art.url}/ or compile with knobs.checkpoint_step=<the step it holds>"
         cfg_name = f"{art.role}: ag_config.yaml"
-        self._sub(cfg_name, art.url, self._check_ag_config, art, cfg_name, bucket, _join(prefix, "ag_config.yaml"), hint)
+        self._sub(
+            cfg_name,
+            art.url,
+            self._check_ag_config,
+            art,
+            cfg_name,
+            bucket,
+            _join(prefix, "ag_config.yaml"),
+            hint,
+        )
         fname = checkpoint_filename(step)
         step_name = f"{art.role}: step {step}"
         try:
-            if self._sub(step_name, f"{art.url}/{fname}", self.store.head, bucket, _join(prefix, fname)) is _FAILED:
+            if (
+                self._sub(step_name, f"{art.url}/{fname}", self.store.head, bucket, _join(prefix, fname))
+                is _FAILED
+            ):
                 return
         except NotFound:
             have = sorted(
@@ -210,7 +231,9 @@ class StoragePreflight:
             )
             found = ", ".join(str(s) for s in have) if have else "none"
             self.report.add(
-                f"{art.role}: step {step}", FAIL, f"{art.url}/{fname}",
+                f"{art.role}: step {step}",
+                FAIL,
+                f"{art.url}/{fname}",
                 f"checkpoint step {step} absent; steps present: {found}",
                 f"compile with knobs.checkpoint_step={have[-1]}" if have else hint,
             )
@@ -236,7 +259,9 @@ class StoragePreflight:
         missing = [f"{m}+{d}" for m, d in pairs if f"{m}+{d}" not in taxonomy]
         if missing:
             self.report.add(
-                tax_name, FAIL, url,
+                tax_name,
+                FAIL,
+                url,
                 f"{', '.join(missing)} not in the checkpoint's anomaly_types ({', '.join(sorted(taxonomy))})",
                 "set anomaly_types_json to pairs the checkpoint was trained on (validate_jsonl.py rejects others)",
             )
@@ -254,20 +279,30 @@ class StoragePreflight:
             data = self._sub(name, f"s3://{bucket}/{spec_key}", self.store.get_bytes, bucket, spec_key)
         except NotFound:
             self.report.add(
-                name, FAIL, f"s3://{bucket}/{spec_key}", "missing at the dataset root (finetune reads it there)",
-                "upload defect_spec.jsonl (one {\"defect_type\": \"<MATERIAL>+<DEFECT>\", ...} per line)",
+                name,
+                FAIL,
+                f"s3://{bucket}/{spec_key}",
+                "missing at the dataset root (finetune reads it there)",
+                'upload defect_spec.jsonl (one {"defect_type": "<MATERIAL>+<DEFECT>", ...} per line)',
             )
         else:
             if data is not _FAILED:
                 spec_types, problem = _parse_defect_spec(data.decode("utf-8", "replace"))
                 if problem:
-                    self.report.add(name, FAIL, f"s3://{bucket}/{spec_key}", problem,
-                                    "fix the file: one JSON object per line")
+                    self.report.add(
+                        name,
+                        FAIL,
+                        f"s3://{bucket}/{spec_key}",
+                        problem,
+                        "fix the file: one JSON object per line",
+                    )
                 else:
                     self.report.add(name, OK, f"s3://{bucket}/{spec_key}", f"{len(spec_types)} defect types")
         pairs = art.params.get("pairs") or spec_types
         if not pairs:
-            self.report.add(f"{art.role}: masks", SKIP, art.url, "no anomaly types given and none readable from the spec")
+            self.report.add(
+                f"{art.role}: masks", SKIP, art.url, "no anomaly types given and none readable from the spec"
+            )
             return
         for material, defect in pairs:
             name = f"{art.role}: mask {material}/{defect}"
@@ -289,15 +324,20 @@ class StoragePreflight:
         for cand in candidates:
             image, keys = self._image_in(bucket, cand)
             if image:
-                self.report.add(name, OK, f"s3://{bucket}/{dir_prefix(cand)}", f"e.g. {posixpath.basename(image)}")
+                self.report.add(
+                    name, OK, f"s3://{bucket}/{dir_prefix(cand)}", f"e.g. {posixpath.basename(image)}"
+                )
                 return
             seen_other += keys
-        tried = ", ".join(f"{c[len(dir_prefix(prefix)):]}/" for c in candidates)
+        tried = ", ".join(f"{c[len(dir_prefix(prefix)) :]}/" for c in candidates)
         detail = f"no mask image for [{material!r}, {defect!r}]; tried {tried}"
         if seen_other:
             detail += f" (found non-images: {', '.join(posixpath.basename(k) for k in seen_other[:3])})"
         self.report.add(
-            name, FAIL, art.url, detail,
+            name,
+            FAIL,
+            art.url,
+            detail,
             "upload at least one mask image to <raw>/<material>/mask/<defect>/, or fix knobs.anomaly_types_json "
             "to match the checkpoint's ag_config.yaml anomaly_types",
         )
@@ -311,17 +351,32 @@ class StoragePreflight:
             # The scene references its peers by relative path: the whole tree must be there.
             tree_dirs, tree_files = SCENE_TREES[scene]
             dirs, files = self._children_of(bucket, prefix)
-            lacking = [f"{d}/" for d in tree_dirs if d not in dirs] + [f for f in tree_files if f not in files]
+            lacking = [f"{d}/" for d in tree_dirs if d not in dirs] + [
+                f for f in tree_files if f not in files
+            ]
             if lacking:
-                self.report.add(f"{art.role}: USD tree", FAIL, art.url,
-                                f"missing beside {scene}: {', '.join(lacking)} (dangling references)",
-                                "upload the whole nvidia/Spark-AnomalyGen-USD tree, not only the top-level USD")
+                self.report.add(
+                    f"{art.role}: USD tree",
+                    FAIL,
+                    art.url,
+                    f"missing beside {scene}: {', '.join(lacking)} (dangling references)",
+                    "upload the whole nvidia/Spark-AnomalyGen-USD tree, not only the top-level USD",
+                )
             else:
-                self.report.add(f"{art.role}: USD tree", OK, art.url,
-                                f"{', '.join(tree_dirs)} and sublayers present")
+                self.report.add(
+                    f"{art.role}: USD tree", OK, art.url, f"{', '.join(tree_dirs)} and sublayers present"
+                )
         for label, rel, hint in (
-            ("scene", art.params.get("scene"), "upload the scene USD tree, or compile with knobs.scene_filename=<file>"),
-            ("real photo", art.params.get("real_image"), "upload the board photo, or compile with knobs.real_image_filename=<file>"),
+            (
+                "scene",
+                art.params.get("scene"),
+                "upload the scene USD tree, or compile with knobs.scene_filename=<file>",
+            ),
+            (
+                "real photo",
+                art.params.get("real_image"),
+                "upload the board photo, or compile with knobs.real_image_filename=<file>",
+            ),
         ):
             if not rel:
                 continue
@@ -342,8 +397,11 @@ class StoragePreflight:
                 self.report.add(name, OK, f"s3://{bucket}/{found}", f"not at {rel}; found by basename search")
             else:
                 self.report.add(
-                    name, FAIL, f"s3://{bucket}/{key}",
-                    f"missing (also no {posixpath.basename(rel)!r} anywhere in the first {SEARCH_LIMIT} keys)", hint,
+                    name,
+                    FAIL,
+                    f"s3://{bucket}/{key}",
+                    f"missing (also no {posixpath.basename(rel)!r} anywhere in the first {SEARCH_LIMIT} keys)",
+                    hint,
                 )
 
     def _check_zip(self, art: Requirement) -> None:
@@ -354,15 +412,19 @@ class StoragePreflight:
         name = f"{art.role}: {fname}"
         if self._head_file(name, bucket, key, hint) is None and self.store.exists_prefix(bucket, key):
             self.report.checks[-1].detail = f"is a directory ({fname}/...), not a file: a key-form upload"
-            self.report.checks[-1].hint = f"upload the file itself to the prefix: osmo data upload <prefix>/ {fname}"
+            self.report.checks[
+                -1
+            ].hint = f"upload the file itself to the prefix: osmo data upload <prefix>/ {fname}"
 
     def _check_run_absent(self, art: Requirement) -> None:
         bucket, prefix = parse_url(art.url)
         keys = self.store.list_keys(bucket, dir_prefix(prefix), max_keys=1)
         if keys:
             self.report.add(
-                art.role, FAIL, f"{art.url}/",
-                f"already exists (e.g. {keys[0][len(dir_prefix(prefix)):]}); submitting would overwrite it",
+                art.role,
+                FAIL,
+                f"{art.url}/",
+                f"already exists (e.g. {keys[0][len(dir_prefix(prefix)) :]}); submitting would overwrite it",
                 "choose a fresh run name, e.g. <flow>-<8 hex chars>",
             )
         else:

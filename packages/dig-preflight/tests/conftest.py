@@ -22,15 +22,16 @@ LAYOUT: dict[str, bytes] = {
     "models/pretrained/pretrained/NVDINOV2/nv_dinov2_classification_model.ckpt": b"ckpt",
     "models/pretrained/pretrained/nvidia/C-RADIO-V3/model.safetensors": b"st",
     "models/pcb/ag_config.yaml": b"model:\n  anomaly_types:\n    - IC+bridge\n    - passive_component+excess_solder\n"
-                                 b"    - passive_component+missing\n",
+    b"    - passive_component+missing\n",
     "models/pcb/iter_000014000.pt": b"weights",
     "models/metal_surface/ag_config.yaml": b"anomaly_types: {metal_surface: [MT_Blowhole, MT_Break, MT_Crack, "
-                                           b"MT_Fray, MT_Uneven]}\n",
+    b"MT_Fray, MT_Uneven]}\n",
     "models/metal_surface/iter_000010000.pt": b"weights",
     "models/glass/ag_config.yaml": b"anomaly_types: [[Phone, oil], [Phone, scratch], [Phone, stain]]\n",
     "models/glass/iter_000009000.pt": b"weights",
     "datasets/pcb/raw/defect_spec.jsonl": b"".join(
-        json.dumps({"defect_type": t, "spatial_dependency": "cad", "roi_prompt_defect_location": ""}).encode() + b"\n"
+        json.dumps({"defect_type": t, "spatial_dependency": "cad", "roi_prompt_defect_location": ""}).encode()
+        + b"\n"
         for t in ("IC+bridge", "passive_component+excess_solder", "passive_component+missing")
     ),
     "datasets/pcb/raw/semantic_segmentation_labels.json": b"{}",
@@ -52,8 +53,10 @@ LAYOUT: dict[str, bytes] = {
         json.dumps({"defect_type": f"metal_surface+{d}", "spatial_dependency": "free"}).encode() + b"\n"
         for d in ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
     ),
-    **{f"datasets/metal_surface/raw/metal_surface/mask/{d}/exp1_num_1.png": b"png"
-       for d in ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")},
+    **{
+        f"datasets/metal_surface/raw/metal_surface/mask/{d}/exp1_num_1.png": b"png"
+        for d in ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
+    },
     "datasets/metal_surface/raw/metal_surface/clean_image/c1.jpg": b"jpg",
     "datasets/glass/raw/defect_spec.jsonl": b"".join(
         json.dumps({"defect_type": f"Phone+{d}", "spatial_dependency": "free"}).encode() + b"\n"
@@ -110,8 +113,12 @@ def make_bucket(s3_env: str, bulk_put) -> Callable[..., str]:
     which each test asserts); `fresh=True` gives a bucket of the test's own to modify.
     """
 
-    def make(drop: tuple[str, ...] = (), extra: dict[str, bytes] | None = None, layout: dict | None = None,
-             fresh: bool = False) -> str:
+    def make(
+        drop: tuple[str, ...] = (),
+        extra: dict[str, bytes] | None = None,
+        layout: dict | None = None,
+        fresh: bool = False,
+    ) -> str:
         ident = (drop, tuple(sorted((extra or {}).items())), id(layout))
         if not fresh and ident in _BUCKETS:
             return _BUCKETS[ident]
@@ -188,8 +195,10 @@ class FaultProxy:
                     # Hits are recorded before answering, so a client that has its answer sees its hit.
                     with proxy.lock:
                         proxy.hits.append((self.command, self.path, fault["status"]))
-                    xml = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault['code']}</Code>"
-                           f"<Message>injected</Message></Error>").encode()
+                    xml = (
+                        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{fault['code']}</Code>"
+                        f"<Message>injected</Message></Error>"
+                    ).encode()
                     payload = b"" if self.command == "HEAD" else xml
                     self.send_response(fault["status"])
                     self.send_header("Content-Type", "application/xml")
@@ -206,7 +215,13 @@ class FaultProxy:
                         proxy.hits.append((self.command, self.path, resp.status))
                     self.send_response(resp.status)
                     for k, v in resp.getheaders():
-                        if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
+                        if k.lower() not in (
+                            "connection",
+                            "transfer-encoding",
+                            "content-length",
+                            "server",
+                            "date",
+                        ):
                             self.send_header(k, v)
                     # A HEAD answer carries the object's length without a body.
                     length = resp.getheader("Content-Length") if self.command == "HEAD" else str(len(data))
@@ -255,7 +270,8 @@ def osmo_stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
         bindir.mkdir(exist_ok=True)
         (bindir / "answers.json").write_text(json.dumps(answers))
         script = bindir / "osmo"
-        script.write_text(textwrap.dedent(f"""\
+        script.write_text(
+            textwrap.dedent(f"""\
             #!{os.sys.executable}
             import json, sys, pathlib
             here = pathlib.Path(__file__).parent
@@ -274,7 +290,8 @@ def osmo_stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
             sys.stdout.write(out)
             sys.stderr.write(err)
             sys.exit(rc)
-            """))
+            """)
+        )
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
         monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
         return bindir

@@ -100,8 +100,10 @@ def test_preflight_token_missing(capsys, clean_hf, no_osmo):
 @pytest.mark.parametrize("group_flag", [False, True], ids=["flag-after-subcommand", "flag-on-group"])
 def test_preflight_osmo_credential_present(capsys, clean_hf, monkeypatch, osmo_stub, group_flag):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    bindir = osmo_stub({"credential list": (0, (FIXTURES / "credential_list_ok.json").read_text(), "")},
-                       group_flag=group_flag)
+    bindir = osmo_stub(
+        {"credential list": (0, (FIXTURES / "credential_list_ok.json").read_text(), "")},
+        group_flag=group_flag,
+    )
     code, table, report = both_formats(capsys)
     assert code == 0
     assert rows(report)["OSMO credential hf-token"]["status"] == "ok"

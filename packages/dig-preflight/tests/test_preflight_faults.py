@@ -21,8 +21,12 @@ def bad(report: dict) -> list[dict]:
 
 def _set_auth(endpoint: str, count: str) -> None:
     # moto's own switch (what its set_initial_no_auth_action_count decorator calls in server mode).
-    req = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", data=count.encode(), method="POST",
-                                 headers={"Content-Type": "text/plain"})
+    req = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth",
+        data=count.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         resp.read()
 
@@ -38,8 +42,11 @@ def iam_user(s3_env: str):
     def make(statements: list[dict]) -> tuple[str, str]:
         name = f"reader-{len(made)}-{id(statements)}"
         iam.create_user(UserName=name)
-        iam.put_user_policy(UserName=name, PolicyName="p",
-                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="p",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
+        )
         key = iam.create_access_key(UserName=name)["AccessKey"]
         made.append(name)
         _skip_unless_moto_verifies_listings(s3_env, key["AccessKeyId"], key["SecretAccessKey"])
@@ -61,19 +68,28 @@ def _skip_unless_moto_verifies_listings(endpoint: str, key_id: str, secret: str)
     import boto3
     from botocore.exceptions import ClientError
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="dig-signature-probe")
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket="dig-signature-probe"
+    )
     _set_auth(endpoint, "0")
     try:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id=key_id, aws_secret_access_key=secret)
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+        )
         s3.list_objects_v2(Bucket="dig-signature-probe", Prefix="dig/models/", MaxKeys=50)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code == "SignatureDoesNotMatch":
             import moto
 
-            pytest.skip(f"moto {moto.__version__} rejects signed ListObjectsV2 requests of IAM users "
-                        "(SignatureDoesNotMatch): IAM policy denial cannot be tested against it")
+            pytest.skip(
+                f"moto {moto.__version__} rejects signed ListObjectsV2 requests of IAM users "
+                "(SignatureDoesNotMatch): IAM policy denial cannot be tested against it"
+            )
     finally:
         _set_auth(endpoint, "inf")
 
@@ -89,8 +105,9 @@ def _skip_unless_moto_verifies_listings(endpoint: str, key_id: str, secret: str)
     ],
     ids=["deny-list-bucket", "deny-get-datasets"],
 )
-def test_preflight_access_denied_by_iam_policy(capsys, monkeypatch, make_bucket, snapshot, s3_env, iam_user,
-                                               deny, denied_under):
+def test_preflight_access_denied_by_iam_policy(
+    capsys, monkeypatch, make_bucket, snapshot, s3_env, iam_user, deny, denied_under
+):
     # Which 403 comes first depends on the workflow's task order and on moto's policy evaluation
     # order (5.2 differs from 5.0): assert on the set of refused rows, never on their order.
     bucket = make_bucket()
@@ -123,8 +140,19 @@ def test_preflight_throttling_is_retried_then_passes(capsys, monkeypatch, make_b
     before = snapshot(bucket)
     fault_proxy.fail("defect_spec.jsonl", 503, "SlowDown", times=2)
     fault_proxy.fail("iter_000014000.pt", 500, "InternalError", times=1)
-    rc, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig",
-                     "--endpoint-url", fault_proxy.url, "--max-attempts", "4")
+    rc, report = run(
+        capsys,
+        "--flow",
+        "day0",
+        "--usecase",
+        "pcb",
+        "--root",
+        f"s3://{bucket}/dig",
+        "--endpoint-url",
+        fault_proxy.url,
+        "--max-attempts",
+        "4",
+    )
     assert rc == 0, bad(report)
     assert [h[2] for h in fault_proxy.hits_for("defect_spec.jsonl")] == [503, 503, 206]
     assert [h[2] for h in fault_proxy.hits_for("iter_000014000.pt")] == [500, 200]
@@ -137,13 +165,25 @@ def test_preflight_throttling_is_retried_then_passes(capsys, monkeypatch, make_b
     ("status", "code", "kind"),
     [(503, "SlowDown", "kept throttling"), (500, "InternalError", "answered HTTP 500")],
 )
-def test_preflight_persistent_faults_stop_after_max_attempts(capsys, make_bucket, snapshot, fault_proxy,
-                                                             status, code, kind):
+def test_preflight_persistent_faults_stop_after_max_attempts(
+    capsys, make_bucket, snapshot, fault_proxy, status, code, kind
+):
     bucket = make_bucket()
     before = snapshot(bucket)
     fault_proxy.fail("defect_spec.jsonl", status, code, times=1000)
-    rc, report = run(capsys, "--flow", "day1", "--usecase", "pcb", "--root", f"s3://{bucket}/dig",
-                     "--endpoint-url", fault_proxy.url, "--max-attempts", "3")
+    rc, report = run(
+        capsys,
+        "--flow",
+        "day1",
+        "--usecase",
+        "pcb",
+        "--root",
+        f"s3://{bucket}/dig",
+        "--endpoint-url",
+        fault_proxy.url,
+        "--max-attempts",
+        "3",
+    )
     assert rc == 3
     assert len(fault_proxy.hits_for("defect_spec.jsonl")) == 3  # bounded: exactly max-attempts, then stop
     (err,) = bad(report)
@@ -158,11 +198,22 @@ def test_preflight_custom_endpoint_uses_path_style(capsys, monkeypatch, make_buc
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     bucket = make_bucket()
     before = snapshot_via(fault_proxy.url, bucket)
-    rc, report = run(capsys, "--flow", "day1", "--usecase", "metal_surface", "--root", f"s3://{bucket}/dig",
-                     "--endpoint-url", fault_proxy.url)
+    rc, report = run(
+        capsys,
+        "--flow",
+        "day1",
+        "--usecase",
+        "metal_surface",
+        "--root",
+        f"s3://{bucket}/dig",
+        "--endpoint-url",
+        fault_proxy.url,
+    )
     assert rc == 0
     assert fault_proxy.hits and all(path.startswith(f"/{bucket}") for _, path, _ in fault_proxy.hits)
-    assert set(fault_proxy.hosts) == {fault_proxy.url.removeprefix("http://")}  # no <bucket>.host virtual hosting
+    assert set(fault_proxy.hosts) == {
+        fault_proxy.url.removeprefix("http://")
+    }  # no <bucket>.host virtual hosting
     assert snapshot_via(fault_proxy.url, bucket) == before
 
 
@@ -193,8 +244,17 @@ def test_preflight_endpoint_unreachable_aborts(capsys, s3_env):
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    rc, report = run(capsys, "--flow", "day0", "--root", "s3://any-bucket/dig",
-                     "--endpoint-url", f"http://127.0.0.1:{port}", "--max-attempts", "1")
+    rc, report = run(
+        capsys,
+        "--flow",
+        "day0",
+        "--root",
+        "s3://any-bucket/dig",
+        "--endpoint-url",
+        f"http://127.0.0.1:{port}",
+        "--max-attempts",
+        "1",
+    )
     assert rc == 3
     assert [c["name"] for c in report["checks"]] == ["bucket"]  # stopped instead of timing out per check
     assert "cannot reach the S3 endpoint" in report["checks"][0]["detail"]
@@ -203,8 +263,16 @@ def test_preflight_endpoint_unreachable_aborts(capsys, s3_env):
 def test_preflight_access_denied_everywhere(capsys, monkeypatch, make_bucket, snapshot, s3_env, iam_user):
     bucket = make_bucket()
     before = snapshot(bucket)
-    key_id, secret = iam_user([ALLOW_ALL, {"Effect": "Deny", "Action": "s3:*",
-                                           "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}])
+    key_id, secret = iam_user(
+        [
+            ALLOW_ALL,
+            {
+                "Effect": "Deny",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            },
+        ]
+    )
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     _set_auth(s3_env, "0")

@@ -19,17 +19,63 @@ from hypothesis import strategies as st
 
 EXAMPLES = int(os.environ.get("DIG_FUZZ_EXAMPLES", "200"))
 GOLDEN = Path(__file__).resolve().parents[3] / "golden"
-EXITS = {"urls": {0, 1, 2, 3}, "workflow": {0, 1, 2, 3}, "credentials": {0, 1, 2, 4}, "pod-template": {0, 1, 2, 3, 4}}
+EXITS = {
+    "urls": {0, 1, 2, 3},
+    "workflow": {0, 1, 2, 3},
+    "credentials": {0, 1, 2, 4},
+    "pod-template": {0, 1, 2, 3, 4},
+}
 
 nasty = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["", "-", "--", "..", "../../x", "a b;rm", "$(id)", "{{ name }}", "\x00", "é", "0", "-5",
-                     "99999", "file:///etc", "http://h:99999", "http://[::1]:8000", "s3://b/../../etc", "gs://b/x",
-                     "day0", "day1", "pcb", "glass", "1152819000", "0603_H100", "../../etc", "knobs.num_sdg=15.0",
-                     "knobs.no_such=1", "flow=day1", "name=../x", "a=b=c", "[1,2", "true"]),
+    st.sampled_from(
+        [
+            "",
+            "-",
+            "--",
+            "..",
+            "../../x",
+            "a b;rm",
+            "$(id)",
+            "{{ name }}",
+            "\x00",
+            "é",
+            "0",
+            "-5",
+            "99999",
+            "file:///etc",
+            "http://h:99999",
+            "http://[::1]:8000",
+            "s3://b/../../etc",
+            "gs://b/x",
+            "day0",
+            "day1",
+            "pcb",
+            "glass",
+            "1152819000",
+            "0603_H100",
+            "../../etc",
+            "knobs.num_sdg=15.0",
+            "knobs.no_such=1",
+            "flow=day1",
+            "name=../x",
+            "a=b=c",
+            "[1,2",
+            "true",
+        ]
+    ),
 )
 FLAGS = {
-    "urls": ["--flow", "--usecase", "--board", "--root", "--name", "--endpoint-url", "--max-attempts", "--region"],
+    "urls": [
+        "--flow",
+        "--usecase",
+        "--board",
+        "--root",
+        "--name",
+        "--endpoint-url",
+        "--max-attempts",
+        "--region",
+    ],
     "workflow": ["--name", "--endpoint-url", "--max-attempts", "--profile"],
     "credentials": [],
     "pod-template": ["--file", "--min-dshm-gib", "--template-name", "--checks"],
@@ -79,8 +125,12 @@ def sandbox(tmp_path, monkeypatch):
     return tmp_path
 
 
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(args=argv())
 def test_fuzz_preflight_arguments(sandbox, args):
     before = sorted(str(p) for p in sandbox.rglob("*"))

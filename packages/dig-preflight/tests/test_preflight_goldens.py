@@ -9,9 +9,15 @@ import pytest
 from dig_preflight.cli import main
 
 GOLDEN = Path(__file__).resolve().parents[3] / "golden"
-KEYS = ["day0/pcb__0603_H100__pretrained", "day0/pcb__0603_H100__finetune", "good_image/pcb__0603_H100",
-        "structural/pcb__0603_H100", "day1/pcb__0603_H100__pretrained", "day1_manual_roi/pcb__pretrained",
-        "finetune/pcb"]
+KEYS = [
+    "day0/pcb__0603_H100__pretrained",
+    "day0/pcb__0603_H100__finetune",
+    "good_image/pcb__0603_H100",
+    "structural/pcb__0603_H100",
+    "day1/pcb__0603_H100__pretrained",
+    "day1_manual_roi/pcb__pretrained",
+    "finetune/pcb",
+]
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -32,8 +38,11 @@ def test_preflight_workflow_accepts_compiled_goldens(key, capsys, tmp_path, make
 
 def test_preflight_workflow_golden_reports_a_missing_checkpoint(capsys, tmp_path, make_bucket, no_osmo):
     bucket = make_bucket(drop=("models/pcb/iter_",))
-    text = (GOLDEN / "day1/pcb__0603_H100__pretrained.yaml").read_text().replace(
-        "s3://osmo-workflows/dig", f"s3://{bucket}/dig")
+    text = (
+        (GOLDEN / "day1/pcb__0603_H100__pretrained.yaml")
+        .read_text()
+        .replace("s3://osmo-workflows/dig", f"s3://{bucket}/dig")
+    )
     path = tmp_path / "wf.yaml"
     path.write_text(text)
     assert main(["workflow", str(path), "--json"]) == 1

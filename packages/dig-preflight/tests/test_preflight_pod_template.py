@@ -18,8 +18,17 @@ def fixture_text(name: str) -> str:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("32Gi", 32 * 2**30), ("16Gi", 16 * 2**30), ("32G", 32 * 10**9), ("32768Mi", 32 * 2**30),
-     ("1.5Ti", int(1.5 * 2**40)), ("1024", 1024), ("32 Gi", None), ("32GB", None), ("", None)],
+    [
+        ("32Gi", 32 * 2**30),
+        ("16Gi", 16 * 2**30),
+        ("32G", 32 * 10**9),
+        ("32768Mi", 32 * 2**30),
+        ("1.5Ti", int(1.5 * 2**40)),
+        ("1024", 1024),
+        ("32 Gi", None),
+        ("32GB", None),
+        ("", None),
+    ],
 )
 def test_preflight_quantity_parsing(value, expected):
     assert parse_quantity(value) == expected
@@ -57,17 +66,24 @@ def test_preflight_pod_template_patch_fixes_the_template(capsys, tmp_path):
 
 
 def test_preflight_pod_template_wrong_path_and_binary_units(capsys):
-    code = main(["pod-template", "--file", str(FIXTURES / "pod_template_wrong_nvoptix_decimal_dshm.json"), "--json"])
+    code = main(
+        ["pod-template", "--file", str(FIXTURES / "pod_template_wrong_nvoptix_decimal_dshm.json"), "--json"]
+    )
     report = json.loads(capsys.readouterr().out)
     assert code == 1
     rows = {c["name"]: c for c in report["checks"]}
-    assert rows["nvoptix volume"]["status"] == "fail" and "/usr/lib/nvoptix.bin" in rows["nvoptix volume"]["detail"]
+    assert (
+        rows["nvoptix volume"]["status"] == "fail"
+        and "/usr/lib/nvoptix.bin" in rows["nvoptix volume"]["detail"]
+    )
     # 32768Mi is 32 GiB: accepted (the upstream shell rejected anything not ending in a bare Gi).
     assert rows["/dev/shm size"]["status"] == "ok"
 
 
 def test_preflight_pod_template_min_dshm(capsys):
-    assert main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--min-dshm-gib", "64"]) == 1
+    assert (
+        main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--min-dshm-gib", "64"]) == 1
+    )
     assert "32.0 GiB < 64 GiB" in capsys.readouterr().out
 
 
@@ -81,7 +97,9 @@ OSMO_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("answer", "code", "text"), OSMO_CASES, ids=["ok", "patch", "403", "409", "other", "not-json"])
+@pytest.mark.parametrize(
+    ("answer", "code", "text"), OSMO_CASES, ids=["ok", "patch", "403", "409", "other", "not-json"]
+)
 def test_preflight_pod_template_via_osmo(capsys, osmo_stub, answer, code, text):
     bindir = osmo_stub({"config show POD_TEMPLATE": answer})
     assert main(["pod-template"]) == code
@@ -97,9 +115,13 @@ def test_preflight_pod_template_without_osmo(capsys, no_osmo, tmp_path, monkeypa
 
 
 def test_preflight_pod_template_bad_args_are_exit_4(capsys):
-    assert main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--min-dshm-gib", "0"]) == 4
+    assert (
+        main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--min-dshm-gib", "0"]) == 4
+    )
     assert main(["pod-template", "--file", str(FIXTURES / "nope.json")]) == 4
-    assert main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--template-name", "x"]) == 4
+    assert (
+        main(["pod-template", "--file", str(FIXTURES / "pod_template_ok.json"), "--template-name", "x"]) == 4
+    )
 
 
 def test_preflight_pod_template_train_checks_only_dshm(capsys, tmp_path):

@@ -8,7 +8,12 @@ from dig_preflight.s3 import NoSuchBucket, NotFound, S3Store, StorageError, pars
 
 @pytest.mark.parametrize(
     ("url", "expected"),
-    [("s3://b/p/q", ("b", "p/q")), ("s3://b", ("b", "")), ("s3://b/", ("b", "")), ("s3://b//x/", ("b", "x/"))],
+    [
+        ("s3://b/p/q", ("b", "p/q")),
+        ("s3://b", ("b", "")),
+        ("s3://b/", ("b", "")),
+        ("s3://b//x/", ("b", "x/")),
+    ],
 )
 def test_preflight_parse_url(url, expected):
     assert parse_url(url) == expected
@@ -24,7 +29,10 @@ def test_preflight_parse_url_rejects(url):
 def store_bucket(s3_env, bulk_put):
     name = "s3-api-test"
     bulk_put(name, {f"big/{i:05d}.bin": b"x" for i in range(2500)})
-    bulk_put(name, {"dir/": b"", "dir/a-zero.bin": b"", "dir/sub/a.txt": b"abc", "dir/sub2/b.txt": b"b", "dirx/c": b"c"})
+    bulk_put(
+        name,
+        {"dir/": b"", "dir/a-zero.bin": b"", "dir/sub/a.txt": b"abc", "dir/sub2/b.txt": b"b", "dirx/c": b"c"},
+    )
     return name
 
 

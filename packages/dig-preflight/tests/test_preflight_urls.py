@@ -52,8 +52,18 @@ ALL_PRESENT = [
 def test_preflight_everything_present(capsys, make_bucket, snapshot, flow, usecase, extra):
     bucket = make_bucket()
     before = snapshot(bucket)
-    code, report = run(capsys, "--flow", flow, "--usecase", usecase, "--root", f"s3://{bucket}/dig",
-                       "--name", "fresh-run", *extra)
+    code, report = run(
+        capsys,
+        "--flow",
+        flow,
+        "--usecase",
+        usecase,
+        "--root",
+        f"s3://{bucket}/dig",
+        "--name",
+        "fresh-run",
+        *extra,
+    )
     assert failed(report) == [] and code == 0
     assert report["ok"] is True
     assert snapshot(bucket) == before
@@ -62,14 +72,22 @@ def test_preflight_everything_present(capsys, make_bucket, snapshot, flow, useca
 def test_preflight_day0_checks_the_files_inside(capsys, make_bucket, snapshot):
     bucket = make_bucket()
     before = snapshot(bucket)
-    code, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "r1")
+    code, report = run(
+        capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "r1"
+    )
     names = {c["name"] for c in report["checks"] if c["status"] == "ok"}
     assert code == 0
     assert {
-        "pretrained models", "checkpoint", "checkpoint: ag_config.yaml", "checkpoint: step 14000",
-        "raw dataset: defect_spec.jsonl", "raw dataset: mask IC/bridge",
-        "raw dataset: mask passive_component/excess_solder", "raw dataset: mask passive_component/missing",
-        "USD assets: scene spark_lighting.usd", "run 'r1' output",
+        "pretrained models",
+        "checkpoint",
+        "checkpoint: ag_config.yaml",
+        "checkpoint: step 14000",
+        "raw dataset: defect_spec.jsonl",
+        "raw dataset: mask IC/bridge",
+        "raw dataset: mask passive_component/excess_solder",
+        "raw dataset: mask passive_component/missing",
+        "USD assets: scene spark_lighting.usd",
+        "run 'r1' output",
     } <= names
     # Day 0 reads no real photo (only the Day 1 real-alignment variant does).
     assert not any("real photo" in c["name"] for c in report["checks"])
@@ -88,16 +106,29 @@ MISSING = [
     ("day0", "pcb", "datasets/pcb/raw/", "raw dataset"),
     ("day0", "pcb", "datasets/pcb/raw/defect_spec.jsonl", "raw dataset: defect_spec.jsonl"),
     ("day0", "pcb", "datasets/pcb/raw/PCB/IC/mask/bridge/", "raw dataset: mask IC/bridge"),
-    ("day0", "pcb", "datasets/pcb/raw/PCB/passive_component/mask/missing/",
-     "raw dataset: mask passive_component/missing"),
+    (
+        "day0",
+        "pcb",
+        "datasets/pcb/raw/PCB/passive_component/mask/missing/",
+        "raw dataset: mask passive_component/missing",
+    ),
     ("day0", "pcb", "datasets/pcb/assets/", "USD assets"),
     ("day0", "pcb", "datasets/pcb/assets/spark_lighting.usd", "USD assets: scene spark_lighting.usd"),
     ("structural", "pcb", "datasets/pcb/assets/materials/", "USD assets: USD tree"),
     ("good_image", "pcb", "datasets/pcb/assets/pcba_base.usd", "USD assets: USD tree"),
-    ("day1", "pcb", "datasets/pcb/assets/input_real_image/0603_H100.jpg", "USD assets: real photo 0603_H100.jpg"),
+    (
+        "day1",
+        "pcb",
+        "datasets/pcb/assets/input_real_image/0603_H100.jpg",
+        "USD assets: real photo 0603_H100.jpg",
+    ),
     ("day1", "metal_surface", "models/metal_surface/iter_000010000.pt", "checkpoint: step 10000"),
-    ("day1", "metal_surface", "datasets/metal_surface/raw/metal_surface/mask/MT_Fray/",
-     "raw dataset: mask metal_surface/MT_Fray"),
+    (
+        "day1",
+        "metal_surface",
+        "datasets/metal_surface/raw/metal_surface/mask/MT_Fray/",
+        "raw dataset: mask metal_surface/MT_Fray",
+    ),
     ("day1", "glass", "datasets/glass/raw/Phone/mask/stain/", "raw dataset: mask Phone/stain"),
     ("finetune", "glass", "datasets/glass/raw/defect_spec.jsonl", "raw dataset: defect_spec.jsonl"),
     ("good_image", "pcb", "datasets/pcb/assets/", "USD assets"),
@@ -105,8 +136,12 @@ MISSING = [
 ]
 
 
-@pytest.mark.parametrize(("flow", "usecase", "drop", "check"), MISSING, ids=[m[2] + "-" + m[0] for m in MISSING])
-def test_preflight_each_missing_artifact_fails_alone(capsys, make_bucket, snapshot, flow, usecase, drop, check):
+@pytest.mark.parametrize(
+    ("flow", "usecase", "drop", "check"), MISSING, ids=[m[2] + "-" + m[0] for m in MISSING]
+)
+def test_preflight_each_missing_artifact_fails_alone(
+    capsys, make_bucket, snapshot, flow, usecase, drop, check
+):
     bucket = make_bucket(drop=(drop,))
     before = snapshot(bucket)
     code, report = run(capsys, "--flow", flow, "--usecase", usecase, "--root", f"s3://{bucket}/dig")
@@ -119,20 +154,49 @@ def test_preflight_each_missing_artifact_fails_alone(capsys, make_bucket, snapsh
 
 MALFORMED = [
     # (flow, usecase, dropped prefix, replacement objects, failing check, text in its detail)
-    ("finetune", "pcb", "models/pretrained/", {"models/pretrained/nvidia/x.safetensors": b"w"},
-     "pretrained models: pretrained/", "no pretrained/ tree"),
-    ("setup", "glass", "uploads/glass-zip/", {"uploads/glass-zip/mobile_screen.zip/part-0": b"zip"},
-     "zip upload: mobile_screen.zip", "is a directory"),
-    ("day1", "pcb", "models/pcb/ag_config.yaml", {"models/pcb/ag_config.yaml": b"anomaly_types: [IC+bridge]\n"},
-     "checkpoint: anomaly types", "passive_component+missing not in the checkpoint's anomaly_types"),
-    ("day0", "pcb", "models/pcb/ag_config.yaml", {"models/pcb/ag_config.yaml": b""},
-     "checkpoint: ag_config.yaml", "0 bytes"),
+    (
+        "finetune",
+        "pcb",
+        "models/pretrained/",
+        {"models/pretrained/nvidia/x.safetensors": b"w"},
+        "pretrained models: pretrained/",
+        "no pretrained/ tree",
+    ),
+    (
+        "setup",
+        "glass",
+        "uploads/glass-zip/",
+        {"uploads/glass-zip/mobile_screen.zip/part-0": b"zip"},
+        "zip upload: mobile_screen.zip",
+        "is a directory",
+    ),
+    (
+        "day1",
+        "pcb",
+        "models/pcb/ag_config.yaml",
+        {"models/pcb/ag_config.yaml": b"anomaly_types: [IC+bridge]\n"},
+        "checkpoint: anomaly types",
+        "passive_component+missing not in the checkpoint's anomaly_types",
+    ),
+    (
+        "day0",
+        "pcb",
+        "models/pcb/ag_config.yaml",
+        {"models/pcb/ag_config.yaml": b""},
+        "checkpoint: ag_config.yaml",
+        "0 bytes",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("flow", "usecase", "drop", "extra", "check", "text"), MALFORMED,
-                         ids=["pretrained-tree", "zip-dir", "taxonomy", "empty-config"])
-def test_preflight_malformed_artifacts(capsys, make_bucket, snapshot, flow, usecase, drop, extra, check, text):
+@pytest.mark.parametrize(
+    ("flow", "usecase", "drop", "extra", "check", "text"),
+    MALFORMED,
+    ids=["pretrained-tree", "zip-dir", "taxonomy", "empty-config"],
+)
+def test_preflight_malformed_artifacts(
+    capsys, make_bucket, snapshot, flow, usecase, drop, extra, check, text
+):
     bucket = make_bucket(drop=(drop,), extra=extra)
     before = snapshot(bucket)
     code, report = run(capsys, "--flow", flow, "--usecase", usecase, "--root", f"s3://{bucket}/dig")
@@ -144,8 +208,10 @@ def test_preflight_malformed_artifacts(capsys, make_bucket, snapshot, flow, usec
 
 def test_preflight_empty_prefix_is_not_present(capsys, make_bucket, snapshot):
     # Only a directory marker and a zero-byte object: the upstream CLI-text check passed this.
-    bucket = make_bucket(drop=("models/pretrained/",),
-                         extra={"models/pretrained/": b"", "models/pretrained/pretrained/empty.bin": b""})
+    bucket = make_bucket(
+        drop=("models/pretrained/",),
+        extra={"models/pretrained/": b"", "models/pretrained/pretrained/empty.bin": b""},
+    )
     before = snapshot(bucket)
     code, report = run(capsys, "--flow", "finetune", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
     assert code == 1
@@ -157,8 +223,16 @@ def test_preflight_empty_prefix_is_not_present(capsys, make_bucket, snapshot):
 def test_preflight_checkpoint_step_absent_lists_present_steps(capsys, make_bucket, snapshot):
     bucket = make_bucket(extra={"models/pcb/iter_000012000.pt": b"w"})
     before = snapshot(bucket)
-    code, report = run(capsys, "--flow", "day1_manual_roi", "--usecase", "pcb", "--root", f"s3://{bucket}/dig",
-                       "knobs.checkpoint_step=13000")
+    code, report = run(
+        capsys,
+        "--flow",
+        "day1_manual_roi",
+        "--usecase",
+        "pcb",
+        "--root",
+        f"s3://{bucket}/dig",
+        "knobs.checkpoint_step=13000",
+    )
     assert code == 1
     (bad,) = failed(report)
     assert bad["name"] == "checkpoint: step 13000"
@@ -189,14 +263,16 @@ def test_preflight_missing_bucket(capsys, s3_env):
 def test_preflight_existing_run_name(capsys, make_bucket, snapshot):
     bucket = make_bucket()
     before = snapshot(bucket)
-    code, report = run(capsys, "--flow", "day1", "--usecase", "glass", "--root", f"s3://{bucket}/dig",
-                       "--name", "old-run")
+    code, report = run(
+        capsys, "--flow", "day1", "--usecase", "glass", "--root", f"s3://{bucket}/dig", "--name", "old-run"
+    )
     assert code == 1
     (bad,) = failed(report)
     assert bad["name"] == "run 'old-run' output" and "overwrite" in bad["detail"]
     # A name that only shares a prefix with an existing run is free.
-    code, report = run(capsys, "--flow", "day1", "--usecase", "glass", "--root", f"s3://{bucket}/dig",
-                       "--name", "old")
+    code, report = run(
+        capsys, "--flow", "day1", "--usecase", "glass", "--root", f"s3://{bucket}/dig", "--name", "old"
+    )
     assert code == 0
     assert snapshot(bucket) == before
 
@@ -208,9 +284,17 @@ def test_preflight_custom_taxonomy_flat_masks_and_wrong_files(capsys, make_bucke
     }
     bucket = make_bucket(extra=extra)
     before = snapshot(bucket)
-    code, report = run(capsys, "--flow", "day1_manual_roi", "--usecase", "pcb", "--root", f"s3://{bucket}/dig",
-                       'knobs.anomaly_types_json=[["widget","dent"],["widget","scuff"]]',
-                       "knobs.use_pretrained_checkpoint=false")  # a new taxonomy: finetune first
+    code, report = run(
+        capsys,
+        "--flow",
+        "day1_manual_roi",
+        "--usecase",
+        "pcb",
+        "--root",
+        f"s3://{bucket}/dig",
+        'knobs.anomaly_types_json=[["widget","dent"],["widget","scuff"]]',
+        "knobs.use_pretrained_checkpoint=false",
+    )  # a new taxonomy: finetune first
     assert code == 1
     (bad,) = failed(report)
     assert bad["name"] == "raw dataset: mask widget/scuff"
@@ -221,8 +305,10 @@ def test_preflight_custom_taxonomy_flat_masks_and_wrong_files(capsys, make_bucke
 
 
 def test_preflight_scene_found_by_basename_search(capsys, make_bucket, snapshot):
-    bucket = make_bucket(drop=("datasets/pcb/assets/spark_lighting.usd",),
-                         extra={"datasets/pcb/assets/scenes/spark_lighting.usd": b"#usda"})
+    bucket = make_bucket(
+        drop=("datasets/pcb/assets/spark_lighting.usd",),
+        extra={"datasets/pcb/assets/scenes/spark_lighting.usd": b"#usda"},
+    )
     before = snapshot(bucket)
     code, report = run(capsys, "--flow", "structural", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
     assert code == 0
@@ -232,7 +318,9 @@ def test_preflight_scene_found_by_basename_search(capsys, make_bucket, snapshot)
 
 
 def test_preflight_malformed_defect_spec(capsys, make_bucket, snapshot):
-    bucket = make_bucket(extra={"datasets/pcb/raw/defect_spec.jsonl": b'{"defect_type": "IC+bridge"}\nnot json\n'})
+    bucket = make_bucket(
+        extra={"datasets/pcb/raw/defect_spec.jsonl": b'{"defect_type": "IC+bridge"}\nnot json\n'}
+    )
     before = snapshot(bucket)
     code, report = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig")
     assert code == 1
@@ -261,14 +349,24 @@ def test_preflight_usage_errors_exit_2(capsys, s3_env, args, message):
 def test_preflight_request_count_is_flat_in_bucket_size(capsys, make_bucket, bulk_put):
     """Requests grow with the required artifacts, never with the objects stored beside them."""
     bucket = make_bucket(fresh=True)
-    _, small = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "n")
+    _, small = run(
+        capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "n"
+    )
     # 1,200 objects of clutter inside every prefix the check lists (more than one 1,000-key page).
-    bulk_put(bucket, {
-        f"dig/{where}/{i:05d}.bin": b"x"
-        for i in range(1200)
-        for where in ("models/pretrained/pretrained/a", "datasets/pcb/raw/PCB/IC/clean_image", "runs/other",
-                      "datasets/pcb/assets/materials", "models/pcb/a")
-    })
+    bulk_put(
+        bucket,
+        {
+            f"dig/{where}/{i:05d}.bin": b"x"
+            for i in range(1200)
+            for where in (
+                "models/pretrained/pretrained/a",
+                "datasets/pcb/raw/PCB/IC/clean_image",
+                "runs/other",
+                "datasets/pcb/assets/materials",
+                "models/pcb/a",
+            )
+        },
+    )
     _, big = run(capsys, "--flow", "day0", "--usecase", "pcb", "--root", f"s3://{bucket}/dig", "--name", "n")
     assert big["ok"] and small["ok"]
     assert big["s3_requests"] == small["s3_requests"] <= 16
@@ -288,8 +386,9 @@ def test_preflight_table_output(capsys, make_bucket):
 def test_preflight_day1_board_taxonomy_comes_from_the_compiled_workflow(capsys, make_bucket):
     """Issue 11: board 1152819000's Day 1 taxonomy is [[IC, bridge]]; the old table checked passive_component/missing."""
     bucket = make_bucket(drop=("datasets/pcb/raw/PCB/passive_component/mask/missing/",))
-    code, report = run(capsys, "--flow", "day1", "--usecase", "pcb", "--board", "1152819000",
-                       "--root", f"s3://{bucket}/dig")
+    code, report = run(
+        capsys, "--flow", "day1", "--usecase", "pcb", "--board", "1152819000", "--root", f"s3://{bucket}/dig"
+    )
     names = [c["name"] for c in report["checks"]]
     assert code == 0, failed(report)
     assert "raw dataset: mask IC/bridge" in names
@@ -300,8 +399,16 @@ def test_preflight_day1_board_taxonomy_comes_from_the_compiled_workflow(capsys, 
 def test_preflight_day1_without_render_needs_no_assets(capsys, make_bucket):
     """Issue 11: use_usd2roi_day1=false drops the render task, so assets and the real photo are not read."""
     bucket = make_bucket(drop=("datasets/pcb/assets/",))
-    code, report = run(capsys, "--flow", "day1", "--usecase", "pcb", "--root", f"s3://{bucket}/dig",
-                       "knobs.use_usd2roi_day1=false")
+    code, report = run(
+        capsys,
+        "--flow",
+        "day1",
+        "--usecase",
+        "pcb",
+        "--root",
+        f"s3://{bucket}/dig",
+        "knobs.use_usd2roi_day1=false",
+    )
     assert code == 0, failed(report)
     assert not any("assets" in c["target"] for c in report["checks"])
 
@@ -322,8 +429,12 @@ def test_preflight_bad_arguments_are_usage_errors(args, argument):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "dig_preflight", "urls", "--flow", "day0", *args],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dig_preflight", "urls", "--flow", "day0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2, proc.stderr
     assert argument in proc.stderr and "Traceback" not in proc.stderr
 

@@ -19,12 +19,26 @@ def day0_workflow(root: str, *, run: str = "{{ name }}", step: int = 14000, fres
     """A Day 0 texture workflow shaped like the compiler's output (stage contract keys)."""
     import yaml
 
-    infer_inputs = [{"task": "augment"}, {"url": f"{root}/datasets/pcb/raw"}, {"url": f"{root}/models/pretrained"}]
+    infer_inputs = [
+        {"task": "augment"},
+        {"url": f"{root}/datasets/pcb/raw"},
+        {"url": f"{root}/models/pretrained"},
+    ]
     infer_spec = {
-        "clean_in": "{{input:0}}", "mask_in": "{{input:0}}", "submask_base_in": "{{input:1}}",
-        "pretrained_src_in": "{{input:2}}", "output_dir": "{{output}}",
-        "anomaly_types": [["IC", "bridge"], ["passive_component", "excess_solder"], ["passive_component", "missing"]],
-        "checkpoint_step": step, "fresh_checkpoint": fresh, "num_sdg": 30, "spatial_dependency": "cad",
+        "clean_in": "{{input:0}}",
+        "mask_in": "{{input:0}}",
+        "submask_base_in": "{{input:1}}",
+        "pretrained_src_in": "{{input:2}}",
+        "output_dir": "{{output}}",
+        "anomaly_types": [
+            ["IC", "bridge"],
+            ["passive_component", "excess_solder"],
+            ["passive_component", "missing"],
+        ],
+        "checkpoint_step": step,
+        "fresh_checkpoint": fresh,
+        "num_sdg": 30,
+        "spatial_dependency": "cad",
     }
     if fresh:
         infer_inputs.append({"task": "finetune"})
@@ -33,26 +47,58 @@ def day0_workflow(root: str, *, run: str = "{{ name }}", step: int = 14000, fres
         infer_inputs.append({"url": f"{root}/models/pcb"})
         infer_spec["ckpt_dataset"] = "{{input:3}}"
     groups = [
-        {"name": "render", "tasks": [{
-            "name": "usd2roi-components", "lead": True, "image": "nvcr.io/nvidia/paidf-simulation:1.0.0",
-            "command": ["bash"], "args": ["/tmp/run.sh"],
-            "inputs": [{"url": f"{root}/datasets/pcb/assets"}],
-            "outputs": [{"url": f"{root}/runs/{run}/usd2roi-components"}],
-            "files": [_spec_file({"assets_dir": "{{input:0}}", "output_dir": "{{output}}",
-                                  "scene_filename": "spark_lighting.usd"}),
-                      {"path": "/tmp/run.sh", "contents": "exec python3 -m dig_stages render-day0"}],
-        }]},
-        {"name": "augment", "tasks": [{
-            "name": "augment", "lead": True, "image": "nvcr.io/nvidia/paidf-augmentation:1.0.0",
-            "command": ["bash"], "inputs": [{"task": "usd2roi-components"}],
-            "outputs": [{"url": f"{root}/runs/{run}/augment"}],
-        }]},
-        {"name": "anomaly", "tasks": [{
-            "name": "infer-all-defects", "lead": True, "image": "nvcr.io/nvidia/paidf-anomalygen:1.0.0",
-            "command": ["bash"], "credentials": {"hf-token": {"HF_TOKEN": "token"}},
-            "inputs": infer_inputs, "outputs": [{"url": f"{root}/runs/{run}/anomaly"}],
-            "files": [_spec_file(infer_spec)],
-        }]},
+        {
+            "name": "render",
+            "tasks": [
+                {
+                    "name": "usd2roi-components",
+                    "lead": True,
+                    "image": "nvcr.io/nvidia/paidf-simulation:1.0.0",
+                    "command": ["bash"],
+                    "args": ["/tmp/run.sh"],
+                    "inputs": [{"url": f"{root}/datasets/pcb/assets"}],
+                    "outputs": [{"url": f"{root}/runs/{run}/usd2roi-components"}],
+                    "files": [
+                        _spec_file(
+                            {
+                                "assets_dir": "{{input:0}}",
+                                "output_dir": "{{output}}",
+                                "scene_filename": "spark_lighting.usd",
+                            }
+                        ),
+                        {"path": "/tmp/run.sh", "contents": "exec python3 -m dig_stages render-day0"},
+                    ],
+                }
+            ],
+        },
+        {
+            "name": "augment",
+            "tasks": [
+                {
+                    "name": "augment",
+                    "lead": True,
+                    "image": "nvcr.io/nvidia/paidf-augmentation:1.0.0",
+                    "command": ["bash"],
+                    "inputs": [{"task": "usd2roi-components"}],
+                    "outputs": [{"url": f"{root}/runs/{run}/augment"}],
+                }
+            ],
+        },
+        {
+            "name": "anomaly",
+            "tasks": [
+                {
+                    "name": "infer-all-defects",
+                    "lead": True,
+                    "image": "nvcr.io/nvidia/paidf-anomalygen:1.0.0",
+                    "command": ["bash"],
+                    "credentials": {"hf-token": {"HF_TOKEN": "token"}},
+                    "inputs": infer_inputs,
+                    "outputs": [{"url": f"{root}/runs/{run}/anomaly"}],
+                    "files": [_spec_file(infer_spec)],
+                }
+            ],
+        },
     ]
     doc = {"workflow": {"name": "texture_defect_gen_day0", "groups": groups}}
     return yaml.safe_dump(doc, sort_keys=False, width=1000)
@@ -123,7 +169,9 @@ def test_preflight_workflow_spec_step_is_checked(capsys, make_bucket, snapshot, 
     assert snapshot(bucket) == before
 
 
-def test_preflight_workflow_fresh_checkpoint_needs_no_models_prefix(capsys, make_bucket, snapshot, wf, no_osmo):
+def test_preflight_workflow_fresh_checkpoint_needs_no_models_prefix(
+    capsys, make_bucket, snapshot, wf, no_osmo
+):
     bucket = make_bucket(drop=("models/pcb/",))
     before = snapshot(bucket)
     rc, report = run(capsys, wf(day0_workflow(f"s3://{bucket}/dig", fresh=True)))
@@ -138,7 +186,10 @@ def test_preflight_workflow_credentials_via_osmo(capsys, make_bucket, wf, osmo_s
     rc, report = run(capsys, wf(day0_workflow(f"s3://{bucket}/dig")))
     assert rc == 1
     row = next(c for c in report["checks"] if c["name"] == "OSMO credential hf-token")
-    assert row["status"] == "fail" and row["hint"] == "osmo credential set hf-token --type GENERIC --payload token=..."
+    assert (
+        row["status"] == "fail"
+        and row["hint"] == "osmo credential set hf-token --type GENERIC --payload token=..."
+    )
     osmo_stub({"credential list": (0, (FIXTURES / "credential_list_ok.json").read_text(), "")})
     rc, report = run(capsys, wf(day0_workflow(f"s3://{bucket}/dig")))
     assert rc == 0

@@ -94,23 +94,39 @@ def resolve_pending(ctx: Ctx, *, include_own: bool = False) -> None:
 def resolve_one(ctx: Ctx, run: Any) -> str:
     labels = run.labels_dict
     if "dig-run" not in labels:
-        ctx.store.finish_submit(run.run_name, workflow_id=None, state=UNRESOLVED,
-                                note="submitted without labels (OSMO < 6.4): cannot be found by label; check `osmo workflow list`")
-        ctx.say(f"note: run {run.run_name}: an interrupted submit cannot be resolved without labels; marked unresolved")
+        ctx.store.finish_submit(
+            run.run_name,
+            workflow_id=None,
+            state=UNRESOLVED,
+            note="submitted without labels (OSMO < 6.4): cannot be found by label; check `osmo workflow list`",
+        )
+        ctx.say(
+            f"note: run {run.run_name}: an interrupted submit cannot be resolved without labels; marked unresolved"
+        )
         return UNRESOLVED
     try:
         found = ctx.osmo.list_label("dig-run", labels["dig-run"])
     except (OsmoError, OsmoMissing) as exc:
-        ctx.say(f"note: run {run.run_name}: interrupted submit not resolved yet ({exc}); will retry next command")
+        ctx.say(
+            f"note: run {run.run_name}: interrupted submit not resolved yet ({exc}); will retry next command"
+        )
         return SUBMITTING
     if found:
         wid = str(found[0].get("name"))
-        ctx.store.finish_submit(run.run_name, workflow_id=wid, state=SUBMITTED,
-                                note="resolved after an interrupted submit (osmo workflow list --label)")
+        ctx.store.finish_submit(
+            run.run_name,
+            workflow_id=wid,
+            state=SUBMITTED,
+            note="resolved after an interrupted submit (osmo workflow list --label)",
+        )
         ctx.say(f"note: run {run.run_name}: interrupted submit had reached OSMO as {wid}; recorded")
         return SUBMITTED
-    ctx.store.finish_submit(run.run_name, workflow_id=None, state=NOT_SUBMITTED,
-                            note="interrupted before OSMO accepted it (not in osmo workflow list --label)")
+    ctx.store.finish_submit(
+        run.run_name,
+        workflow_id=None,
+        state=NOT_SUBMITTED,
+        note="interrupted before OSMO accepted it (not in osmo workflow list --label)",
+    )
     ctx.say(f"note: run {run.run_name}: interrupted submit never reached OSMO; marked not submitted")
     return NOT_SUBMITTED
 
@@ -136,7 +152,9 @@ def _compiled_input(target: list[str]) -> Input:
             raise UsageError(f"submit: {target[0]!r} is not a file and not a key=value override")
         return Input(path, path.read_text(encoding="utf-8"), key_from_path(path), [], {})
     if not target:
-        raise UsageError("submit: give overrides (flow=day0 usecase=pcb ...), a compiled FILE, or --sweep DIR")
+        raise UsageError(
+            "submit: give overrides (flow=day0 usecase=pcb ...), a compiled FILE, or --sweep DIR"
+        )
     from compiler.compose import parse_overrides
     from compiler.errors import DigError
     from compiler.pipeline import compile_request, display, output_path, write_atomic
@@ -176,8 +194,10 @@ def preflight(ctx: Ctx, inp: Input, run: Any, name: str | None) -> bool:
 
         res = check(run.endpoint_url, timeout=3.0)
         if not res.reachable:
-            ctx.say(f"preflight endpoint: SKIP {res.url} is not reachable from here ({res.message}); "
-                    "check it from inside the cluster (`dig endpoint check URL` in a pod)")
+            ctx.say(
+                f"preflight endpoint: SKIP {res.url} is not reachable from here ({res.message}); "
+                "check it from inside the cluster (`dig endpoint check URL` in a pod)"
+            )
         else:
             ctx.say(f"preflight endpoint: {'OK' if res.ok else 'FAIL'} {res.url}: {res.message}")
             ok &= res.ok
@@ -194,8 +214,10 @@ def _report_preflight(ctx: Ctx, label: str, code: int, text: str, *, passing: tu
     for check in report.get("checks", []):
         if check.get("status") in ("fail", "error") or not good:
             hint = f" -> {check['hint']}" if check.get("hint") else ""
-            ctx.say(f"  {check.get('status', '').upper()} {check.get('name')}: {check.get('target') or ''} "
-                    f"{check.get('detail') or ''}{hint}".rstrip())
+            ctx.say(
+                f"  {check.get('status', '').upper()} {check.get('name')}: {check.get('target') or ''} "
+                f"{check.get('detail') or ''}{hint}".rstrip()
+            )
     return good
 
 
@@ -208,8 +230,15 @@ def _confirm(question: str, yes: bool) -> None:
         raise UsageError("not confirmed")
 
 
-def submit_one(ctx: Ctx, inp: Input, args: argparse.Namespace, *, sweep: str | None = None,
-               variant: str | None = None, check: bool = True) -> tuple[int, dict[str, Any]]:
+def submit_one(
+    ctx: Ctx,
+    inp: Input,
+    args: argparse.Namespace,
+    *,
+    sweep: str | None = None,
+    variant: str | None = None,
+    check: bool = True,
+) -> tuple[int, dict[str, Any]]:
     from dig_runs.compiled import label_value, read_compiled
 
     run = read_compiled(inp.text, str(inp.path))
@@ -220,7 +249,9 @@ def submit_one(ctx: Ctx, inp: Input, args: argparse.Namespace, *, sweep: str | N
     else:  # setup flows take no run name: the record still needs one, OSMO does not
         name, set_name = f"{run.workflow_name}-{secrets.token_hex(4)}", False
     if ctx.store.get(name) is not None:
-        ctx.say(f"submit: run name {name!r} is already recorded (`dig runs`); compile without name= to get a fresh one")
+        ctx.say(
+            f"submit: run name {name!r} is already recorded (`dig runs`); compile without name= to get a fresh one"
+        )
         return 1, {"run": name, "error": "run name taken"}
     if check:
         if args.skip_preflight:
@@ -236,22 +267,43 @@ def submit_one(ctx: Ctx, inp: Input, args: argparse.Namespace, *, sweep: str | N
     if sweep:
         labels.update({"dig-sweep": label_value(sweep), "dig-variant": label_value(variant or "")})
     choices = inp.choices or run.choices
-    ctx.store.begin_submit(run_name=name, compiled=inp.text.encode(), compile_key=key, overrides=inp.overrides,
-                           pool=args.pool, priority=args.priority, labels=labels, workflow_name=run.workflow_name,
-                           choices=choices, output_root=run.output_root, sweep_id=sweep, variant=variant)
+    ctx.store.begin_submit(
+        run_name=name,
+        compiled=inp.text.encode(),
+        compile_key=key,
+        overrides=inp.overrides,
+        pool=args.pool,
+        priority=args.priority,
+        labels=labels,
+        workflow_name=run.workflow_name,
+        choices=choices,
+        output_root=run.output_root,
+        sweep_id=sweep,
+        variant=variant,
+    )
     note = None
     try:
         try:
-            answer = ctx.osmo.submit(str(inp.path), pool=args.pool, name=name if set_name else None,
-                                     labels=labels, priority=args.priority)
+            answer = ctx.osmo.submit(
+                str(inp.path),
+                pool=args.pool,
+                name=name if set_name else None,
+                labels=labels,
+                priority=args.priority,
+            )
         except OsmoError as err:
             if not label_refused(err):
                 raise
             note = "this OSMO does not support --label (before 6.4): submitted without labels"
             ctx.say(f"note: {note}")
             ctx.store.finish_submit(name, workflow_id=None, state=SUBMITTING, labels={})
-            answer = ctx.osmo.submit(str(inp.path), pool=args.pool, name=name if set_name else None,
-                                     labels={}, priority=args.priority)
+            answer = ctx.osmo.submit(
+                str(inp.path),
+                pool=args.pool,
+                name=name if set_name else None,
+                labels={},
+                priority=args.priority,
+            )
             labels = {}
     except OsmoMissing as exc:
         ctx.store.finish_submit(name, workflow_id=None, state=NOT_SUBMITTED, note=str(exc))
@@ -259,7 +311,9 @@ def submit_one(ctx: Ctx, inp: Input, args: argparse.Namespace, *, sweep: str | N
         return 4, {"run": name, "error": str(exc)}
     except OsmoError as err:
         if err.transient:
-            ctx.say(f"submit: {err}; outcome unknown: resolving with `osmo workflow list --label dig-run={name}`")
+            ctx.say(
+                f"submit: {err}; outcome unknown: resolving with `osmo workflow list --label dig-run={name}`"
+            )
             state = resolve_one(ctx, ctx.store.get(name))
             if state == SUBMITTED:
                 rec = ctx.store.get(name)
@@ -270,10 +324,21 @@ def submit_one(ctx: Ctx, inp: Input, args: argparse.Namespace, *, sweep: str | N
         return 1, {"run": name, "error": err.message}
     wid = workflow_id_of(answer)
     ctx.store.finish_submit(name, workflow_id=wid, state=SUBMITTED, note=note)
-    body = {"run": name, "workflow_id": wid, "pool": args.pool, "labels": labels, "output_root": run.output_root,
-            "overview": answer.get("overview"), "warnings": answer.get("warnings") or [], "note": note}
-    ctx.say(f"submitted {name} as {wid} (pool {args.pool or 'default'}); outputs: "
-            f"{run.output_root}/runs/{name}/" if run.output_root else f"submitted {name} as {wid}")
+    body = {
+        "run": name,
+        "workflow_id": wid,
+        "pool": args.pool,
+        "labels": labels,
+        "output_root": run.output_root,
+        "overview": answer.get("overview"),
+        "warnings": answer.get("warnings") or [],
+        "note": note,
+    }
+    ctx.say(
+        f"submitted {name} as {wid} (pool {args.pool or 'default'}); outputs: {run.output_root}/runs/{name}/"
+        if run.output_root
+        else f"submitted {name} as {wid}"
+    )
     for warning in answer.get("warnings") or []:
         ctx.say(f"  osmo warning: {warning}")
     return 0, body
@@ -316,18 +381,27 @@ def submit_sweep(ctx: Ctx, args: argparse.Namespace) -> int:
         if run.record_state == SUBMITTING and not _alive(run.submitter):
             resolve_one(ctx, run)
     recorded = {r.variant: r for r in ctx.store.list(sweep=sweep_id)}
-    todo = [v for v in variants if v["file"] not in recorded or recorded[v["file"]].record_state == NOT_SUBMITTED]
+    todo = [
+        v for v in variants if v["file"] not in recorded or recorded[v["file"]].record_state == NOT_SUBMITTED
+    ]
     done = len(variants) - len(todo)
     stuck = [r for r in recorded.values() if r.record_state in (SUBMIT_FAILED, UNRESOLVED)]
     for r in stuck:  # never resubmitted on their own: OSMO refused them, or they may be live unlabelled
-        ctx.say(f"not resubmitted: {r.variant} ({r.record_state}: {r.note or ''}); see `dig runs --sweep {sweep_id}`")
-    ctx.say(f"sweep {sweep_id}: {len(variants)} variants, {done} already submitted, {len(todo)} to submit, "
-            f"at most {limit} in flight")
+        ctx.say(
+            f"not resubmitted: {r.variant} ({r.record_state}: {r.note or ''}); see `dig runs --sweep {sweep_id}`"
+        )
+    ctx.say(
+        f"sweep {sweep_id}: {len(variants)} variants, {done} already submitted, {len(todo)} to submit, "
+        f"at most {limit} in flight"
+    )
     if not todo:
         return 0
     watcher = Watcher(ctx.osmo, ctx.store, clock=ctx.clock, out=sys.stderr)
-    states = [WatchState(r.run_name, r.workflow_id, 0.0, status=r.last_status)
-              for r in recorded.values() if r.record_state == SUBMITTED and not sig.is_terminal(r.terminal_state)]
+    states = [
+        WatchState(r.run_name, r.workflow_id, 0.0, status=r.last_status)
+        for r in recorded.values()
+        if r.record_state == SUBMITTED and not sig.is_terminal(r.terminal_state)
+    ]
     first = True
     interval = args.interval
     submitted: list[dict[str, Any]] = []
@@ -345,7 +419,9 @@ def submit_sweep(ctx: Ctx, args: argparse.Namespace) -> int:
         old = recorded.get(variant["file"])
         if old is not None and old.record_state == NOT_SUBMITTED:
             ctx.store.forget(old.run_name)
-        watcher.watch_many(states, interval=interval, until=lambda: sum(not s.terminal for s in states) < limit)
+        watcher.watch_many(
+            states, interval=interval, until=lambda: sum(not s.terminal for s in states) < limit
+        )
         inp = Input(path, text, None, list(variant["overrides"]), {})
         run = read_compiled(text, str(path))
         inp.key = _key_of_variant(variant["file"], run)
@@ -378,16 +454,43 @@ def _find(ctx: Ctx, ref: str) -> Any:
     if run is None:
         raise UsageError(f"no run or workflow id {ref!r} in the record ({ctx.store.path}); see `dig runs`")
     if not run.workflow_id:
-        raise UsageError(f"run {run.run_name} has no workflow id (record state {run.record_state}: {run.note or ''})")
+        raise UsageError(
+            f"run {run.run_name} has no workflow id (record state {run.record_state}: {run.note or ''})"
+        )
     return run
 
 
-RUNS_JSON = ("run_name", "workflow_id", "record_state", "compile_key", "flow", "usecase", "board", "pool",
-             "submit_time", "last_status", "last_status_time", "terminal_state", "output_root", "sweep_id",
-             "variant", "sha256")
-RUNS_TABLE = ("run_name", "workflow_id", "flow", "usecase", "board", "compile_key", "pool",
-              "strftime('%Y-%m-%d %H:%M', submit_time, 'unixepoch', 'localtime')", "record_state", "last_status",
-              "output_root")
+RUNS_JSON = (
+    "run_name",
+    "workflow_id",
+    "record_state",
+    "compile_key",
+    "flow",
+    "usecase",
+    "board",
+    "pool",
+    "submit_time",
+    "last_status",
+    "last_status_time",
+    "terminal_state",
+    "output_root",
+    "sweep_id",
+    "variant",
+    "sha256",
+)
+RUNS_TABLE = (
+    "run_name",
+    "workflow_id",
+    "flow",
+    "usecase",
+    "board",
+    "compile_key",
+    "pool",
+    "strftime('%Y-%m-%d %H:%M', submit_time, 'unixepoch', 'localtime')",
+    "record_state",
+    "last_status",
+    "output_root",
+)
 
 
 def cmd_runs(ctx: Ctx, args: argparse.Namespace) -> int:
@@ -402,8 +505,18 @@ def cmd_runs(ctx: Ctx, args: argparse.Namespace) -> int:
     lines = [fmt % ("RUN", "WORKFLOW ID", "FLOW/USECASE/BOARD", "POOL", "SUBMITTED", "STATUS", "OUTPUT ROOT")]
     for name, wid, flow, usecase, board, key, pool, when, state, status, root in rows:
         what = "/".join(x for x in (flow, usecase, board) if x) or key or "-"
-        lines.append(fmt % (name, wid or "-", what, pool or "-", when or "-",
-                            (status if state == SUBMITTED else state) or "-", root or "-"))
+        lines.append(
+            fmt
+            % (
+                name,
+                wid or "-",
+                what,
+                pool or "-",
+                when or "-",
+                (status if state == SUBMITTED else state) or "-",
+                root or "-",
+            )
+        )
     ctx.out.write("\n".join(lines) + "\n")
     if not rows:
         ctx.say(f"no runs recorded in {ctx.store.path}")
@@ -428,18 +541,32 @@ def cmd_watch(ctx: Ctx, args: argparse.Namespace) -> int:
     out = sys.stderr if ctx.json else ctx.out
     watcher = Watcher(ctx.osmo, ctx.store if run else None, clock=ctx.clock, out=out)
     state = WatchState(name, wid, base)
-    ctx.say(f"watching {name} ({wid}) every {base:g} s, backing off to 60 s while nothing changes; "
-            "Ctrl-C stops watching (nothing is canceled)")
+    ctx.say(
+        f"watching {name} ({wid}) every {base:g} s, backing off to 60 s while nothing changes; "
+        "Ctrl-C stops watching (nothing is canceled)"
+    )
     try:
         code = watcher.watch(state)
     except KeyboardInterrupt:
         ctx.say("stopped watching; the run goes on")
         return sig.EXIT_INTERRUPTED
     if ctx.json:
-        print(json.dumps({"run": name, "workflow_id": wid, "status": state.status,
-                          "class": sig.terminal_class(str(state.status))[0], "exit_code": code,
-                          "polls": state.polls, "poll_errors": state.errors,
-                          "failures": [f.to_dict() for f in state.failures]}, indent=2), file=ctx.out)
+        print(
+            json.dumps(
+                {
+                    "run": name,
+                    "workflow_id": wid,
+                    "status": state.status,
+                    "class": sig.terminal_class(str(state.status))[0],
+                    "exit_code": code,
+                    "polls": state.polls,
+                    "poll_errors": state.errors,
+                    "failures": [f.to_dict() for f in state.failures],
+                },
+                indent=2,
+            ),
+            file=ctx.out,
+        )
     return code
 
 
@@ -482,10 +609,26 @@ def watch_sweep(ctx: Ctx, args: argparse.Namespace) -> int:
             ctx.say(line)
     code = sweep_exit(states)
     if ctx.json:
-        print(json.dumps({"sweep_id": args.sweep, "counts": Counter(s.status for s in states),
-                          "exit_code": code, "runs": [{"run": s.run_name, "workflow_id": s.workflow_id,
-                                                       "status": s.status, "failures": [f.to_dict() for f in s.failures]}
-                                                      for s in states]}, indent=2), file=ctx.out)
+        print(
+            json.dumps(
+                {
+                    "sweep_id": args.sweep,
+                    "counts": Counter(s.status for s in states),
+                    "exit_code": code,
+                    "runs": [
+                        {
+                            "run": s.run_name,
+                            "workflow_id": s.workflow_id,
+                            "status": s.status,
+                            "failures": [f.to_dict() for f in s.failures],
+                        }
+                        for s in states
+                    ],
+                },
+                indent=2,
+            ),
+            file=ctx.out,
+        )
     return code
 
 
@@ -498,8 +641,18 @@ def cmd_logs(ctx: Ctx, args: argparse.Namespace) -> int:
     run = _find(ctx, args.ref)
     res = ctx.osmo.logs(run.workflow_id, task=args.task, lines=args.lines, error=args.error)
     if ctx.json:
-        print(json.dumps({"run": run.run_name, "workflow_id": run.workflow_id, "task": args.task,
-                          "exit_code": res.rc, "log": res.stdout}), file=ctx.out)
+        print(
+            json.dumps(
+                {
+                    "run": run.run_name,
+                    "workflow_id": run.workflow_id,
+                    "task": args.task,
+                    "exit_code": res.rc,
+                    "log": res.stdout,
+                }
+            ),
+            file=ctx.out,
+        )
     else:
         ctx.out.write(res.stdout)
     if res.rc:
@@ -522,10 +675,21 @@ def cmd_cancel(ctx: Ctx, args: argparse.Namespace) -> int:
     _confirm(f"cancel {run.run_name} ({run.workflow_id}, {status})?", args.yes)
     answer = ctx.osmo.cancel(run.workflow_id)
     ctx.store.observe(run.run_name, "CANCEL_REQUESTED", detail={"running_tasks": [k for k, _ in running]})
-    ctx.say(f"cancel requested for {answer.get('name', run.workflow_id)}; `dig watch {run.run_name}` shows the end")
+    ctx.say(
+        f"cancel requested for {answer.get('name', run.workflow_id)}; `dig watch {run.run_name}` shows the end"
+    )
     if ctx.json:
-        print(json.dumps({"run": run.run_name, "workflow_id": run.workflow_id, "canceled": True,
-                          "running_tasks": [k for k, _ in running]}), file=ctx.out)
+        print(
+            json.dumps(
+                {
+                    "run": run.run_name,
+                    "workflow_id": run.workflow_id,
+                    "canceled": True,
+                    "running_tasks": [k for k, _ in running],
+                }
+            ),
+            file=ctx.out,
+        )
     return 0
 
 
@@ -541,7 +705,9 @@ def cmd_restart(ctx: Ctx, args: argparse.Namespace) -> int:
     ctx.store.observe(run.run_name, "RESTARTED", detail={"from": run.workflow_id, "workflow_id": wid})
     ctx.say(f"restarted {run.run_name}: failed groups re-run as {wid}; dig watch {run.run_name}")
     if ctx.json:
-        print(json.dumps({"run": run.run_name, "workflow_id": wid, "previous": run.workflow_id}), file=ctx.out)
+        print(
+            json.dumps({"run": run.run_name, "workflow_id": wid, "previous": run.workflow_id}), file=ctx.out
+        )
     return 0
 
 
@@ -553,7 +719,9 @@ def cmd_fetch(ctx: Ctx, args: argparse.Namespace) -> int:
 
     run = _find(ctx, args.ref)
     if not run.output_root:
-        raise UsageError(f"run {run.run_name} has no output root in its compiled workflow (setup flows write fixed paths)")
+        raise UsageError(
+            f"run {run.run_name} has no output root in its compiled workflow (setup flows write fixed paths)"
+        )
     wf = db_path().parent / "workflows" / f"{run.run_name}.yaml"
     wf.parent.mkdir(parents=True, exist_ok=True)
     wf.write_bytes(ctx.store.compiled(run.run_name))
@@ -566,7 +734,9 @@ def cmd_fetch(ctx: Ctx, args: argparse.Namespace) -> int:
             cmd += ["--dest", args.dest]
         if run.terminal_state != "COMPLETED":
             cmd.append("--allow-missing")
-            ctx.say(f"note: {run.run_name} is {run.terminal_state or run.last_status}: downloading what exists")
+            ctx.say(
+                f"note: {run.run_name} is {run.terminal_state or run.last_status}: downloading what exists"
+            )
         jobs.append(("download", cmd))
     if args.preview:
         cmd = [*base, "preview", *src]
@@ -620,8 +790,9 @@ def cmd_endpoint(ctx: Ctx, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(prog="dig", description=__doc__, formatter_class=fmt,
-                                epilog=SUBMIT_EXITS + "\n\n" + WATCH_EXITS)
+    p = argparse.ArgumentParser(
+        prog="dig", description=__doc__, formatter_class=fmt, epilog=SUBMIT_EXITS + "\n\n" + WATCH_EXITS
+    )
     sub = p.add_subparsers(dest="verb", required=True)
 
     def verb(name: str, help_: str, epilog: str | None = None) -> argparse.ArgumentParser:
@@ -629,13 +800,19 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true", help="one JSON document on stdout")
         return sp
 
-    s = verb("submit", "compile (or take a compiled file), preflight, stamp a run name, submit, record", SUBMIT_EXITS)
+    s = verb(
+        "submit",
+        "compile (or take a compiled file), preflight, stamp a run name, submit, record",
+        SUBMIT_EXITS,
+    )
     s.add_argument("target", nargs="*", help="key=value overrides, or one compiled FILE")
     s.add_argument("--pool", "-p", help="OSMO pool")
     s.add_argument("--priority", choices=("LOW", "NORMAL", "HIGH"))
     s.add_argument("--skip-preflight", action="store_true", help="submit even when a preflight fails")
     s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    s.add_argument("--sweep", metavar="DIR", help="a compiled sweep (build/sweeps/<id>): one workflow per variant")
+    s.add_argument(
+        "--sweep", metavar="DIR", help="a compiled sweep (build/sweeps/<id>): one workflow per variant"
+    )
     s.add_argument("--max-inflight", type=int, help="sweep: at most N workflows live at once (default 4)")
     s.add_argument("--interval", type=float, help="sweep: seconds between polls while at the in-flight limit")
 
@@ -677,12 +854,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-HANDLERS = {"submit": cmd_submit, "runs": cmd_runs, "watch": cmd_watch, "logs": cmd_logs, "cancel": cmd_cancel,
-            "restart": cmd_restart, "fetch": cmd_fetch, "endpoint": cmd_endpoint}
+HANDLERS = {
+    "submit": cmd_submit,
+    "runs": cmd_runs,
+    "watch": cmd_watch,
+    "logs": cmd_logs,
+    "cancel": cmd_cancel,
+    "restart": cmd_restart,
+    "fetch": cmd_fetch,
+    "endpoint": cmd_endpoint,
+}
 
 
-def main(argv: list[str] | None = None, *, osmo: Osmo | None = None, clock: Clock | None = None,
-         out: Any = None) -> int:
+def main(
+    argv: list[str] | None = None, *, osmo: Osmo | None = None, clock: Clock | None = None, out: Any = None
+) -> int:
     """Entry point; argv starts with the verb. `osmo`/`clock` are for tests (a runner, a simulated clock)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -55,8 +55,17 @@ def read_compiled(text: str, source: str = "<workflow>") -> CompiledRun:
         render = render or "paidf-simulation" in str(task.get("image", ""))
     m = _HEADER.search(text)
     choices = dict(c.split("=", 1) for c in m.group("choices").split() if "=" in c) if m else {}
-    return CompiledRun(text, str(wf["name"]), takes_name, compiled_name, root, endpoint, render, choices,
-                       [str(t.get("name")) for t in tasks])
+    return CompiledRun(
+        text,
+        str(wf["name"]),
+        takes_name,
+        compiled_name,
+        root,
+        endpoint,
+        render,
+        choices,
+        [str(t.get("name")) for t in tasks],
+    )
 
 
 def key_from_path(path: Path) -> str | None:
@@ -65,7 +74,7 @@ def key_from_path(path: Path) -> str | None:
     for anchor in ("workflows_generated", "build"):
         if anchor in parts:
             i = parts.index(anchor)
-            rest = parts[i + 1:]
+            rest = parts[i + 1 :]
             if len(rest) == 2 and rest[0] != "sweeps":
                 return f"{rest[0]}/{Path(rest[1]).stem}"
     return None

@@ -42,12 +42,22 @@ def manifest(option: str = "cluster") -> dict[str, Any]:
     url = urlparse(group.get("url") or "")
     host = (url.hostname or "").split(".")
     if len(host) < 3 or host[2] != "svc":
-        raise ValueError(f"endpoint={option}: url {group.get('url')!r} is not an in-cluster service URL "
-                         "(http://<name>.<namespace>.svc.cluster.local:<port>/v1); a manifest is for endpoint=cluster")
+        raise ValueError(
+            f"endpoint={option}: url {group.get('url')!r} is not an in-cluster service URL "
+            "(http://<name>.<namespace>.svc.cluster.local:<port>/v1); a manifest is for endpoint=cluster"
+        )
     name, namespace, port = host[0], host[1], url.port or 80
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "image-edit-endpoint"}
-    probe = {"enabled": True, "probe": {"httpGet": {"path": "/v1/models", "port": port}, "initialDelaySeconds": 60,
-                                        "periodSeconds": 30, "failureThreshold": 120, "timeoutSeconds": 5}}
+    probe = {
+        "enabled": True,
+        "probe": {
+            "httpGet": {"path": "/v1/models", "port": port},
+            "initialDelaySeconds": 60,
+            "periodSeconds": 30,
+            "failureThreshold": 120,
+            "timeoutSeconds": 5,
+        },
+    }
     return {
         "apiVersion": "apps.nvidia.com/v1alpha1",
         "kind": "NIMService",
@@ -62,28 +72,41 @@ def manifest(option: str = "cluster") -> dict[str, Any]:
                 {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": "HF_TOKEN"}}},
                 {"name": "HF_HOME", "value": "/model-store/huggingface"},
             ],
-            "storage": {"pvc": {"create": True, "size": PVC_SIZE, "volumeAccessMode": "ReadWriteMany"},
-                        "sharedMemorySizeLimit": SHM},
+            "storage": {
+                "pvc": {"create": True, "size": PVC_SIZE, "volumeAccessMode": "ReadWriteMany"},
+                "sharedMemorySizeLimit": SHM,
+            },
             "replicas": 1,
             "userID": 0,
             "groupID": 0,
             "resources": {"limits": dict(RESOURCES), "requests": dict(RESOURCES)},
             "startupProbe": probe,
             "readinessProbe": probe,
-            "livenessProbe": {"enabled": True, "probe": {"tcpSocket": {"port": port}, "initialDelaySeconds": 180,
-                                                         "periodSeconds": 30, "failureThreshold": 10,
-                                                         "timeoutSeconds": 5}},
+            "livenessProbe": {
+                "enabled": True,
+                "probe": {
+                    "tcpSocket": {"port": port},
+                    "initialDelaySeconds": 180,
+                    "periodSeconds": 30,
+                    "failureThreshold": 10,
+                    "timeoutSeconds": 5,
+                },
+            },
             "expose": {"service": {"type": "ClusterIP", "port": port}},
         },
     }
 
 
 def manifest_text(option: str = "cluster") -> str:
-    head = (f"# NIMService for the in-cluster image-edit endpoint, written by `dig endpoint manifest` from "
-            f"conf/endpoint/{option}.yaml.\n# Apply: kubectl apply -f <this file>; then kubectl -n "
-            f"{manifest(option)['metadata']['namespace']} wait --for=condition=Ready nimservice.apps.nvidia.com/"
-            f"{manifest(option)['metadata']['name']} --timeout=60m\n# The pool needs >= 2 GPUs: this service holds one.\n")
-    return head + yaml.dump(manifest(option), Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=1000)
+    head = (
+        f"# NIMService for the in-cluster image-edit endpoint, written by `dig endpoint manifest` from "
+        f"conf/endpoint/{option}.yaml.\n# Apply: kubectl apply -f <this file>; then kubectl -n "
+        f"{manifest(option)['metadata']['namespace']} wait --for=condition=Ready nimservice.apps.nvidia.com/"
+        f"{manifest(option)['metadata']['name']} --timeout=60m\n# The pool needs >= 2 GPUs: this service holds one.\n"
+    )
+    return head + yaml.dump(
+        manifest(option), Dumper=_NoAliases, sort_keys=False, default_flow_style=False, width=1000
+    )
 
 
 class _NoAliases(yaml.SafeDumper):
@@ -129,6 +152,12 @@ def check(url: str, *, timeout: float = 5.0) -> Check:
         return Check(base, False, True, ms, [], f"GET {target}: not a model list (JSON with data[].id)")
     want = model_id()
     if want not in models:
-        return Check(base, False, True, ms, models,
-                     f"serves {', '.join(models) or 'no model'}, not {want} (a substitute silently degrades the labels)")
+        return Check(
+            base,
+            False,
+            True,
+            ms,
+            models,
+            f"serves {', '.join(models) or 'no model'}, not {want} (a substitute silently degrades the labels)",
+        )
     return Check(base, True, True, ms, models, f"{want} served; {ms:.0f} ms")

@@ -91,8 +91,9 @@ class Osmo:
             raise OsmoError(list(args), CLI_USER_ERROR, f"no JSON object on stdout: {res.stdout[-200:]!r}")
         return doc
 
-    def submit(self, path: str, *, pool: str | None, name: str | None, labels: dict[str, str],
-               priority: str | None) -> dict[str, Any]:
+    def submit(
+        self, path: str, *, pool: str | None, name: str | None, labels: dict[str, str], priority: str | None
+    ) -> dict[str, Any]:
         args = ["workflow", "submit", path, "-t", "json"]
         if pool:
             args += ["--pool", pool]
@@ -108,10 +109,13 @@ class Osmo:
         return self.json("workflow", "query", workflow_id, "-t", "json")
 
     def list_label(self, key: str, value: str) -> list[dict[str, Any]]:
-        return list(self.json("workflow", "list", "-t", "json", "--label", f"{key}={value}").get("workflows") or [])
+        return list(
+            self.json("workflow", "list", "-t", "json", "--label", f"{key}={value}").get("workflows") or []
+        )
 
-    def logs(self, workflow_id: str, *, task: str | None = None, lines: int | None = None,
-             error: bool = False) -> Result:
+    def logs(
+        self, workflow_id: str, *, task: str | None = None, lines: int | None = None, error: bool = False
+    ) -> Result:
         args = ["workflow", "logs", workflow_id]
         if task:
             args += ["-t", task]

@@ -15,7 +15,12 @@ from typing import Any
 # Record states (not OSMO states): `submitting` is written before the submit call, so a crash
 # between the call and its answer leaves a row the next command resolves with `list --label`.
 SUBMITTING, SUBMITTED, NOT_SUBMITTED, UNRESOLVED, SUBMIT_FAILED = (
-    "submitting", "submitted", "not_submitted", "unresolved", "submit_failed")
+    "submitting",
+    "submitted",
+    "not_submitted",
+    "unresolved",
+    "submit_failed",
+)
 
 MIGRATIONS = (
     # 1: runs, their compiled files (by sha256, apart from the rows so listing never reads them), statuses
@@ -63,9 +68,31 @@ MIGRATIONS = (
     """,
 )
 
-COLUMNS = ("id", "run_name", "workflow_id", "record_state", "sha256", "compile_key", "overrides", "pool",
-           "priority", "labels", "workflow_name", "flow", "usecase", "board", "output_root", "submit_time",
-           "last_status", "last_status_time", "terminal_state", "submitter", "note", "sweep_id", "variant")
+COLUMNS = (
+    "id",
+    "run_name",
+    "workflow_id",
+    "record_state",
+    "sha256",
+    "compile_key",
+    "overrides",
+    "pool",
+    "priority",
+    "labels",
+    "workflow_name",
+    "flow",
+    "usecase",
+    "board",
+    "output_root",
+    "submit_time",
+    "last_status",
+    "last_status_time",
+    "terminal_state",
+    "submitter",
+    "note",
+    "sweep_id",
+    "variant",
+)
 
 
 def db_path() -> Path:
@@ -152,31 +179,69 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
 
-    def begin_submit(self, *, run_name: str, compiled: bytes, compile_key: str | None, overrides: list[str],
-                     pool: str | None, priority: str | None, labels: dict[str, str], workflow_name: str,
-                     choices: dict[str, str], output_root: str | None, sweep_id: str | None = None,
-                     variant: str | None = None, now: float | None = None) -> int:
+    def begin_submit(
+        self,
+        *,
+        run_name: str,
+        compiled: bytes,
+        compile_key: str | None,
+        overrides: list[str],
+        pool: str | None,
+        priority: str | None,
+        labels: dict[str, str],
+        workflow_name: str,
+        choices: dict[str, str],
+        output_root: str | None,
+        sweep_id: str | None = None,
+        variant: str | None = None,
+        now: float | None = None,
+    ) -> int:
         """The row written BEFORE `osmo workflow submit` (raises sqlite3.IntegrityError on a taken name)."""
         digest = hashlib.sha256(compiled).hexdigest()
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("INSERT OR IGNORE INTO workflows (sha256, compiled) VALUES (?, ?)", (digest, compiled))
+            self.db.execute(
+                "INSERT OR IGNORE INTO workflows (sha256, compiled) VALUES (?, ?)", (digest, compiled)
+            )
             cur = self.db.execute(
                 "INSERT INTO runs (run_name, record_state, sha256, compile_key, overrides, pool, priority,"
                 " labels, workflow_name, flow, usecase, board, output_root, submit_time, submitter, sweep_id, variant)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_name, SUBMITTING, digest, compile_key, json.dumps(overrides), pool, priority,
-                 json.dumps(labels, sort_keys=True), workflow_name, choices.get("flow"), choices.get("usecase"),
-                 choices.get("board"), output_root, time.time() if now is None else now,
-                 f"{socket.gethostname()}:{os.getpid()}", sweep_id, variant))
+                (
+                    run_name,
+                    SUBMITTING,
+                    digest,
+                    compile_key,
+                    json.dumps(overrides),
+                    pool,
+                    priority,
+                    json.dumps(labels, sort_keys=True),
+                    workflow_name,
+                    choices.get("flow"),
+                    choices.get("usecase"),
+                    choices.get("board"),
+                    output_root,
+                    time.time() if now is None else now,
+                    f"{socket.gethostname()}:{os.getpid()}",
+                    sweep_id,
+                    variant,
+                ),
+            )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         return int(cur.lastrowid or 0)
 
-    def finish_submit(self, run_name: str, *, workflow_id: str | None, state: str, note: str | None = None,
-                      labels: dict[str, str] | None = None) -> None:
+    def finish_submit(
+        self,
+        run_name: str,
+        *,
+        workflow_id: str | None,
+        state: str,
+        note: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
         sets = "workflow_id = ?, record_state = ?, note = ?"
         params: list[Any] = [workflow_id, state, note]
         if labels is not None:
@@ -186,7 +251,9 @@ class Store:
         if state == SUBMITTED:
             self.observe(run_name, "SUBMITTED", detail={"workflow_id": workflow_id})
 
-    def observe(self, run_name: str, status: str, *, detail: dict | None = None, now: float | None = None) -> None:
+    def observe(
+        self, run_name: str, status: str, *, detail: dict | None = None, now: float | None = None
+    ) -> None:
         """Record one observed status; the terminal state is kept when the status is terminal."""
         from dig_runs.signatures import is_terminal
 
@@ -196,37 +263,56 @@ class Store:
             row = self.db.execute("SELECT id FROM runs WHERE run_name = ?", (run_name,)).fetchone()
             if row is None:
                 raise KeyError(run_name)
-            self.db.execute("INSERT INTO statuses (run_id, time, status, detail) VALUES (?,?,?,?)",
-                            (row["id"], now, status, json.dumps(detail) if detail else None))
-            self.db.execute("UPDATE runs SET last_status = ?, last_status_time = ?,"
-                            " terminal_state = CASE WHEN ? THEN ? ELSE terminal_state END WHERE id = ?",
-                            (status, now, is_terminal(status), status, row["id"]))
+            self.db.execute(
+                "INSERT INTO statuses (run_id, time, status, detail) VALUES (?,?,?,?)",
+                (row["id"], now, status, json.dumps(detail) if detail else None),
+            )
+            self.db.execute(
+                "UPDATE runs SET last_status = ?, last_status_time = ?,"
+                " terminal_state = CASE WHEN ? THEN ? ELSE terminal_state END WHERE id = ?",
+                (status, now, is_terminal(status), status, row["id"]),
+            )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
 
     def set_workflow_id(self, run_name: str, workflow_id: str) -> None:
-        self._write("UPDATE runs SET workflow_id = ?, terminal_state = NULL WHERE run_name = ?", (workflow_id, run_name))
+        self._write(
+            "UPDATE runs SET workflow_id = ?, terminal_state = NULL WHERE run_name = ?",
+            (workflow_id, run_name),
+        )
 
     def get(self, ref: str) -> Run | None:
         """A run by run name or workflow id."""
         cols = ", ".join(COLUMNS)
-        row = self.db.execute(f"SELECT {cols} FROM runs WHERE run_name = ? OR workflow_id = ?"
-                              " ORDER BY id DESC LIMIT 1", (ref, ref)).fetchone()
+        row = self.db.execute(
+            f"SELECT {cols} FROM runs WHERE run_name = ? OR workflow_id = ? ORDER BY id DESC LIMIT 1",
+            (ref, ref),
+        ).fetchone()
         return Run(dict(row)) if row else None
 
     def compiled(self, run_name: str) -> bytes:
-        row = self.db.execute("SELECT w.compiled FROM runs r JOIN workflows w ON w.sha256 = r.sha256"
-                              " WHERE r.run_name = ?", (run_name,)).fetchone()
+        row = self.db.execute(
+            "SELECT w.compiled FROM runs r JOIN workflows w ON w.sha256 = r.sha256 WHERE r.run_name = ?",
+            (run_name,),
+        ).fetchone()
         return bytes(row[0])
 
-    def list(self, *, status: str | None = None, sweep: str | None = None, limit: int | None = None) -> list[Run]:
+    def list(
+        self, *, status: str | None = None, sweep: str | None = None, limit: int | None = None
+    ) -> list[Run]:
         sql, params = _select(COLUMNS, status, sweep, limit)
         return [Run(dict(r)) for r in self.db.execute(sql, params)]
 
-    def rows(self, columns: tuple[str, ...], *, status: str | None = None, sweep: str | None = None,
-             limit: int | None = None) -> list[tuple]:
+    def rows(
+        self,
+        columns: tuple[str, ...],
+        *,
+        status: str | None = None,
+        sweep: str | None = None,
+        limit: int | None = None,
+    ) -> list[tuple]:
         """Plain tuples of some columns, newest first: the fast path `dig runs` lists with.
 
         Newest first by rowid (rows are inserted at submit time): a sequential scan of the table,
@@ -240,20 +326,29 @@ class Store:
 
     def pending(self) -> list[Run]:
         cols = ", ".join(COLUMNS)
-        return [Run(dict(r)) for r in self.db.execute(f"SELECT {cols} FROM runs WHERE record_state = ?", (SUBMITTING,))]
+        return [
+            Run(dict(r))
+            for r in self.db.execute(f"SELECT {cols} FROM runs WHERE record_state = ?", (SUBMITTING,))
+        ]
 
     def forget(self, run_name: str) -> None:
         """Drop a record that never reached OSMO (a resumed sweep submits that variant under a new name)."""
         self._write("DELETE FROM runs WHERE run_name = ? AND record_state = ?", (run_name, NOT_SUBMITTED))
 
     def history(self, run_name: str) -> list[tuple[float, str]]:
-        return [(r[0], r[1]) for r in self.db.execute(
-            "SELECT s.time, s.status FROM statuses s JOIN runs r ON r.id = s.run_id WHERE r.run_name = ?"
-            " ORDER BY s.time, s.rowid", (run_name,))]
+        return [
+            (r[0], r[1])
+            for r in self.db.execute(
+                "SELECT s.time, s.status FROM statuses s JOIN runs r ON r.id = s.run_id WHERE r.run_name = ?"
+                " ORDER BY s.time, s.rowid",
+                (run_name,),
+            )
+        ]
 
 
-def _select(columns: tuple[str, ...], status: str | None, sweep: str | None,
-            limit: int | None) -> tuple[str, list[str]]:
+def _select(
+    columns: tuple[str, ...], status: str | None, sweep: str | None, limit: int | None
+) -> tuple[str, list[str]]:
     """The one run query: some columns, optionally one status and one sweep, newest first."""
     sql, params = f"SELECT {', '.join(columns)} FROM runs WHERE 1=1", []
     if status:

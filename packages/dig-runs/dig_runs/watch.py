@@ -88,8 +88,12 @@ class Failure:
         if self.upstream is not None:
             body["upstream"] = self.upstream
         if self.diagnosis:
-            body.update(cause=self.diagnosis.cause, fix=self.diagnosis.fix, ref=self.diagnosis.ref,
-                        log_line=self.diagnosis.line)
+            body.update(
+                cause=self.diagnosis.cause,
+                fix=self.diagnosis.fix,
+                ref=self.diagnosis.ref,
+                log_line=self.diagnosis.line,
+            )
         return body
 
 
@@ -152,8 +156,15 @@ class WatchState:
 
 
 class Watcher:
-    def __init__(self, osmo: Osmo, store: Any, *, clock: Clock | None = None, out: TextIO | None = None,
-                 tty: bool | None = None) -> None:
+    def __init__(
+        self,
+        osmo: Osmo,
+        store: Any,
+        *,
+        clock: Clock | None = None,
+        out: TextIO | None = None,
+        tty: bool | None = None,
+    ) -> None:
         self.osmo, self.store = osmo, store
         self.clock = clock or Clock()
         self.out = out or sys.stdout
@@ -168,7 +179,9 @@ class Watcher:
         except OsmoError as err:
             return err
 
-    def poll(self, st: WatchState, *, quiet: bool = False, answer: dict[str, Any] | OsmoError | None = None) -> float:
+    def poll(
+        self, st: WatchState, *, quiet: bool = False, answer: dict[str, Any] | OsmoError | None = None
+    ) -> float:
         """One query (or its answer, fetched elsewhere); the delay before the next. Never raises for an OSMO error (§5)."""
         now = self.clock.now()
         st.last_poll = now
@@ -179,8 +192,10 @@ class Watcher:
             delay = st.backoff.after_error(err)  # type: ignore[union-attr]
             kind = "rate limited" if err.rc == 75 else "server/connection error" if err.rc == 10 else "error"
             if not quiet:
-                self.say(f"{_stamp(now - st.started)} {st.run_name}: poll {kind} (exit {err.rc}): {err.message}; "
-                         f"retrying in {delay:.0f} s (not a run failure)")
+                self.say(
+                    f"{_stamp(now - st.started)} {st.run_name}: poll {kind} (exit {err.rc}): {err.message}; "
+                    f"retrying in {delay:.0f} s (not a run failure)"
+                )
             return delay
         st.polls += 1
         st.doc = doc
@@ -196,7 +211,9 @@ class Watcher:
                     extra = ""
                     if tstatus == "RUNNING" and (window := sig.quiet_window(key.split("/", 1)[1])):
                         extra = f"  (quiet but healthy stretches expected: {window})"
-                    self.say(f"{_stamp(now - st.started)} {st.run_name}: {key} {old or '-'} -> {tstatus}{extra}")
+                    self.say(
+                        f"{_stamp(now - st.started)} {st.run_name}: {key} {old or '-'} -> {tstatus}{extra}"
+                    )
         status = str(doc.get("status") or "UNKNOWN")
         if status != st.status:
             changed = True
@@ -212,8 +229,10 @@ class Watcher:
         return st.backoff.after_poll(changed)  # type: ignore[union-attr]
 
     def table(self, st: WatchState, now: float) -> str:
-        rows = [f"\x1b[H\x1b[2J{st.run_name} ({st.workflow_id}): {st.status}   elapsed {_fmt_elapsed(now - st.started)}",
-                f"{'GROUP/TASK':<48} {'STATUS':<18} IN STATE"]
+        rows = [
+            f"\x1b[H\x1b[2J{st.run_name} ({st.workflow_id}): {st.status}   elapsed {_fmt_elapsed(now - st.started)}",
+            f"{'GROUP/TASK':<48} {'STATUS':<18} IN STATE",
+        ]
         for key, status in st.tasks.items():
             note = ""
             if status == "RUNNING" and (window := sig.quiet_window(key.split("/", 1)[1])):
@@ -232,8 +251,10 @@ class Watcher:
     def finish(self, st: WatchState) -> int:
         kind, code = sig.terminal_class(str(st.status))
         elapsed = _fmt_elapsed(self.clock.now() - st.started)
-        self.say(f"{st.run_name} ({st.workflow_id}): {st.status} [{kind}] after {elapsed}, {st.polls} polls, "
-                 f"{st.errors} poll errors retried; exit {code}")
+        self.say(
+            f"{st.run_name} ({st.workflow_id}): {st.status} [{kind}] after {elapsed}, {st.polls} polls, "
+            f"{st.errors} poll errors retried; exit {code}"
+        )
         if st.failures:
             self.say("failed tasks:")
             for f in st.failures:
@@ -241,8 +262,14 @@ class Watcher:
                     self.say(line)
         return code
 
-    def watch_many(self, states: list[WatchState], *, interval: float, render: Callable[[], None] | None = None,
-                   until: Callable[[], bool] | None = None) -> None:
+    def watch_many(
+        self,
+        states: list[WatchState],
+        *,
+        interval: float,
+        render: Callable[[], None] | None = None,
+        until: Callable[[], bool] | None = None,
+    ) -> None:
         """Poll every live workflow at most once per `interval`, at most MAX_CONCURRENT_QUERIES at a time."""
         with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_QUERIES) as pool:
             while True:

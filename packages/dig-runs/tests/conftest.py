@@ -56,12 +56,17 @@ def osmo(tmp_path, monkeypatch) -> FakeOsmo:
     state.mkdir()
     bindir.mkdir()
     exe = bindir / "osmo"
-    exe.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TESTS)!r})\n"
-                   "import fake_osmo\nsys.exit(fake_osmo.main())\n")
+    exe.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(TESTS)!r})\n"
+        "import fake_osmo\nsys.exit(fake_osmo.main())\n"
+    )
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_OSMO_DIR", str(state))
-    paths = [str(REPO), *(str(REPO / "packages" / p) for p in ("dig-stages", "dig-preflight", "dig-outputs", "dig-runs"))]
+    paths = [
+        str(REPO),
+        *(str(REPO / "packages" / p) for p in ("dig-stages", "dig-preflight", "dig-outputs", "dig-runs")),
+    ]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]))
     fake = FakeOsmo(state)
     fake.scenario()

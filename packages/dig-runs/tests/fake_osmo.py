@@ -29,12 +29,25 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TASK = {"states": [["SCHEDULING", 1], ["RUNNING", 1], ["COMPLETED", 1]]}
-POD_TEMPLATE = {"default_user": {"spec": {
-    "containers": [{"name": "{{USER_CONTAINER_NAME}}", "volumeMounts": [
-        {"name": "nvoptix", "mountPath": "/usr/share/nvidia/nvoptix.bin", "readOnly": True},
-        {"name": "dshm", "mountPath": "/dev/shm"}]}],
-    "volumes": [{"name": "nvoptix", "hostPath": {"path": "/usr/share/nvidia/nvoptix.bin", "type": "File"}},
-                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}}]}}}
+POD_TEMPLATE = {
+    "default_user": {
+        "spec": {
+            "containers": [
+                {
+                    "name": "{{USER_CONTAINER_NAME}}",
+                    "volumeMounts": [
+                        {"name": "nvoptix", "mountPath": "/usr/share/nvidia/nvoptix.bin", "readOnly": True},
+                        {"name": "dshm", "mountPath": "/dev/shm"},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "nvoptix", "hostPath": {"path": "/usr/share/nvidia/nvoptix.bin", "type": "File"}},
+                {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}},
+            ],
+        }
+    }
+}
 CREDENTIALS = {"credentials": [{"cred_name": "hf-token", "cred_type": "GENERIC", "profile": ""}]}
 
 
@@ -127,21 +140,46 @@ def _render(wf: dict[str, Any], sc: dict[str, Any]) -> dict[str, Any]:
                 status = "FAILED_CANCELED"
             failed = status.startswith("FAILED")
             gfailed |= failed and status != "FAILED_UPSTREAM"
-            entries.append({"name": tname, "retry_id": 0, "status": status,
-                            "failure_message": conf.get("failure_message") if failed else None,
-                            "exit_code": (3000 if status == "FAILED_UPSTREAM" else conf.get("exit_code", 1))
-                            if failed else (0 if status == "COMPLETED" else None),
-                            "logs": f"https://osmo.example/logs/{wf['id']}/{tname}", "error_logs": None,
-                            "events": None, "pod_name": f"{wf['id']}-{tname}-pod", "node_name": "node-1",
-                            "task_uuid": f"uuid-{tname}", "lead": tname == tasks[0]})
+            entries.append(
+                {
+                    "name": tname,
+                    "retry_id": 0,
+                    "status": status,
+                    "failure_message": conf.get("failure_message") if failed else None,
+                    "exit_code": (3000 if status == "FAILED_UPSTREAM" else conf.get("exit_code", 1))
+                    if failed
+                    else (0 if status == "COMPLETED" else None),
+                    "logs": f"https://osmo.example/logs/{wf['id']}/{tname}",
+                    "error_logs": None,
+                    "events": None,
+                    "pod_name": f"{wf['id']}-{tname}-pod",
+                    "node_name": "node-1",
+                    "task_uuid": f"uuid-{tname}",
+                    "lead": tname == tasks[0],
+                }
+            )
         done = upstream_failed or (p >= t0 + length - 1)
-        gstatus = ("FAILED_UPSTREAM" if upstream_failed else
-                   "WAITING" if p < t0 else
-                   ("FAILED" if gfailed else "COMPLETED") if done and all(
-                       e["status"] == "COMPLETED" or e["status"].startswith("FAILED") for e in entries) else "RUNNING")
-        groups.append({"name": gname, "status": gstatus, "start_time": None, "end_time": None,
-                       "remaining_upstream_groups": [], "downstream_groups": [], "failure_message": None,
-                       "tasks": entries})
+        gstatus = (
+            "FAILED_UPSTREAM"
+            if upstream_failed
+            else "WAITING"
+            if p < t0
+            else ("FAILED" if gfailed else "COMPLETED")
+            if done and all(e["status"] == "COMPLETED" or e["status"].startswith("FAILED") for e in entries)
+            else "RUNNING"
+        )
+        groups.append(
+            {
+                "name": gname,
+                "status": gstatus,
+                "start_time": None,
+                "end_time": None,
+                "remaining_upstream_groups": [],
+                "downstream_groups": [],
+                "failure_message": None,
+                "tasks": entries,
+            }
+        )
         if gfailed and gstatus == "FAILED":
             upstream_failed, any_failed = gname, True
         t0 += length
@@ -155,11 +193,23 @@ def _render(wf: dict[str, Any], sc: dict[str, Any]) -> dict[str, Any]:
         status = "PENDING"
     else:
         status = "RUNNING"
-    return {"name": wf["id"], "uuid": f"uuid-{wf['id']}", "submitted_by": "tester", "cancelled_by": None,
-            "spec": f"https://osmo.example/spec/{wf['id']}", "logs": f"https://osmo.example/logs/{wf['id']}",
-            "overview": f"https://osmo.example/workflows/{wf['id']}", "submit_time": wf["submit_time"],
-            "status": status, "groups": groups, "pool": wf["pool"], "priority": wf["priority"],
-            "labels": wf["labels"], "outputs": None, "warnings": []}
+    return {
+        "name": wf["id"],
+        "uuid": f"uuid-{wf['id']}",
+        "submitted_by": "tester",
+        "cancelled_by": None,
+        "spec": f"https://osmo.example/spec/{wf['id']}",
+        "logs": f"https://osmo.example/logs/{wf['id']}",
+        "overview": f"https://osmo.example/workflows/{wf['id']}",
+        "submit_time": wf["submit_time"],
+        "status": status,
+        "groups": groups,
+        "pool": wf["pool"],
+        "priority": wf["priority"],
+        "labels": wf["labels"],
+        "outputs": None,
+        "warnings": [],
+    }
 
 
 def _validate(path: str, sets: dict[str, str]) -> str | None:
@@ -182,7 +232,9 @@ def _run(argv: list[str], state_dir: Path) -> str:
     sc = _load(state_dir / "scenario.json", {})
     if sc.get("refuse_label") and "--label" in argv:
         with locked(state_dir), open(state_dir / "calls.jsonl", "a") as log:
-            log.write(json.dumps({"verb": " ".join(argv[:2]), "n": 0, "argv": argv, "refused": "--label"}) + "\n")
+            log.write(
+                json.dumps({"verb": " ".join(argv[:2]), "n": 0, "argv": argv, "refused": "--label"}) + "\n"
+            )
         raise Exit(2, "", "usage: osmo workflow ...\nosmo: error: unrecognized arguments: --label")
     try:
         args = _parser().parse_args(argv)
@@ -195,15 +247,21 @@ def _run(argv: list[str], state_dir: Path) -> str:
         n = state["counters"][verb] = state["counters"].get(verb, 0) + 1
         entry = {"verb": verb, "n": n, "argv": argv}
         if verb == "workflow submit":  # how many workflows were live when this one came in
-            entry["live"] = sum(not _terminal(_render(w, _merged(sc, w))["status"]) for w in state["workflows"].values())
+            entry["live"] = sum(
+                not _terminal(_render(w, _merged(sc, w))["status"]) for w in state["workflows"].values()
+            )
         with open(state_dir / "calls.jsonl", "a") as log:
             log.write(json.dumps(entry) + "\n")
         for err in sc.get("errors", []):
             if err["verb"] == args.verb and err.get("from", 1) <= n <= err.get("to", err.get("from", 1)):
                 _save(state_dir, state)
                 if err["exit"] == 75:
-                    raise Exit(75, banner + json.dumps({"message": "Too Many Requests (429)", "code": 429}), "")
-                raise Exit(err["exit"], "", "Connection error: could not reach https://osmo.example (timed out)")
+                    raise Exit(
+                        75, banner + json.dumps({"message": "Too Many Requests (429)", "code": 429}), ""
+                    )
+                raise Exit(
+                    err["exit"], "", "Connection error: could not reach https://osmo.example (timed out)"
+                )
         out, hang = _dispatch(args, verb, state, sc, n)
         _save(state_dir, state)
     if hang:
@@ -225,7 +283,9 @@ def _merged(sc: dict[str, Any], wf: dict[str, Any]) -> dict[str, Any]:
     return {**sc, **sc.get("per_submit", {}).get(str(wf["submit_index"]), {})}
 
 
-def _dispatch(args: argparse.Namespace, verb: str, state: dict[str, Any], sc: dict[str, Any], n: int) -> tuple[str, bool]:
+def _dispatch(
+    args: argparse.Namespace, verb: str, state: dict[str, Any], sc: dict[str, Any], n: int
+) -> tuple[str, bool]:
     wfs = state["workflows"]
     if verb == "workflow submit":
         import yaml
@@ -233,24 +293,46 @@ def _dispatch(args: argparse.Namespace, verb: str, state: dict[str, Any], sc: di
         sets = dict(s.split("=", 1) for s in args.set)
         problem = _validate(args.file, sets)
         if problem:
-            raise Exit(1, json.dumps({"message": f"Workflow validation failed: {problem}", "code": "SUBMISSION"}), "")
+            raise Exit(
+                1, json.dumps({"message": f"Workflow validation failed: {problem}", "code": "SUBMISSION"}), ""
+            )
         doc = yaml.safe_load(Path(args.file).read_text())
         name = doc["workflow"]["name"]
         wid = f"{name}-{state['next']}"
         state["next"] += 1
-        wfs[wid] = {"id": wid, "polls": 0, "pool": args.pool, "priority": args.priority or "NORMAL",
-                    "labels": dict(label.split("=", 1) for label in args.label), "submit_index": n,
-                    "submit_time": "2026-12-01T12:00:00Z", "set": sets,
-                    "groups": [[g["name"], [t["name"] for t in g["tasks"]]] for g in doc["workflow"]["groups"]]}
-        answer = {"name": wid, "overview": f"https://osmo.example/workflows/{wid}",
-                  "logs": f"https://osmo.example/logs/{wid}", "spec": None,
-                  "dashboard_url": f"https://osmo.example/dash/{wid}", "warnings": []}
+        wfs[wid] = {
+            "id": wid,
+            "polls": 0,
+            "pool": args.pool,
+            "priority": args.priority or "NORMAL",
+            "labels": dict(label.split("=", 1) for label in args.label),
+            "submit_index": n,
+            "submit_time": "2026-12-01T12:00:00Z",
+            "set": sets,
+            "groups": [[g["name"], [t["name"] for t in g["tasks"]]] for g in doc["workflow"]["groups"]],
+        }
+        answer = {
+            "name": wid,
+            "overview": f"https://osmo.example/workflows/{wid}",
+            "logs": f"https://osmo.example/logs/{wid}",
+            "spec": None,
+            "dashboard_url": f"https://osmo.example/dash/{wid}",
+            "warnings": [],
+        }
         return json.dumps(answer), sc.get("hang_on_submit") == n
     if verb == "workflow list":
         want = dict(label.split("=", 1) for label in args.label)
-        rows = [{"name": w["id"], "status": _render(w, _merged(sc, w))["status"], "pool": w["pool"],
-                 "labels": w["labels"], "submit_time": w["submit_time"]}
-                for w in wfs.values() if all(w["labels"].get(k) == v for k, v in want.items())]
+        rows = [
+            {
+                "name": w["id"],
+                "status": _render(w, _merged(sc, w))["status"],
+                "pool": w["pool"],
+                "labels": w["labels"],
+                "submit_time": w["submit_time"],
+            }
+            for w in wfs.values()
+            if all(w["labels"].get(k) == v for k, v in want.items())
+        ]
         return json.dumps({"workflows": rows}), False
     if verb == "config show":
         return json.dumps(sc.get("pod_template", POD_TEMPLATE)), False
@@ -268,9 +350,13 @@ def _dispatch(args: argparse.Namespace, verb: str, state: dict[str, Any], sc: di
         lines = []
         for t in tasks:
             conf = _task_conf(wsc, t)
-            lines += conf.get("error_logs", []) if args.error else conf.get("logs", [f"[{t}] step 1", f"[{t}] done"])
+            lines += (
+                conf.get("error_logs", [])
+                if args.error
+                else conf.get("logs", [f"[{t}] step 1", f"[{t}] done"])
+            )
         if args.n:
-            lines = lines[-args.n:]
+            lines = lines[-args.n :]
         return "".join(f"{line}\n" for line in lines), False
     if verb == "workflow cancel":
         wf["canceled"] = True
@@ -278,11 +364,20 @@ def _dispatch(args: argparse.Namespace, verb: str, state: dict[str, Any], sc: di
     if verb == "workflow restart":
         status = _render({**wf, "polls": wf["polls"]}, wsc)["status"]
         if not status.startswith("FAILED"):
-            raise Exit(2, json.dumps({"message": f"Workflow {wf['id']} is {status}; only failed workflows restart",
-                                      "code": 400}), "")
+            raise Exit(
+                2,
+                json.dumps(
+                    {
+                        "message": f"Workflow {wf['id']} is {status}; only failed workflows restart",
+                        "code": 400,
+                    }
+                ),
+                "",
+            )
         wf["restarted"] = True
-        return json.dumps({"name": wf["id"], "overview": "", "logs": "", "spec": None, "dashboard_url": "",
-                           "warnings": []}), False
+        return json.dumps(
+            {"name": wf["id"], "overview": "", "logs": "", "spec": None, "dashboard_url": "", "warnings": []}
+        ), False
     raise Exit(2, "", f"unsupported: {verb}")
 
 

@@ -65,8 +65,11 @@ def test_submit_checks_a_reachable_endpoint(osmo, day0_file, tmp_path, monkeypat
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with FakeEditServer(models=["qwen/qwen-image-edit-2511"]) as server:
         wf = tmp_path / "day0.yaml"
-        wf.write_text(day0_file.read_text().replace(
-            "http://qwen-image-edit-nvpcb-ovsl2sl.osmo-nims.svc.cluster.local:8000/v1", server.url))
+        wf.write_text(
+            day0_file.read_text().replace(
+                "http://qwen-image-edit-nvpcb-ovsl2sl.osmo-nims.svc.cluster.local:8000/v1", server.url
+            )
+        )
         code, out = dig("submit", str(wf), "--yes")
         assert code == 1
         assert "preflight endpoint: FAIL" in out and "qwen/qwen-image-edit-2511" in out

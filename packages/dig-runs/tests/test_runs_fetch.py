@@ -26,9 +26,14 @@ def moto_s3(monkeypatch):
     url = f"http://127.0.0.1:{server._port}"
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
         monkeypatch.delenv(var, raising=False)
-    for var, value in (("AWS_ENDPOINT_URL", url), ("AWS_ACCESS_KEY_ID", "testing"),
-                       ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1"),
-                       ("AWS_CONFIG_FILE", os.devnull), ("AWS_SHARED_CREDENTIALS_FILE", os.devnull)):
+    for var, value in (
+        ("AWS_ENDPOINT_URL", url),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_CONFIG_FILE", os.devnull),
+        ("AWS_SHARED_CREDENTIALS_FILE", os.devnull),
+    ):
         monkeypatch.setenv(var, value)
     yield url
     server.stop()
@@ -50,8 +55,11 @@ def test_happy_path_submit_watch_fetch(osmo, day0_file, moto_s3, tmp_path):
     client.create_bucket(Bucket="osmo-workflows")
     for path in sorted(local.rglob("*")):
         if path.is_file():
-            client.put_object(Bucket="osmo-workflows", Key=f"dig/{path.relative_to(local).as_posix()}",
-                              Body=path.read_bytes())
+            client.put_object(
+                Bucket="osmo-workflows",
+                Key=f"dig/{path.relative_to(local).as_posix()}",
+                Body=path.read_bytes(),
+            )
     dest = tmp_path / "out"
     code, out = dig("fetch", run, "--download", "--preview", "--dest", str(dest), "--json")
     assert code == 0, out

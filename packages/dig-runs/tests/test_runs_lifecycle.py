@@ -20,10 +20,12 @@ def _submit(day0_file, *extra):
 
 
 def test_submit_stamps_labels_and_records(osmo, day0_file):
-    osmo.scenario(banner=["OSMO CLI 6.4.0", "A new version is available {\"x\": 1} (banner JSON)"])
+    osmo.scenario(banner=["OSMO CLI 6.4.0", 'A new version is available {"x": 1} (banner JSON)'])
     body = _submit(day0_file, "--priority", "LOW")
     assert body["run"].startswith("texture_defect_gen_day0-") and len(body["run"].rsplit("-", 1)[1]) == 8
-    assert body["workflow_id"] == "texture_defect_gen_day0-1"  # parsed from the last JSON object, after banners
+    assert (
+        body["workflow_id"] == "texture_defect_gen_day0-1"
+    )  # parsed from the last JSON object, after banners
     (call,) = osmo.calls("workflow submit")
     argv = call["argv"]
     assert argv[argv.index("--set") + 1] == f"name={body['run']}"
@@ -56,25 +58,67 @@ def test_happy_path_submit_watch(osmo, day0_file):
 
 DSHM = "ERROR: /dev/shm is 8 GiB; need >= 16 GiB (32 preferred) for Kit/torch shared memory"
 CASES = {
-    "dshm": (dict(tasks={"usd2roi-replicator": {"states": [["RUNNING", 1], ["FAILED", 1]], "exit_code": 1,
-                                                 "error_logs": ["[Kit] starting", DSHM]}}),
-             1, ["/dev/shm is 8 GiB; the pod template needs >= 16 GiB", "run `dig preflight pod-template`",
-                 "failure_modes.md C2"]),
-    "image_pull": (dict(failure_status="FAILED_IMAGE_PULL",
-                        tasks={"image-edit": {"states": [["SCHEDULING", 1], ["FAILED_IMAGE_PULL", 1]],
-                                              "exit_code": 3004}}),
-                   4, ["the task image could not be pulled (infrastructure)", "nvcr_io REGISTRY credential"]),
-    "exec_timeout": (dict(failure_status="FAILED_EXEC_TIMEOUT",
-                          tasks={"infer-all-defects": {"states": [["RUNNING", 2], ["FAILED_EXEC_TIMEOUT", 1]]}}),
-                     3, ["the group ran past its exec_timeout (canceled)", "[canceled]"]),
-    "upload": (dict(tasks={"image-edit": {"states": [["RUNNING", 1], ["FAILED", 1]], "exit_code": 2012}}),
-               1, ["exit code 2012: OSMO could not upload the task's output"]),
-    "endpoint": (dict(tasks={"image-edit": {"states": [["RUNNING", 1], ["FAILED", 1]], "exit_code": 1,
-                                            "error_logs": ["ERROR: 0 image-edit images emitted"]}}),
-                 1, ["the image-edit endpoint failed", "dig endpoint check", "failure_modes.md C18"]),
-    "submission": (dict(failure_status="FAILED_SUBMISSION",
-                        tasks={"usd2roi-replicator": {"states": [["FAILED", 1]], "exit_code": 1}}),
-                   5, ["[submission]"]),
+    "dshm": (
+        dict(
+            tasks={
+                "usd2roi-replicator": {
+                    "states": [["RUNNING", 1], ["FAILED", 1]],
+                    "exit_code": 1,
+                    "error_logs": ["[Kit] starting", DSHM],
+                }
+            }
+        ),
+        1,
+        [
+            "/dev/shm is 8 GiB; the pod template needs >= 16 GiB",
+            "run `dig preflight pod-template`",
+            "failure_modes.md C2",
+        ],
+    ),
+    "image_pull": (
+        dict(
+            failure_status="FAILED_IMAGE_PULL",
+            tasks={
+                "image-edit": {"states": [["SCHEDULING", 1], ["FAILED_IMAGE_PULL", 1]], "exit_code": 3004}
+            },
+        ),
+        4,
+        ["the task image could not be pulled (infrastructure)", "nvcr_io REGISTRY credential"],
+    ),
+    "exec_timeout": (
+        dict(
+            failure_status="FAILED_EXEC_TIMEOUT",
+            tasks={"infer-all-defects": {"states": [["RUNNING", 2], ["FAILED_EXEC_TIMEOUT", 1]]}},
+        ),
+        3,
+        ["the group ran past its exec_timeout (canceled)", "[canceled]"],
+    ),
+    "upload": (
+        dict(tasks={"image-edit": {"states": [["RUNNING", 1], ["FAILED", 1]], "exit_code": 2012}}),
+        1,
+        ["exit code 2012: OSMO could not upload the task's output"],
+    ),
+    "endpoint": (
+        dict(
+            tasks={
+                "image-edit": {
+                    "states": [["RUNNING", 1], ["FAILED", 1]],
+                    "exit_code": 1,
+                    "error_logs": ["ERROR: 0 image-edit images emitted"],
+                }
+            }
+        ),
+        1,
+        ["the image-edit endpoint failed", "dig endpoint check", "failure_modes.md C18"],
+    ),
+    "submission": (
+        dict(
+            failure_status="FAILED_SUBMISSION",
+            tasks={"usd2roi-replicator": {"states": [["FAILED", 1]], "exit_code": 1}},
+        ),
+        5,
+        ["[submission]"],
+    ),
 }
 
 
@@ -96,8 +140,15 @@ def test_every_terminal_class_is_classified(osmo, day0_file, case):
 
 
 def test_failed_upstream_downstream_of_a_failed_group(osmo, day0_file):
-    osmo.scenario(tasks={"usd2roi-replicator": {"states": [["RUNNING", 1], ["FAILED", 1]], "exit_code": 1,
-                                                "error_logs": ["ERROR: 0 ROI pairs emitted under /tmp/out/crop"]}})
+    osmo.scenario(
+        tasks={
+            "usd2roi-replicator": {
+                "states": [["RUNNING", 1], ["FAILED", 1]],
+                "exit_code": 1,
+                "error_logs": ["ERROR: 0 ROI pairs emitted under /tmp/out/crop"],
+            }
+        }
+    )
     body = _submit(day0_file)
     sim, clock = sim_clock()
     code, out = dig("watch", body["run"], "--json", clock=clock)
@@ -113,9 +164,13 @@ def test_failed_upstream_downstream_of_a_failed_group(osmo, day0_file):
 def test_28_hour_watch_survives_rate_limits_and_connection_loss(osmo, day0_file, capsys):
     """1,700 polls over a simulated 28 h; 429s and a 30-poll outage are retried, never taken for a failure."""
     body = _submit(day0_file)
-    osmo.scenario(tasks={"infer-all-defects": {"states": [["RUNNING", 1700], ["COMPLETED", 1]]}},
-                  errors=[{"verb": "query", "from": 40, "to": 44, "exit": 75},
-                          {"verb": "query", "from": 900, "to": 930, "exit": 10}])
+    osmo.scenario(
+        tasks={"infer-all-defects": {"states": [["RUNNING", 1700], ["COMPLETED", 1]]}},
+        errors=[
+            {"verb": "query", "from": 40, "to": 44, "exit": 75},
+            {"verb": "query", "from": 900, "to": 930, "exit": 10},
+        ],
+    )
     from dig_runs.osmo import Osmo
 
     sim, clock = sim_clock()
@@ -123,7 +178,10 @@ def test_28_hour_watch_survives_rate_limits_and_connection_loss(osmo, day0_file,
     assert code == 0, out[-2000:]
     assert sim.t > 28 * 3600
     assert max(sim.sleeps) <= 60 and min(sim.sleeps) >= 30
-    assert out.count("poll rate limited (exit 75)") == 5 and out.count("poll server/connection error (exit 10)") == 31
+    assert (
+        out.count("poll rate limited (exit 75)") == 5
+        and out.count("poll server/connection error (exit 10)") == 31
+    )
     assert "not a run failure" in out and "FAILED" not in out
     queries = osmo.calls("workflow query")
     assert len(queries) < 28 * 3600 / 60 * 1.1  # backed off to 60 s while nothing changed
@@ -167,7 +225,9 @@ def test_submit_without_yes_off_a_terminal_is_refused(osmo, day0_file):
 
 
 def test_submit_compiles_overrides(osmo, capsys):
-    code, out = dig("submit", "flow=day0", "usecase=pcb", "knobs=smoke", "--skip-preflight", "--yes", "--json")
+    code, out = dig(
+        "submit", "flow=day0", "usecase=pcb", "knobs=smoke", "--skip-preflight", "--yes", "--json"
+    )
     assert code == 0, capsys.readouterr().err
     body = json.loads(out)
     run = Store().get(body["run"])
@@ -190,8 +250,15 @@ def test_compiled_in_name_is_refused_twice(osmo, day0_file, tmp_path):
 
 
 def test_logs_cancel_restart(osmo, day0_file, capsys):
-    osmo.scenario(tasks={"usd2roi-replicator": {"states": [["RUNNING", 3], ["FAILED", 1]], "exit_code": 1,
-                                                "logs": ["render 1", "render 2", "render 3"]}})
+    osmo.scenario(
+        tasks={
+            "usd2roi-replicator": {
+                "states": [["RUNNING", 3], ["FAILED", 1]],
+                "exit_code": 1,
+                "logs": ["render 1", "render 2", "render 3"],
+            }
+        }
+    )
     body = _submit(day0_file)
     code, out = dig("logs", body["run"], "--task", "usd2roi-replicator", "-n", "2")
     assert code == 0 and out == "render 2\nrender 3\n"
@@ -216,15 +283,36 @@ def test_logs_cancel_restart(osmo, day0_file, capsys):
 def test_crash_between_record_and_submit_is_resolved_by_label(osmo, day0_file):
     """A `submitting` row left by a crash: found in OSMO by label, or marked not submitted; never resubmitted."""
     store = Store()
-    common = dict(compiled=day0_file.read_bytes(), compile_key="day0/pcb", overrides=[], pool="p1", priority=None,
-                  workflow_name="texture_defect_gen_day0", choices={}, output_root="s3://b/dig")
+    common = dict(
+        compiled=day0_file.read_bytes(),
+        compile_key="day0/pcb",
+        overrides=[],
+        pool="p1",
+        priority=None,
+        workflow_name="texture_defect_gen_day0",
+        choices={},
+        output_root="s3://b/dig",
+    )
     for name in ("texture_defect_gen_day0-aaaaaaaa", "texture_defect_gen_day0-bbbbbbbb"):
         store.begin_submit(run_name=name, labels={"dig-run": name}, **common)
     store.db.execute("UPDATE runs SET submitter = 'elsewhere:1'")
     # the first one reached OSMO before the crash
-    subprocess.run(["osmo", "workflow", "submit", str(day0_file), "-t", "json", "--set",
-                    "name=texture_defect_gen_day0-aaaaaaaa", "--label", "dig-run=texture_defect_gen_day0-aaaaaaaa"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "osmo",
+            "workflow",
+            "submit",
+            str(day0_file),
+            "-t",
+            "json",
+            "--set",
+            "name=texture_defect_gen_day0-aaaaaaaa",
+            "--label",
+            "dig-run=texture_defect_gen_day0-aaaaaaaa",
+        ],
+        check=True,
+        capture_output=True,
+    )
     code, out = dig("runs", "--json")
     rows = {r["run_name"]: r for r in json.loads(out)}
     assert rows["texture_defect_gen_day0-aaaaaaaa"]["record_state"] == "submitted"
@@ -263,8 +351,10 @@ for i in range(150):
 
 
 def test_two_processes_write_the_record_at_once(osmo, tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, tag], stderr=subprocess.PIPE, text=True)
-             for tag in ("a", "b")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, tag], stderr=subprocess.PIPE, text=True)
+        for tag in ("a", "b")
+    ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     store = Store()
@@ -274,10 +364,15 @@ def test_two_processes_write_the_record_at_once(osmo, tmp_path):
 
 
 def test_python_m_and_help(osmo):
-    proc = subprocess.run([sys.executable, "-m", "dig_runs", "watch", "--help"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dig_runs", "watch", "--help"], capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "exit codes (watch)" in proc.stdout and "FAILED_IMAGE_PULL" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "dig_runs", "watch", "no-such-run", "--interval", "-1"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dig_runs", "watch", "no-such-run", "--interval", "-1"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "--interval must be > 0" in proc.stderr
 
 
@@ -311,10 +406,19 @@ def test_the_compiler_does_not_import_dig_runs():
 
 def test_two_dig_submits_at_once(osmo, day0_file):
     """Two `dig submit` processes, four submits each, one record: eight distinct runs, all completed rows."""
-    loop = ("import sys\nfrom dig_runs.cli import main\n"
-            "sys.exit(max(main(['submit', sys.argv[1], '--skip-preflight', '--yes']) for _ in range(4)))\n")
-    procs = [subprocess.Popen([sys.executable, "-c", loop, str(day0_file)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    loop = (
+        "import sys\nfrom dig_runs.cli import main\n"
+        "sys.exit(max(main(['submit', sys.argv[1], '--skip-preflight', '--yes']) for _ in range(4)))\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", loop, str(day0_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     runs = Store().list()

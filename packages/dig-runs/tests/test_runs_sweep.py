@@ -19,15 +19,33 @@ def sweep_50(tmp_path_factory):
     from compiler.sweep import run_sweep
 
     os.environ.setdefault("DIG_PREFERENCES", os.devnull)
-    target, results = run_sweep(["flow=day0", "usecase=pcb", "knobs.crop_max_emit=range(1,51)"],
-                                out_dir=tmp_path_factory.mktemp("sweep") / "s50", prefs={}, progress=False)
+    target, results = run_sweep(
+        ["flow=day0", "usecase=pcb", "knobs.crop_max_emit=range(1,51)"],
+        out_dir=tmp_path_factory.mktemp("sweep") / "s50",
+        prefs={},
+        progress=False,
+    )
     assert len(results) == 50 and not any(r.error for r in results)
     return target
 
 
 def _sweep_cmd(sweep_dir):
-    return [sys.executable, "-m", "dig_runs", "submit", "--sweep", str(sweep_dir), "--pool", "p1",
-            "--max-inflight", "4", "--interval", "0.05", "--skip-preflight", "--yes"]
+    return [
+        sys.executable,
+        "-m",
+        "dig_runs",
+        "submit",
+        "--sweep",
+        str(sweep_dir),
+        "--pool",
+        "p1",
+        "--max-inflight",
+        "4",
+        "--interval",
+        "0.05",
+        "--skip-preflight",
+        "--yes",
+    ]
 
 
 @pytest.mark.slow
@@ -35,8 +53,13 @@ def test_sweep_killed_after_17_and_resumed_submits_each_variant_once(osmo, sweep
     # Each workflow finishes after a few polls; the 18th submit is accepted by OSMO, then the CLI hangs:
     # dig is killed there, with the 18th record written but its answer never read.
     osmo.scenario(default_task={"states": [["RUNNING", 1], ["COMPLETED", 1]]}, hang_on_submit=18)
-    proc = subprocess.Popen(_sweep_cmd(sweep_50), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        _sweep_cmd(sweep_50),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while len(osmo.calls("workflow submit")) < 18:
         assert proc.poll() is None, proc.communicate()
@@ -69,8 +92,10 @@ def test_sweep_killed_after_17_and_resumed_submits_each_variant_once(osmo, sweep
     again = subprocess.run(_sweep_cmd(sweep_50), capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "0 to submit" in again.stdout
     assert len(osmo.calls("workflow submit")) == 50
-    print(f"sweep resume: submit calls {len(submits)}, list calls {len(osmo.calls('workflow list'))}, "
-          f"query calls {len(osmo.calls('workflow query'))}")
+    print(
+        f"sweep resume: submit calls {len(submits)}, list calls {len(osmo.calls('workflow list'))}, "
+        f"query calls {len(osmo.calls('workflow query'))}"
+    )
 
     # watch --sweep: one table, failures with their cause
     from dig_runs.osmo import Osmo
@@ -90,15 +115,34 @@ def test_watch_sweep_reports_failures_and_bounds_queries(osmo, day0_file, tmp_pa
     results = []
     for i in range(6):
         (sweep / f"day0__pcb__0603_H100__pretrained__{i:010x}.yaml").write_bytes(day0_file.read_bytes())
-        results.append({"overrides": [f"knobs.num_sdg={i}"], "file": f"day0__pcb__0603_H100__pretrained__{i:010x}.yaml",
-                        "sha256": None, "error": None, "warnings": []})
+        results.append(
+            {
+                "overrides": [f"knobs.num_sdg={i}"],
+                "file": f"day0__pcb__0603_H100__pretrained__{i:010x}.yaml",
+                "sha256": None,
+                "error": None,
+                "warnings": [],
+            }
+        )
     (sweep / "sweep.json").write_text(json.dumps({"sweep_id": "sw6", "results": results}))
-    osmo.scenario(per_submit={"2": {"tasks": {"image-edit": {"states": [["RUNNING", 1], ["FAILED", 1]],
-                                                            "exit_code": 1, "error_logs": [
-                                                                "OSError: [Errno 28] No space left on device"]}}}})
+    osmo.scenario(
+        per_submit={
+            "2": {
+                "tasks": {
+                    "image-edit": {
+                        "states": [["RUNNING", 1], ["FAILED", 1]],
+                        "exit_code": 1,
+                        "error_logs": ["OSError: [Errno 28] No space left on device"],
+                    }
+                }
+            }
+        }
+    )
     code, _ = dig("submit", "--sweep", str(sweep), "--max-inflight", "6", "--skip-preflight", "--yes")
     assert code == 0
-    assert {r.variant.split("__")[-1] for r in Store().list(sweep="sw6")} == {f"{i:010x}.yaml" for i in range(6)}
+    assert {r.variant.split("__")[-1] for r in Store().list(sweep="sw6")} == {
+        f"{i:010x}.yaml" for i in range(6)
+    }
     assert Store().list(sweep="sw6")[0].compile_key == "day0/pcb__0603_H100__pretrained"
     sim, clock = sim_clock()
     code, out = dig("watch", "--sweep", "sw6", "--interval", "30", osmo=Osmo(osmo.runner()), clock=clock)
@@ -115,7 +159,21 @@ def test_sweep_refuses_an_edited_variant(osmo, day0_file, tmp_path):
     sweep = tmp_path / "sw"
     sweep.mkdir()
     (sweep / "v.yaml").write_text(day0_file.read_text())
-    (sweep / "sweep.json").write_text(json.dumps({"sweep_id": "e1", "results": [
-        {"overrides": ["x=1"], "file": "v.yaml", "sha256": "0" * 64, "error": None, "warnings": []}]}))
+    (sweep / "sweep.json").write_text(
+        json.dumps(
+            {
+                "sweep_id": "e1",
+                "results": [
+                    {
+                        "overrides": ["x=1"],
+                        "file": "v.yaml",
+                        "sha256": "0" * 64,
+                        "error": None,
+                        "warnings": [],
+                    }
+                ],
+            }
+        )
+    )
     code, _ = dig("submit", "--sweep", str(sweep), "--skip-preflight", "--yes")
     assert code == 2 and not osmo.calls("workflow submit")

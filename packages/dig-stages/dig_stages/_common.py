@@ -83,8 +83,14 @@ class Option:
         elif self.length is not None:
             text = f"a list of {self.length} {self.item or 'value'}s"
         else:
-            text = {"int": "an integer", "float": "a finite number", "bool": "true or false",
-                    "json": "a JSON value", "str": "a string", "path": "a path"}[self.kind]
+            text = {
+                "int": "an integer",
+                "float": "a finite number",
+                "bool": "true or false",
+                "json": "a JSON value",
+                "str": "a string",
+                "path": "a path",
+            }[self.kind]
         if self.minimum is not None and self.maximum is not None:
             text += f" in [{self.minimum}, {self.maximum}]"
         elif self.minimum is not None:
@@ -167,7 +173,9 @@ def _coerce(kind: str, value: Any) -> tuple[Any, str | None]:
 
 def parse_option(opt: Option, value: Any) -> tuple[Any, str | None]:
     """The pod's reading of one option value: (parsed value, None) or (value, the reason it is refused)."""
-    if value is None or (value == "" and opt.kind in ("str", "path") and (opt.required or opt.choices is None)):
+    if value is None or (
+        value == "" and opt.kind in ("str", "path") and (opt.required or opt.choices is None)
+    ):
         # blank is "not given" for a free string; for an enum it is a wrong value (checked below)
         return value, ("is required" if opt.required else None)
     value, problem = _coerce(opt.kind, value)
@@ -190,8 +198,13 @@ def parse_option(opt: Option, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def parse_options(decl: dict[str, Option], values: dict[str, Any], *, unknown: bool = False,
-                  flags: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[tuple[str, Any, str, str]]]:
+def parse_options(
+    decl: dict[str, Option],
+    values: dict[str, Any],
+    *,
+    unknown: bool = False,
+    flags: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[tuple[str, Any, str, str]]]:
     """The pod's reading of a spec: (options, problems) with problems as (name, given, reason, allowed).
 
     `unknown` also reports keys the declaration does not name (the compiler asks for it: it must not
@@ -204,8 +217,11 @@ def parse_options(decl: dict[str, Option], values: dict[str, Any], *, unknown: b
         if problem:
             problems.append((key, given, problem, opt.allowed()))
     if unknown:
-        problems.extend((key, values[key], "is not an option of this step", ", ".join(decl))
-                        for key in values if key not in decl and key != CONTRACT_KEY)
+        problems.extend(
+            (key, values[key], "is not an option of this step", ", ".join(decl))
+            for key in values
+            if key not in decl and key != CONTRACT_KEY
+        )
     return opts, problems
 
 
@@ -241,7 +257,11 @@ def load_options(
     opts, problems = parse_options(decl, spec, flags=flags)
     bad = [p for p in problems if p[2] != "is required"]
     if bad:
-        fail("\n".join(f"option '{k}' {reason}, got {v!r} (allowed: {allowed})" for k, v, reason, allowed in bad))
+        fail(
+            "\n".join(
+                f"option '{k}' {reason}, got {v!r} (allowed: {allowed})" for k, v, reason, allowed in bad
+            )
+        )
     missing = [p[0] for p in problems if p[2] == "is required"]
     if missing:
         fail(

@@ -109,8 +109,10 @@ def _is_placed(prim) -> bool:
 def _find_camera(stage) -> tuple[Found, Found, Found | None, float | None]:
     cams = [p for p in stage.Traverse() if p.IsA(UsdGeom.Camera)]
     if not cams:
-        raise BoardError("the stage has no camera (UsdGeom.Camera prim): the scan moves the board camera; "
-                         "add the AOI camera to the scene")
+        raise BoardError(
+            "the stage has no camera (UsdGeom.Camera prim): the scan moves the board camera; "
+            "add the AOI camera to the scene"
+        )
     rule = "the only UsdGeom.Camera"
     if len(cams) > 1:
         named = [c for c in cams if re.search(r"aoi|camera", c.GetName(), re.I)] or cams
@@ -119,14 +121,18 @@ def _find_camera(stage) -> tuple[Found, Found, Found | None, float | None]:
     cam = cams[0]
     parent = cam.GetParent()
     if parent.IsPseudoRoot() or parent.GetPath().pathElementCount == 1 and not _is_placed(parent):
-        xform = Found(str(cam.GetPath()), "the camera itself (its parent is the stage root or an unplaced root)")
+        xform = Found(
+            str(cam.GetPath()), "the camera itself (its parent is the stage root or an unplaced root)"
+        )
     else:
         xform = Found(str(parent.GetPath()), "the camera's parent Xform (moves camera and lights together)")
     ring = None
     rig = stage.GetPrimAtPath(xform.path)
     for prim in [*rig.GetChildren(), *stage.Traverse()]:
         if prim.GetPath() != cam.GetPath() and re.search(r"ring", prim.GetName(), re.I):
-            where = "child of the camera Xform" if prim.GetParent().GetPath() == rig.GetPath() else "first prim"
+            where = (
+                "child of the camera Xform" if prim.GetParent().GetPath() == rig.GetPath() else "first prim"
+            )
             ring = Found(str(prim.GetPath()), f"{where} named *ring*")
             break
     aperture = UsdGeom.Camera(cam).GetHorizontalApertureAttr().Get()
@@ -139,7 +145,9 @@ def _meshes_under(stage, prim) -> list:
 
 def _find_instances(stage) -> tuple[Found, dict[str, list[str]]]:
     """Instances: placed prims holding meshes (outermost below their type prim), grouped by grandparent."""
-    placed = [p for p in stage.Traverse() if _is_placed(p) and not p.IsA(UsdGeom.Camera) and _meshes_under(stage, p)]
+    placed = [
+        p for p in stage.Traverse() if _is_placed(p) and not p.IsA(UsdGeom.Camera) and _meshes_under(stage, p)
+    ]
     by_root: dict[str, list] = {}
     for p in placed:
         parent = p.GetParent()
@@ -147,18 +155,25 @@ def _find_instances(stage) -> tuple[Found, dict[str, list[str]]]:
             continue
         by_root.setdefault(str(parent.GetParent().GetPath()), []).append(p)
     if not by_root:
-        raise BoardError("no prim holds component instances: expected <pcba_root>/<type>/<instance> where each "
-                         "instance is a placed Xform (translate/rotate ops) holding the component's meshes")
+        raise BoardError(
+            "no prim holds component instances: expected <pcba_root>/<type>/<instance> where each "
+            "instance is a placed Xform (translate/rotate ops) holding the component's meshes"
+        )
     root = max(by_root, key=lambda r: (len(by_root[r]), r.count("/")))
     # an instance nested inside another candidate (a placed sub-part) is part of that instance
-    inst = [p for p in by_root[root] if not any(str(p.GetPath()).startswith(str(q.GetPath()) + "/")
-                                                for q in by_root[root] if q != p)]
+    inst = [
+        p
+        for p in by_root[root]
+        if not any(str(p.GetPath()).startswith(str(q.GetPath()) + "/") for q in by_root[root] if q != p)
+    ]
     types: dict[str, list[str]] = {}
     for p in sorted(inst, key=lambda q: str(q.GetPath())):
         types.setdefault(str(p.GetParent().GetPath()), []).append(str(p.GetPath()))
     others = len(by_root) - 1
-    rule = (f"common grandparent of the {len(inst)} placed Xforms holding meshes (<root>/<type>/<instance>)"
-            + (f"; {others} other candidate root(s) held fewer" if others else ""))
+    rule = (
+        f"common grandparent of the {len(inst)} placed Xforms holding meshes (<root>/<type>/<instance>)"
+        + (f"; {others} other candidate root(s) held fewer" if others else "")
+    )
     return Found(root, rule), types
 
 
@@ -199,20 +214,36 @@ def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str
             lo, hi = r.GetMin(), r.GetMax()
             boxes[str(m.GetPath())] = (lo[0], lo[1], lo[2], hi[0], hi[1], hi[2])
     if not boxes:
-        raise BoardError(f"component type {ctype.name}: instance {ctype.instances[0]} has no mesh with bounds")
+        raise BoardError(
+            f"component type {ctype.name}: instance {ctype.instances[0]} has no mesh with bounds"
+        )
     z0 = min(b[2] for b in boxes.values())
     height = max(b[5] for b in boxes.values()) - z0 or 1.0
     raised = [b for b in boxes.values() if b[5] - z0 >= RAISED * height]
-    body = (min(b[0] for b in raised), min(b[1] for b in raised), max(b[3] for b in raised),
-            max(b[4] for b in raised)) if raised else None
+    body = (
+        (
+            min(b[0] for b in raised),
+            min(b[1] for b in raised),
+            max(b[3] for b in raised),
+            max(b[4] for b in raised),
+        )
+        if raised
+        else None
+    )
     body_cls, body_why = body_class(ctype.name, ctype.instances)
     prefix = ctype.instances[0] + "/"
     for m in meshes:
         path = str(m.GetPath())
-        rel = path[len(prefix):]
+        rel = path[len(prefix) :]
         b = boxes.get(path)
-        forced = next((c for pat, c in overrides if any(fnmatch.fnmatchcase(t, pat) for t in
-                                                        (rel, f"{ctype.name}/{rel}", m.GetName(), path))), None)
+        forced = next(
+            (
+                c
+                for pat, c in overrides
+                if any(fnmatch.fnmatchcase(t, pat) for t in (rel, f"{ctype.name}/{rel}", m.GetName(), path))
+            ),
+            None,
+        )
         mat = _material(m)
         by_mat = _keyword(mat) if mat else None
         by_name = _keyword(rel)
@@ -230,10 +261,20 @@ def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str
             if top >= RAISED * height:
                 s = Surface(rel, body_cls, f"geometry: raised ({size}); body class: {body_why}", False)
             elif dz <= THIN * height and base <= THIN * height:
-                under = body is not None and b[0] >= body[0] and b[1] >= body[1] and b[3] <= body[2] \
+                under = (
+                    body is not None
+                    and b[0] >= body[0]
+                    and b[1] >= body[1]
+                    and b[3] <= body[2]
                     and b[4] <= body[3]
-                s = Surface(rel, SOLDER if under else PAD, f"geometry: thin flat at board level ({size})"
-                            + (", under the body" if under else ", outside the body"), False)
+                )
+                s = Surface(
+                    rel,
+                    SOLDER if under else PAD,
+                    f"geometry: thin flat at board level ({size})"
+                    + (", under the body" if under else ", outside the body"),
+                    False,
+                )
             else:
                 s = Surface(rel, SOLDER, f"geometry: low, not flat ({size}): fillet or lead", False)
         s.bounds = b or ()
@@ -241,8 +282,12 @@ def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str
     ctype.surfaces.sort(key=lambda s: s.rel)
 
 
-def discover(usd: str | Path, *, components: list[str] | None = None,
-             surface_classes: list[tuple[str, str]] | None = None) -> Scene:
+def discover(
+    usd: str | Path,
+    *,
+    components: list[str] | None = None,
+    surface_classes: list[tuple[str, str]] | None = None,
+) -> Scene:
     """Analyse the scene; `components` (type prim names) restrict which types get surfaces and classes."""
     stage = open_stage(usd)
     camera, xform, ring, aperture = _find_camera(stage)
@@ -254,9 +299,11 @@ def discover(usd: str | Path, *, components: list[str] | None = None,
         from difflib import get_close_matches
 
         hint = get_close_matches(missing[0], list(types), 1)
-        raise BoardError(f"--component {missing[0]}: not a component type of the stage"
-                         + (f" (did you mean {hint[0]}?)" if hint else "")
-                         + f"; types under {root.path}: {', '.join(sorted(types))}")
+        raise BoardError(
+            f"--component {missing[0]}: not a component type of the stage"
+            + (f" (did you mean {hint[0]}?)" if hint else "")
+            + f"; types under {root.path}: {', '.join(sorted(types))}"
+        )
     cache = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
     for name in chosen:
         _classify(stage, types[name], cache, list(surface_classes or []))
@@ -266,12 +313,16 @@ def discover(usd: str | Path, *, components: list[str] | None = None,
         path = str(m.GetPath())
         if path.startswith(inst_prefixes):
             continue
-        rel = path[len(root.path) + 1:]
+        rel = path[len(root.path) + 1 :]
         mat = _material(m)
         cls = (_keyword(mat) if mat else None) or _keyword(rel)
         if cls == PAD:
-            board_meshes[rel] = Surface(rel, PAD, f"{'material ' + repr(mat) if mat else 'prim name'}: paste mask "
-                                        "/ pads at board level", True)
+            board_meshes[rel] = Surface(
+                rel,
+                PAD,
+                f"{'material ' + repr(mat) if mat else 'prim name'}: paste mask / pads at board level",
+                True,
+            )
     return Scene(str(usd), camera, xform, ring, root, aperture, {n: types[n] for n in types}, board_meshes)
 
 
@@ -285,10 +336,14 @@ def grid_size(board: tuple[float, ...], frame: tuple[float, float], rotation_z: 
     """x_num, y_num of frames (`frame` = image width, height in world units) that tile the board's XY box."""
     c, s = abs(math.cos(math.radians(rotation_z))), abs(math.sin(math.radians(rotation_z)))
     wx, wy = c * frame[0] + s * frame[1], s * frame[0] + c * frame[1]
-    return max(1, math.ceil((board[3] - board[0]) / wx - 1e-9)), max(1, math.ceil((board[4] - board[1]) / wy - 1e-9))
+    return max(1, math.ceil((board[3] - board[0]) / wx - 1e-9)), max(
+        1, math.ceil((board[4] - board[1]) / wy - 1e-9)
+    )
 
 
-def plan_grid(usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any]) -> tuple[int, int, Any]:
+def plan_grid(
+    usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any]
+) -> tuple[int, int, Any]:
     """The scan grid (dig_stages.usd_scan) whose frames, at the render's field of view, tile the PCBA root."""
     probe = plan_scan_grid(str(usd), pcba_target, {**image_cfg, "scan_grid": {"x_num": 1, "y_num": 1}})
     x_num, y_num = grid_size(probe.board_bounds, probe.view_size, probe.rotation_z)
@@ -301,8 +356,9 @@ TILE_WIDTH = 192
 GAP = 4
 
 
-def render_grid_preview(usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any],
-                        out_png: str | Path) -> dict[str, Any]:
+def render_grid_preview(
+    usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any], out_png: str | Path
+) -> dict[str, Any]:
     """One PNG of every scan-grid cell (dig_stages.usd_preview render, classes in their segmentation colours)
     as tiles x<i> left to right, y<j> top to bottom, separated by white lines; returns the layout."""
     w, h = (int(v) for v in image_cfg.get("resolution") or (1920, 1080))
@@ -312,7 +368,9 @@ def render_grid_preview(usd: str | Path, pcba_target: dict[str, Any], image_cfg:
     faces = collect_faces(stage, grid)
     x_num = max(c.i for c in grid.cells) + 1
     y_num = max(c.j for c in grid.cells) + 1
-    sheet = Image.new("RGB", (x_num * tile[0] + (x_num + 1) * GAP, y_num * tile[1] + (y_num + 1) * GAP), SEPARATOR)
+    sheet = Image.new(
+        "RGB", (x_num * tile[0] + (x_num + 1) * GAP, y_num * tile[1] + (y_num + 1) * GAP), SEPARATOR
+    )
     draw = ImageDraw.Draw(sheet)
     for cell in grid.cells:
         rgb, seg, _labels = render_cell(grid, faces, cell.name, noise=0)
@@ -326,5 +384,11 @@ def render_grid_preview(usd: str | Path, pcba_target: dict[str, Any], image_cfg:
         draw.text((x + 3, y + 2), cell.name, fill=(230, 230, 230))
     Path(out_png).parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_png)
-    return {"path": str(out_png), "x_num": x_num, "y_num": y_num, "tile": tile,
-            "class_counts": grid.class_counts, "coverage": grid.coverage}
+    return {
+        "path": str(out_png),
+        "x_num": x_num,
+        "y_num": y_num,
+        "tile": tile,
+        "class_counts": grid.class_counts,
+        "coverage": grid.coverage,
+    }

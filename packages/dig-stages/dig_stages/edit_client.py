@@ -64,27 +64,29 @@ ALIGNMENT_OPTIONS = {
 }
 # The one declaration of the step's spec keys (docs/stage-contract.md, step image-edit).
 OPTIONS = {
-    "image-edit": _common.options({
-        "input_dir": Option("path", required=True),
-        "output_dir": Option("path", required=True),
-        "layout": Option("str", required=True, choices=batch.LAYOUTS),
-        "endpoint": Option("str"),
-        "model": Option("str", choices=(REQUIRED_MODEL,)),
-        "prompt": Option("str"),
-        "generation": Option("json"),
-        "route": Option("str", choices=ROUTES),
-        "output_format": Option("str"),
-        "output_ext": Option("str"),
-        "side_dir": Option("path"),
-        "concurrency": Option("int", minimum=1),
-        "timeout_s": Option("float", minimum=0),
-        "max_retries": Option("int", minimum=0),
-        "backoff_base_s": Option("float", minimum=0),
-        "backoff_max_s": Option("float", minimum=0),
-        "align": Option("bool"),
-        "align_params": Option("json"),
-        "jpeg_quality": Option("int", minimum=1, maximum=100),
-    })
+    "image-edit": _common.options(
+        {
+            "input_dir": Option("path", required=True),
+            "output_dir": Option("path", required=True),
+            "layout": Option("str", required=True, choices=batch.LAYOUTS),
+            "endpoint": Option("str"),
+            "model": Option("str", choices=(REQUIRED_MODEL,)),
+            "prompt": Option("str"),
+            "generation": Option("json"),
+            "route": Option("str", choices=ROUTES),
+            "output_format": Option("str"),
+            "output_ext": Option("str"),
+            "side_dir": Option("path"),
+            "concurrency": Option("int", minimum=1),
+            "timeout_s": Option("float", minimum=0),
+            "max_retries": Option("int", minimum=0),
+            "backoff_base_s": Option("float", minimum=0),
+            "backoff_max_s": Option("float", minimum=0),
+            "align": Option("bool"),
+            "align_params": Option("json"),
+            "jpeg_quality": Option("int", minimum=1, maximum=100),
+        }
+    )
 }
 
 

@@ -315,8 +315,10 @@ _EXTRA = {
 }
 # The one declaration of each step's options: the loader below enforces it, the compiler checks
 # every compiled spec.json against it (compiler/contract.py).
-OPTIONS = {step: _common.options({**extra, **COMMON_FIELDS}, [*extra, *COMMON_REQUIRED])
-           for step, extra in _EXTRA.items()}
+OPTIONS = {
+    step: _common.options({**extra, **COMMON_FIELDS}, [*extra, *COMMON_REQUIRED])
+    for step, extra in _EXTRA.items()
+}
 
 
 def _main(argv, step: str, stager) -> int:

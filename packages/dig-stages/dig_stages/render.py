@@ -97,17 +97,32 @@ def run_day0(opts: dict) -> int:
     scene = pod.find_scene(opts["assets_dir"], opts["scene_filename"])
     _common.info(f"scene: {scene}")
     target = write_resolved(opts["pcba_target"], tmp / "pcba_target_patched.yaml", {"__SCENE__": str(scene)})
-    image_cfg = write_resolved(opts["image_config"], tmp / "day0_image_resolved.yaml", {"__OUTPUT__": str(out)})
+    image_cfg = write_resolved(
+        opts["image_config"], tmp / "day0_image_resolved.yaml", {"__OUTPUT__": str(out)}
+    )
     crop_cfg = write_resolved(opts["crop_config"], tmp / "day0_crop_resolved.yaml", {"__OUTPUT__": str(out)})
-    for src, name in ((image_cfg, "day0_image.yaml"), (crop_cfg, "day0_crop.yaml"), (target, "pcba_target.yaml")):
+    for src, name in (
+        (image_cfg, "day0_image.yaml"),
+        (crop_cfg, "day0_crop.yaml"),
+        (target, "pcba_target.yaml"),
+    ):
         shutil.copyfile(src, out / name)
-    run_kit(opts, "scripts/sdg/standalone/sdg_pipeline.py", ["--config", str(image_cfg), "--pcba-config", str(target)])
+    run_kit(
+        opts,
+        "scripts/sdg/standalone/sdg_pipeline.py",
+        ["--config", str(image_cfg), "--pcba-config", str(target)],
+    )
     check_frames(out)
-    _common.require_tool(python_tool(opts, "scripts/usd2roi/usd2roi_crop.py", "--config", str(crop_cfg)),
-                         what="usd2roi_crop.py")
+    _common.require_tool(
+        python_tool(opts, "scripts/usd2roi/usd2roi_crop.py", "--config", str(crop_cfg)),
+        what="usd2roi_crop.py",
+    )
     crop = out / "crop"
-    roi_summary(crop, "**/normal_img/*.png",
-                f"0 ROI pairs emitted under {crop} (no semantic region matched crop.classes in the crop cookbook)")
+    roi_summary(
+        crop,
+        "**/normal_img/*.png",
+        f"0 ROI pairs emitted under {crop} (no semantic region matched crop.classes in the crop cookbook)",
+    )
     cells = len([c for m in _common.subdirs(crop) for c in _common.subdirs(m)])
     _common.info(f"crop: {cells} cell dir(s)")
     return 0
@@ -115,7 +130,9 @@ def run_day0(opts: dict) -> int:
 
 def main_day0(argv: Sequence[str] | None = None) -> int:
     """`render-day0` (usd2roi-replicator task)."""
-    return _common.run_main(run_day0, lambda: _common.load_options(argv or [], "render-day0", OPTIONS["render-day0"]))
+    return _common.run_main(
+        run_day0, lambda: _common.load_options(argv or [], "render-day0", OPTIONS["render-day0"])
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -139,8 +156,10 @@ def run_structural(opts: dict) -> int:
     modes = opts["defect_modes"]
     if not isinstance(modes, list) or not modes or any(m not in structural.DEFECT_MODES for m in modes):
         _common.fail(f"defect_modes: got {modes!r}; expected a non-empty list of shift, tombstone, sideflip")
-    _common.info(f"defect modes enabled: {', '.join(modes)}; disabled: "
-                 f"{', '.join(m for m in structural.DEFECT_MODES if m not in modes) or '(none)'}")
+    _common.info(
+        f"defect modes enabled: {', '.join(modes)}; disabled: "
+        f"{', '.join(m for m in structural.DEFECT_MODES if m not in modes) or '(none)'}"
+    )
     # the output mount is root-owned and Kit runs as UID 1234: render into a work dir, then copy
     work = _common.reset_dir(opts["work_dir"])
     tmp = Path(opts["tmp_dir"])
@@ -149,15 +168,30 @@ def run_structural(opts: dict) -> int:
     scene = pod.find_scene(opts["assets_dir"], opts["scene_filename"])
     _common.info(f"scene: {scene}")
     target = write_resolved(opts["pcba_target"], tmp / "pcba_target_patched.yaml", {"__SCENE__": str(scene)})
-    cfg = write_resolved(opts["render_config"], tmp / "render_config_resolved.yaml", {"__OUTPUT__": str(work)})
+    cfg = write_resolved(
+        opts["render_config"], tmp / "render_config_resolved.yaml", {"__OUTPUT__": str(work)}
+    )
     shutil.copyfile(cfg, work / "render_config.yaml")
     shutil.copyfile(target, work / "pcba_target.yaml")
-    run_kit(opts, "scripts/sdg/standalone/sdg_pipeline.py", ["--config", str(cfg), "--pcba-config", str(target)])
+    run_kit(
+        opts, "scripts/sdg/standalone/sdg_pipeline.py", ["--config", str(cfg), "--pcba-config", str(target)]
+    )
     check_frames(work)
     _common.require_tool(
-        python_tool(opts, "scripts/postprocess/crop_components.py", "--input", str(work / "trigger_0000"),
-                    "--output", str(work / "cropped"), "--crops", "rgb", "semantic_segmentation",
-                    "component_instance", "--offset", str(opts["crop_offset"])),
+        python_tool(
+            opts,
+            "scripts/postprocess/crop_components.py",
+            "--input",
+            str(work / "trigger_0000"),
+            "--output",
+            str(work / "cropped"),
+            "--crops",
+            "rgb",
+            "semantic_segmentation",
+            "component_instance",
+            "--offset",
+            str(opts["crop_offset"]),
+        ),
         what="crop_components.py",
     )
     counts = structural.check_mode_crops(work / "cropped", modes)
@@ -205,7 +239,8 @@ def run_day1(opts: dict) -> int:
     photo = pod.find_real_image(opts["assets_dir"], opts["real_image_filename"])
     _common.info(f"scene: {scene}\nreal image: {photo}")
     cfg = write_resolved(
-        opts["config"], Path(opts["tmp_dir"]) / "usd2roi_day1_resolved.yaml",
+        opts["config"],
+        Path(opts["tmp_dir"]) / "usd2roi_day1_resolved.yaml",
         {"__SCENE__": str(scene), "__REAL_IMAGE__": str(photo), "__OUTPUT__": str(out)},
     )
     shutil.copyfile(cfg, out / "usd2roi_day1.yaml")
@@ -213,14 +248,17 @@ def run_day1(opts: dict) -> int:
     code = _common.run_tool(python_tool(opts, "scripts/usd2roi/usd2roi_register.py", "--config", str(cfg)))
     if code != 0:
         _common.fail(f"usd2roi_register.py exited {code} (likely MI < min_mi).\n" + REGISTER_HINTS, code)
-    _common.require_tool(python_tool(opts, "scripts/usd2roi/usd2roi_crop.py", "--config", str(cfg)),
-                         what="usd2roi_crop.py")
+    _common.require_tool(
+        python_tool(opts, "scripts/usd2roi/usd2roi_crop.py", "--config", str(cfg)), what="usd2roi_crop.py"
+    )
     crop = out / "crop"
     roi_summary(crop, "**/normal_img/*.png", f"0 ROI crops emitted under {crop}")
     params = out / "aligned" / "params.json"
     if params.is_file():
         try:
-            _common.info("registration: " + json.dumps(json.loads(params.read_text(encoding="utf-8")), indent=2))
+            _common.info(
+                "registration: " + json.dumps(json.loads(params.read_text(encoding="utf-8")), indent=2)
+            )
         except json.JSONDecodeError:
             _common.warn(f"{params} is not valid JSON")
     return 0
@@ -228,7 +266,9 @@ def run_day1(opts: dict) -> int:
 
 def main_day1(argv: Sequence[str] | None = None) -> int:
     """`render-day1` (usd2roi-day1 task)."""
-    return _common.run_main(run_day1, lambda: _common.load_options(argv or [], "render-day1", OPTIONS["render-day1"]))
+    return _common.run_main(
+        run_day1, lambda: _common.load_options(argv or [], "render-day1", OPTIONS["render-day1"])
+    )
 
 
 # The one declaration of each step's options: the loaders above enforce it, the compiler checks

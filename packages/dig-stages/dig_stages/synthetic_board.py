@@ -170,16 +170,31 @@ _GEO_0805: list[Part] = [  # generic mesh names: classes only from geometry
     ("mesh_4", [(-1.0, 1.0, -0.6, 0.6, 0.05, 1.2)], (0.55, 0.4, 0.25), "capacitor", None),
 ]
 _QFN: list[Part] = [  # material bindings
-    ("Pads", [(-1.6, -1.2, -1.0, 1.0, 0.0, 0.02), (1.2, 1.6, -1.0, 1.0, 0.0, 0.02)], (0.8, 0.55, 0.3), "pad",
-     "Copper"),
-    ("Joints", [(-1.55, -1.3, -0.9, 0.9, 0.0, 0.2), (1.3, 1.55, -0.9, 0.9, 0.0, 0.2)], (0.75, 0.75, 0.78),
-     "solder", "Solder_SAC305"),
+    (
+        "Pads",
+        [(-1.6, -1.2, -1.0, 1.0, 0.0, 0.02), (1.2, 1.6, -1.0, 1.0, 0.0, 0.02)],
+        (0.8, 0.55, 0.3),
+        "pad",
+        "Copper",
+    ),
+    (
+        "Joints",
+        [(-1.55, -1.3, -0.9, 0.9, 0.0, 0.2), (1.3, 1.55, -0.9, 0.9, 0.0, 0.2)],
+        (0.75, 0.75, 0.78),
+        "solder",
+        "Solder_SAC305",
+    ),
     ("Package", [(-1.5, 1.5, -1.5, 1.5, 0.02, 0.9)], (0.08, 0.08, 0.09), "ic", "Mold_Epoxy"),
     ("Marking", [(-1.2, -0.9, -1.2, -0.9, 0.9, 0.91)], (0.4, 0.4, 0.4), "ic", "Mold_Epoxy"),
 ]
 _R0402M: list[Part] = [
-    ("Pads", [(-0.7, -0.4, -0.3, 0.3, 0.0, 0.02), (0.4, 0.7, -0.3, 0.3, 0.0, 0.02)], (0.8, 0.55, 0.3), "pad",
-     "Copper"),
+    (
+        "Pads",
+        [(-0.7, -0.4, -0.3, 0.3, 0.0, 0.02), (0.4, 0.7, -0.3, 0.3, 0.0, 0.02)],
+        (0.8, 0.55, 0.3),
+        "pad",
+        "Copper",
+    ),
     ("Body", [(-0.5, 0.5, -0.25, 0.25, 0.02, 0.35)], (0.1, 0.1, 0.1), "resistor", "Thick_Film"),
 ]
 _CAP1206: list[Part] = [  # prim names say the class (except the raised terminations: geometry)
@@ -192,26 +207,48 @@ _CAP1206: list[Part] = [  # prim names say the class (except the raised terminat
     ("end_cap_b", [(1.3, 1.6, -0.8, 0.8, 0.05, 1.1)], (0.85, 0.85, 0.82), "capacitor", None),
 ]
 _SOT23: list[Part] = [
-    ("leads", [(-1.2, -0.8, -1.3, -0.7, 0.0, 0.3), (0.8, 1.2, -1.3, -0.7, 0.0, 0.3)], (0.75, 0.75, 0.78),
-     "solder", None),
+    (
+        "leads",
+        [(-1.2, -0.8, -1.3, -0.7, 0.0, 0.3), (0.8, 1.2, -1.3, -0.7, 0.0, 0.3)],
+        (0.75, 0.75, 0.78),
+        "solder",
+        None,
+    ),
     ("body", [(-1.45, 1.45, -0.65, 0.65, 0.1, 1.0)], (0.1, 0.1, 0.1), "ic", None),
 ]
 LAYOUTS: dict[str, dict[str, Any]] = {
     "deep_generic": {  # 5-deep PCBA root, camera under a rig head with a ring light, geometry-only classes
-        "pcba_root": "/Factory/Line1/Fixture/PCBA/Top", "camera": "/Factory/Rig/Head/AOI_Camera",
-        "ring": "/Factory/Rig/Head/RingLight", "camera_at": (0.5, 0.5, 800.0), "aperture": 200.0,
-        "size": (40.0, 24.0), "paste": "Stencil/PASTEMASK_layer",
+        "pcba_root": "/Factory/Line1/Fixture/PCBA/Top",
+        "camera": "/Factory/Rig/Head/AOI_Camera",
+        "ring": "/Factory/Rig/Head/RingLight",
+        "camera_at": (0.5, 0.5, 800.0),
+        "aperture": 200.0,
+        "size": (40.0, 24.0),
+        "paste": "Stencil/PASTEMASK_layer",
         "types": {"C_0805": ("C_0805_{k}", "Geo/Parts", _GEO_0805, 6)},
     },
     "flat_materials": {  # PCBA root at the top, camera at the stage root, no ring light, material bindings
-        "pcba_root": "/Board", "camera": "/Camera", "ring": None, "camera_at": (0.3, 0.7, 500.0),
-        "aperture": 150.0, "size": (30.0, 20.0), "paste": None,
+        "pcba_root": "/Board",
+        "camera": "/Camera",
+        "ring": None,
+        "camera_at": (0.3, 0.7, 500.0),
+        "aperture": 150.0,
+        "size": (30.0, 20.0),
+        "paste": None,
         "types": {"U_QFN16": ("U{k}", "", _QFN, 3), "R_0402_R": ("R{k}", "", _R0402M, 4)},
     },
     "named_parts": {  # 3-deep root, off-centre camera, prim names, two types (one left unchosen)
-        "pcba_root": "/World/pcb/assembly", "camera": "/World/cam_rig/cam", "ring": "/World/cam_rig/ring_light_array",
-        "camera_at": (0.1, 0.9, 300.0), "aperture": 240.0, "size": (36.0, 36.0), "paste": "stencil/pad_openings",
-        "types": {"CAP_1206": ("C1206_inst_{k}", "model/lod0", _CAP1206, 5), "SOT23_Q": ("Q{k}", "model", _SOT23, 2)},
+        "pcba_root": "/World/pcb/assembly",
+        "camera": "/World/cam_rig/cam",
+        "ring": "/World/cam_rig/ring_light_array",
+        "camera_at": (0.1, 0.9, 300.0),
+        "aperture": 240.0,
+        "size": (36.0, 36.0),
+        "paste": "stencil/pad_openings",
+        "types": {
+            "CAP_1206": ("C1206_inst_{k}", "model/lod0", _CAP1206, 5),
+            "SOT23_Q": ("Q{k}", "model", _SOT23, 2),
+        },
     },
 }
 
@@ -234,7 +271,11 @@ def make_layout(out: str | Path, name: str, *, seed: int = 0) -> dict[str, Any]:
         UsdGeom.Xform.Define(stage, p)
     fx, fy, z = spec["camera_at"]
     cam = UsdGeom.Camera.Define(stage, cam_path)
-    rig = cam if cam_path.pathElementCount == 1 else UsdGeom.Xform(stage.GetPrimAtPath(cam_path.GetParentPath()))
+    rig = (
+        cam
+        if cam_path.pathElementCount == 1
+        else UsdGeom.Xform(stage.GetPrimAtPath(cam_path.GetParentPath()))
+    )
     rig.AddTranslateOp().Set(Gf.Vec3d(size[0] * fx, size[1] * fy, z))
     cam.CreateProjectionAttr(UsdGeom.Tokens.orthographic)
     cam.CreateHorizontalApertureAttr(spec["aperture"])
@@ -259,7 +300,7 @@ def make_layout(out: str | Path, name: str, *, seed: int = 0) -> dict[str, Any]:
             for mesh_name, boxes, color, cls, material in parts:
                 rel = f"{sub}/{mesh_name}" if sub else mesh_name
                 path = f"{inst}/{rel}"
-                for p in Sdf.Path(path).GetPrefixes()[len(Sdf.Path(inst).GetPrefixes()):-1]:
+                for p in Sdf.Path(path).GetPrefixes()[len(Sdf.Path(inst).GetPrefixes()) : -1]:
                     UsdGeom.Xform.Define(stage, p)
                 _mesh(stage, path, [_box(*b) for b in boxes], color)
                 if material:
@@ -268,7 +309,9 @@ def make_layout(out: str | Path, name: str, *, seed: int = 0) -> dict[str, Any]:
                     UsdShade.MaterialBindingAPI.Apply(stage.GetPrimAtPath(path)).Bind(materials[material])
                 classes.setdefault(type_name, {})[rel] = cls
                 if cls == "pad":
-                    paste += [_quad(cx + b[0], cx + b[1], cy + b[2], cy + b[3], BOARD_TOP + 0.005) for b in boxes]
+                    paste += [
+                        _quad(cx + b[0], cx + b[1], cy + b[2], cy + b[3], BOARD_TOP + 0.005) for b in boxes
+                    ]
             instances.setdefault(type_name, []).append(inst)
     if spec["paste"]:
         _mesh(stage, f"{root}/{spec['paste']}", paste, (0.72, 0.72, 0.74))

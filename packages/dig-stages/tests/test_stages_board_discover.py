@@ -19,7 +19,9 @@ def test_layout_found_as_built(layout, tmp_path):
     assert scene.pcba_root.path == spec["pcba_root"]
     assert (scene.ring_light.path if scene.ring_light else None) == spec["ring"]
     assert scene.camera_aperture == spec["aperture"]
-    assert {n: len(t.instances) for n, t in scene.types.items()} == {n: t[3] for n, t in spec["types"].items()}
+    assert {n: len(t.instances) for n, t in scene.types.items()} == {
+        n: t[3] for n, t in spec["types"].items()
+    }
     for name, t in scene.types.items():
         assert {s.rel: s.cls for s in t.surfaces} == built["classes"][name]
         assert all(i.rsplit("/", 1)[1].startswith(instance_glob(t)[:-1]) for i in t.instances)
@@ -46,8 +48,16 @@ def test_unknown_component_suggests(tmp_path):
         discover(built["path"], components=["CAP_1026"])
 
 
-@pytest.mark.parametrize(("name", "cls"), [("_115_2819_000_1 tn__1152819000_1SC70_5", "ic"), ("_0603_H100", "capacitor"),
-                                           ("R_0402_R", "resistor"), ("U_QFN16", "ic"), ("Sensor-X", "sensor_x")])
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("_115_2819_000_1 tn__1152819000_1SC70_5", "ic"),
+        ("_0603_H100", "capacitor"),
+        ("R_0402_R", "resistor"),
+        ("U_QFN16", "ic"),
+        ("Sensor-X", "sensor_x"),
+    ],
+)
 def test_body_class_from_package_name(name, cls):
     assert body_class(name.split()[0], [f"/r/t/{p}" for p in name.split()[1:]])[0] == cls
 
