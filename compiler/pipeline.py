@@ -19,7 +19,7 @@ from compiler.flows import compile_key, submit_command, takes_run_name
 from compiler.inject import POD_DIR, module_source
 from compiler.model import build_workflow, plan_tasks
 from compiler.paths import BUILD_DIR, REPO_ROOT
-from compiler.validate_config import validate_config
+from compiler.validate_config import refusals, validate_config
 
 
 def header(
@@ -244,20 +244,7 @@ def compile_request(
     refused = check_tasks(tasks) + check_cookbook_overrides(
         config, [(k, v) for k, v in req.values if k.startswith("cookbooks.")], tasks
     )
-    errors = [d for d in refused if d.severity == "error"]
-    if config.get("strict"):
-        errors += [
-            Diagnostic(
-                "error",
-                d.key,
-                f"{d.message} (strict=true turns warnings into errors)",
-                d.got,
-                d.allowed,
-                d.rule,
-            )
-            for d in refused
-            if d.severity == "warning"
-        ]
+    errors = refusals(refused, strict=bool(config.get("strict")))
     if errors:
         raise DigError(errors, choices=composed.choices)
     diagnostics = diagnostics + [d for d in refused if d.severity != "error"]

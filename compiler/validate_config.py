@@ -174,8 +174,16 @@ def validate_config(
     if errors:
         raise DigError(errors, choices=choices)
     diagnostics = list(early or []) + check_rules(config, explicit=set(explicit))
+    errors = refusals(diagnostics, strict=bool(config.get("strict")))
+    if errors:
+        raise DigError(errors, choices=choices)
+    return config, [d for d in diagnostics if d.severity != "error"]
+
+
+def refusals(diagnostics: list[Diagnostic], *, strict: bool) -> list[Diagnostic]:
+    """The diagnostics that stop a compile: its errors, and with strict=true its warnings as errors."""
     errors = [d for d in diagnostics if d.severity == "error"]
-    if config.get("strict"):
+    if strict:
         errors += [
             Diagnostic(
                 "error",
@@ -188,6 +196,4 @@ def validate_config(
             for d in diagnostics
             if d.severity == "warning"
         ]
-    if errors:
-        raise DigError(errors, choices=choices)
-    return config, [d for d in diagnostics if d.severity != "error"]
+    return errors

@@ -1,4 +1,4 @@
-"""Tests for the offline OSMO workflow validator (compiler.osmo_validate and python -m compiler.validate)."""
+"""Tests for the offline OSMO workflow validator (compiler.osmo and python -m compiler.validate)."""
 
 from __future__ import annotations
 

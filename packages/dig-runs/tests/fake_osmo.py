@@ -214,9 +214,9 @@ def _render(wf: dict[str, Any], sc: dict[str, Any]) -> dict[str, Any]:
 
 def _validate(path: str, sets: dict[str, str]) -> str | None:
     """OSMO refuses what its own rules refuse: the offline validator holds those rules."""
-    from compiler import osmo_validate
+    from compiler import osmo
 
-    findings = osmo_validate.validate_file(path, sets=dict(sets), allow_unset=set())
+    findings = osmo.validate_file(path, sets=dict(sets), allow_unset=set())
     errors = [f for f in findings if f.severity == "error"]
     return "; ".join(f"{f.path}: {f.message}" for f in errors[:3]) if errors else None
 
