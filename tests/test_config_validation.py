@@ -395,10 +395,12 @@ def test_rule_ids_are_failure_modes_and_each_rule_returns_diagnostics(compile_ar
     from compiler.errors import Diagnostic
 
     config = compile_args("flow=day0").config
-    assert len({fn for _, _, fn in RULES}) == len(RULES), "a rule is registered twice"
-    for ids, summary, fn in RULES:
+    assert len({r.fn for r in RULES}) == len(RULES), "a rule is registered twice"
+    for r in RULES:
+        ids, summary, fn = r.ids, r.summary, r.fn
         assert re.fullmatch(r"(A\d+|B\d+|OSMO)( (A\d+|B\d+|OSMO))*", ids), ids
         assert summary.strip(), f"rule {ids} ({fn.__name__}) has no summary"
+        assert r.severities and set(r.severities) <= {"error", "warning", "notice"}, ids
         found = fn(config, set())
         assert isinstance(found, list) and all(isinstance(d, Diagnostic) for d in found), fn.__name__
 
@@ -412,3 +414,19 @@ def test_presets_only_name_knobs_their_flow_has(compile_args):
             compile_args(f"flow={flow}", f"knobs={preset}")
     smoke = compile_args("flow=day0", "knobs=smoke").config["knobs"]
     assert (smoke["render_patches"], smoke["crop_max_emit"], smoke["num_sdg"]) == (5, 1, 15)
+
+
+def test_a_rule_emitting_an_undeclared_severity_is_refused(compile_args, monkeypatch):
+    from compiler.errors import Diagnostic
+    from compiler.rules import RULES, ConfigRule, check_rules
+
+    config = compile_args("flow=day0").config
+
+    def noisy(config, explicit):
+        return [Diagnostic("warning", "knobs.x", "says more than it declares")]
+
+    monkeypatch.setattr(
+        "compiler.rules.registry.RULES", [*RULES, ConfigRule("A1", ("error",), "test", noisy)]
+    )
+    with pytest.raises(RuntimeError, match=r"emitted \['warning'\], declared \['error'\]"):
+        check_rules(config, explicit=set())
