@@ -30,9 +30,9 @@ SWEEP = [
 
 def run_ours(out: Path) -> tuple[float, int]:
     code = (
-        "import sys,time; from pathlib import Path; from compiler.sweep import run_sweep; "
-        "t=time.perf_counter(); _, r = run_sweep(sys.argv[1:-1], out_dir=Path(sys.argv[-1]), prefs={}, "
-        "progress=False); print(time.perf_counter()-t, len(r), sum(x.error is not None for x in r))"
+        "import sys,time; from pathlib import Path; from compiler.sweep import SweepRun, run_sweep; "
+        "t=time.perf_counter(); _, r = run_sweep(sys.argv[1:-1], SweepRun(out_dir=Path(sys.argv[-1]), "
+        "prefs={}, progress=False)); print(time.perf_counter()-t, len(r), sum(x.error is not None for x in r))"
     )
     start = time.perf_counter()
     res = subprocess.run(

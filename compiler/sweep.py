@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from compiler.compose import Composer, parse_overrides
 from compiler.errors import DigError, error
 from compiler.paths import BUILD_DIR
+
+if TYPE_CHECKING:  # hydra is imported lazily: a plain compile never loads its override parser here
+    from hydra.core.override_parser.types import RangeSweep
 
 PROGRESS_THRESHOLD = 50
 
@@ -48,10 +52,18 @@ def _parse(args: list[str]) -> list[Any]:
         ) from None
 
 
+def _range_length(value: RangeSweep) -> int:
+    """len(range(...)) for an int range; the count of a float range's steps, without expanding it."""
+    start, stop, step = value.start, value.stop, value.step
+    if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int):
+        return len(range(start, stop, step))
+    if not step or start is None or stop is None:
+        return 0
+    return max(0, math.ceil((stop - start) / step))
+
+
 def count_variants(args: list[str]) -> int:
     """How many variants a sweep expands to, computed without expanding it (range(1,10**9) is cheap)."""
-    import math
-
     from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
 
     total = 1
@@ -67,14 +79,7 @@ def count_variants(args: list[str]) -> int:
         seen.add(ov.key_or_group)
         value = ov.value() if ov.is_sweep_override() else None
         if isinstance(value, RangeSweep):
-            start, stop, step = value.start, value.stop, value.step
-            n = (
-                len(range(start, stop, step))
-                if all(isinstance(v, int) for v in (start, stop, step))
-                else max(0, math.ceil((stop - start) / step))
-                if step
-                else 0
-            )
+            n = _range_length(value)
         elif isinstance(value, ChoiceSweep):
             n = len(value.list)
         elif ov.is_sweep_override():  # interval(): only a sampling sweeper plugin can expand it
@@ -242,37 +247,37 @@ def default_jobs(n_variants: int) -> int:
     return 1 if n_variants < 200 else max(1, min(os.cpu_count() or 1, 8))
 
 
-def run_sweep(
-    args: list[str],
-    *,
-    out_dir: Path | None = None,
-    prefs: dict[str, str] | None = None,
-    progress: bool | None = None,
-    composer: Composer | None = None,
-    jobs: int | None = None,
-    confirmed: bool = False,
-) -> tuple[Path, list[Variant]]:
+@dataclass(frozen=True)
+class SweepRun:
+    """How to run a sweep: where to write, the preferences, progress bar, composer, workers, size consent."""
+
+    out_dir: Path | None = None
+    prefs: dict[str, str] | None = None
+    progress: bool | None = None  # None: a bar above PROGRESS_THRESHOLD variants
+    composer: Composer | None = None
+    jobs: int | None = None  # None: default_jobs()
+    confirmed: bool = False  # --yes: past the size limits without asking
+
+
+def run_sweep(args: list[str], run: SweepRun = SweepRun()) -> tuple[Path, list[Variant]]:
     from compiler.pipeline import write_atomic
 
     for bad in (a for a in args if a.split("=", 1)[0] == "out"):
         raise error("out", "cannot be used in a sweep: each variant gets its own file", got=bad)
-    check_size(args, prefs=prefs, composer=composer, confirmed=confirmed)
+    check_size(args, prefs=run.prefs, composer=run.composer, confirmed=run.confirmed)
     variants = expand(args)
-    target = out_dir or BUILD_DIR / "sweeps" / sweep_id(args)
+    target = run.out_dir or BUILD_DIR / "sweeps" / sweep_id(args)
     target.mkdir(parents=True, exist_ok=True)
-    jobs = default_jobs(len(variants)) if jobs is None else jobs
-    show = len(variants) > PROGRESS_THRESHOLD if progress is None else progress
+    show = len(variants) > PROGRESS_THRESHOLD if run.progress is None else run.progress
     bar: Any = None
     if show:
         from compiler.progress import SweepProgress
 
         bar = SweepProgress(len(variants), f"sweep {target.name}")
-    indexed = list(enumerate(variants))
-    done: dict[int, Variant] = {}
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        _compile_all(indexed, target, prefs, composer, jobs, done, bar)
+        done = _compile_all(list(enumerate(variants)), target, run, bar)
     except BaseException:
         _remove_temps(target)
         raise
@@ -281,8 +286,16 @@ def run_sweep(
             bar.close()
         if main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-    results = [done[i] for i in range(len(indexed))]
-    index = {
+    results = [done[i] for i in range(len(variants))]
+    write_atomic(
+        target / "sweep.json", json.dumps(_index(target, args, results), indent=2, allow_nan=False) + "\n"
+    )
+    return target, results
+
+
+def _index(target: Path, args: list[str], results: list[Variant]) -> dict[str, Any]:
+    """sweep.json: the arguments, and for each variant its overrides, file, sha256 and findings."""
+    return {
         "sweep_id": target.name,
         "arguments": args,
         "variants": len(results),
@@ -299,31 +312,27 @@ def run_sweep(
             for r in results
         ],
     }
-    write_atomic(target / "sweep.json", json.dumps(index, indent=2, allow_nan=False) + "\n")
-    return target, results
 
 
 def _compile_all(
-    indexed: list[tuple[int, list[str]]],
-    target: Path,
-    prefs: dict[str, str] | None,
-    composer: Composer | None,
-    jobs: int,
-    done: dict[int, Variant],
-    bar: Any,
-) -> None:
+    indexed: list[tuple[int, list[str]]], target: Path, run: SweepRun, bar: Any
+) -> dict[int, Variant]:
+    done: dict[int, Variant] = {}
+    jobs = default_jobs(len(indexed)) if run.jobs is None else run.jobs
     if jobs <= 1 or sys.platform == "win32":
         step = 1 if bar else 25  # with a bar, every variant moves it
         for start in range(0, len(indexed), step):
-            for index, result in _compile_chunk(indexed[start : start + step], target, prefs, composer):
+            for index, result in _compile_chunk(
+                indexed[start : start + step], target, run.prefs, run.composer
+            ):
                 done[index] = result
             if bar:
                 bar.update(min(step, len(indexed) - start))
-        return
+        return done
     import multiprocessing
 
     size = max(10, len(indexed) // (jobs * 8))
-    chunks = [(indexed[i : i + size], target, prefs) for i in range(0, len(indexed), size)]
+    chunks = [(indexed[i : i + size], target, run.prefs) for i in range(0, len(indexed), size)]
     pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_init_worker)
     try:
         for part in pool.imap_unordered(_run_chunk, chunks):
@@ -336,6 +345,7 @@ def _compile_all(
         raise
     finally:
         pool.join()
+    return done
 
 
 def run_sweep_cli(args: list[str]) -> int:
@@ -345,7 +355,7 @@ def run_sweep_cli(args: list[str]) -> int:
     confirmed = any(a in ("--yes", "-y") for a in args)
     args = [a for a in args if a not in ("--yes", "-y")]
     # Fail fast on a malformed sweep (grammar, out=, size) before compiling anything.
-    target, results = run_sweep(args, prefs=load_prefs(), confirmed=confirmed)
+    target, results = run_sweep(args, SweepRun(prefs=load_prefs(), confirmed=confirmed))
     failed = [r for r in results if r.error]
     for r in failed:
         text = (r.error or "").replace("\n", "\n    ")

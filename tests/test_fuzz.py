@@ -231,7 +231,7 @@ SWEEP_VALUES = st.one_of(
 def test_fuzz_sweep_overrides(composer, workdir, groups, pairs):
     import tempfile
 
-    from compiler.sweep import count_variants, expand, run_sweep
+    from compiler.sweep import SweepRun, count_variants, expand, run_sweep
 
     args = [*groups] + [f"{k}={v}" for k, v in pairs]
     target = Path(tempfile.mkdtemp(dir=workdir)) / "sweep"
@@ -239,7 +239,9 @@ def test_fuzz_sweep_overrides(composer, workdir, groups, pairs):
         count = count_variants(args)
         if count <= 6:
             assert count == len(expand(args))
-        _, results = run_sweep(args, out_dir=target, prefs={}, progress=False, composer=composer, jobs=1)
+        _, results = run_sweep(
+            args, SweepRun(out_dir=target, prefs={}, progress=False, composer=composer, jobs=1)
+        )
     except DigError as exc:
         _assert_clean(exc, *args)
         assert not target.exists() or _files(target) == set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from compiler.sweep import expand, run_sweep
+from compiler.sweep import SweepRun, expand, run_sweep
 
 
 def test_expand_matches_hydra_cartesian_order():
@@ -20,7 +20,9 @@ def test_expand_matches_hydra_cartesian_order():
 
 def test_sweep_writes_index_and_deterministic_files(tmp_path, composer):
     args = ["flow=day0", "knobs.crop_max_emit=1,5", "knobs.num_sdg=15,30", "knobs.render_patches=0,3"]
-    target, results = run_sweep(args, out_dir=tmp_path / "a", prefs={}, progress=False, composer=composer)
+    target, results = run_sweep(
+        args, SweepRun(out_dir=tmp_path / "a", prefs={}, progress=False, composer=composer)
+    )
     index = json.loads((target / "sweep.json").read_text())
     assert index["variants"] == 8 and index["failed"] == 4
     failed = [r for r in index["results"] if r["error"]]
@@ -30,7 +32,9 @@ def test_sweep_writes_index_and_deterministic_files(tmp_path, composer):
     assert len({r["sha256"] for r in ok}) == 4
     for r in ok:
         assert (target / r["file"]).is_file()
-    target2, _ = run_sweep(args, out_dir=tmp_path / "b", prefs={}, progress=False, composer=composer)
+    target2, _ = run_sweep(
+        args, SweepRun(out_dir=tmp_path / "b", prefs={}, progress=False, composer=composer)
+    )
     for r in ok:
         assert (target / r["file"]).read_bytes() == (target2 / r["file"]).read_bytes()
 
@@ -38,10 +42,7 @@ def test_sweep_writes_index_and_deterministic_files(tmp_path, composer):
 def test_sweep_variant_equals_single_compile(tmp_path, composer, compile_args):
     target, results = run_sweep(
         ["flow=structural", "knobs.defect_modes=shift,all"],
-        out_dir=tmp_path,
-        prefs={},
-        progress=False,
-        composer=composer,
+        SweepRun(out_dir=tmp_path, prefs={}, progress=False, composer=composer),
     )
     assert [r.overrides for r in results] == [
         ["flow=structural", "knobs.defect_modes=shift"],
@@ -53,6 +54,6 @@ def test_sweep_variant_equals_single_compile(tmp_path, composer, compile_args):
 
 def test_parallel_sweep_gives_the_same_bytes(tmp_path):
     args = ["flow=good_image", "knobs.crop_max_emit=range(1,13)", "knobs.render_patches=1,2"]
-    _, serial = run_sweep(args, out_dir=tmp_path / "s", prefs={}, progress=False, jobs=1)
-    _, par = run_sweep(args, out_dir=tmp_path / "p", prefs={}, progress=False, jobs=2)
+    _, serial = run_sweep(args, SweepRun(out_dir=tmp_path / "s", prefs={}, progress=False, jobs=1))
+    _, par = run_sweep(args, SweepRun(out_dir=tmp_path / "p", prefs={}, progress=False, jobs=2))
     assert [(r.file, r.sha256) for r in serial] == [(r.file, r.sha256) for r in par]

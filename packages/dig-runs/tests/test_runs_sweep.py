@@ -16,14 +16,12 @@ from runs_helpers import dig, sim_clock
 
 @pytest.fixture(scope="module")
 def sweep_50(tmp_path_factory):
-    from compiler.sweep import run_sweep
+    from compiler.sweep import SweepRun, run_sweep
 
     os.environ.setdefault("DIG_PREFERENCES", os.devnull)
     target, results = run_sweep(
         ["flow=day0", "usecase=pcb", "knobs.crop_max_emit=range(1,51)"],
-        out_dir=tmp_path_factory.mktemp("sweep") / "s50",
-        prefs={},
-        progress=False,
+        SweepRun(out_dir=tmp_path_factory.mktemp("sweep") / "s50", prefs={}, progress=False),
     )
     assert len(results) == 50 and not any(r.error for r in results)
     return target
