@@ -9,10 +9,12 @@ dig --help | dig flow=day0 --help | dig --cfg job | dig --info defaults-tree | d
 from __future__ import annotations
 
 import importlib
-import inspect
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compiler.compose import Composer
 
 # Exit codes shared by every verb (README "Exit codes").
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ENV, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
@@ -84,12 +86,20 @@ def version() -> str:
 
     try:
         return dist_version("dig")
-    except PackageNotFoundError:  # run from a checkout: read the root pyproject
-        import tomllib
+    except PackageNotFoundError:  # run from a checkout: read the root pyproject's [project] version
+        return _checkout_version()
 
-        from compiler.paths import REPO_ROOT
 
-        return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+def _checkout_version() -> str:
+    """`version = "..."` of pyproject's [project] table (read by pattern: Python 3.10 has no tomllib)."""
+    import re
+
+    from compiler.paths import REPO_ROOT
+
+    text = (REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    table = re.search(r"(?ms)^\[project\]\s*$(.*?)(?=^\[)", text + "\n[")
+    found = re.search(r'(?m)^version\s*=\s*"([^"]+)"', table.group(1) if table else "")
+    return found.group(1) if found else "unknown"
 
 
 def run_verb(name: str, args: list[str]) -> int:
@@ -129,7 +139,7 @@ class Line:
 INFO_CHOICES = ("defaults", "defaults-tree", "config", "searchpath")
 
 
-def _value(arg: str, it: Any, flag: str) -> str:
+def _value(arg: str, it: _Popper, flag: str) -> str:
     if "=" in arg and arg.startswith("--"):
         return arg.split("=", 1)[1]
     value = next(it, None)
@@ -217,8 +227,8 @@ HYDRA_USE = (
 )
 
 
-def make_composer(config_dir: str | None) -> Any:
-    """A Composer over conf/ plus the user's config directory, where this Composer takes a search path."""
+def make_composer(config_dir: str | None) -> Composer | None:
+    """A Composer over conf/ plus the user's config directory (None: the default composer)."""
     from compiler.compose import Composer
 
     if config_dir is None:
@@ -228,9 +238,7 @@ def make_composer(config_dir: str | None) -> Any:
     path = Path(config_dir).expanduser()
     if not path.is_dir():
         raise UsageError(f"--config-dir {config_dir}: not a directory")
-    if "searchpath" in inspect.signature(Composer).parameters:
-        return Composer(searchpath=[str(path.resolve())])  # type: ignore[call-arg]
-    raise UsageError("--config-dir: this dig's compose step has no user config search path yet")
+    return Composer(searchpath=[str(path.resolve())])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,48 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args and args[0] in VERBS:
             return run_verb(args[0], args[1:])
-        line = parse_line(args)
-        if line.version:
-            print(f"dig {version()}")
-            return EXIT_OK
-        if line.completion is not None:
-            from compiler.completion import shell_completion
-
-            return shell_completion(line.completion)
-        composer = make_composer(line.config_dir)
-        if line.help:
-            from compiler.help import app_help, flow_help
-
-            if any(o.split("=", 1)[0] in ("flow", "usecase", "board") for o in line.overrides):
-                print(flow_help(line.overrides, composer=composer), end="")
-            else:
-                print(app_help(), end="")
-            return EXIT_OK
-        if line.cfg or line.info:
-            from compiler.introspect import show_cfg, show_info
-
-            if line.multirun:
-                raise UsageError("--cfg / --info show one composed config; drop -m")
-            text = (
-                show_info(line.info, line.overrides, composer=composer, config_dir=line.config_dir)
-                if line.info
-                else show_cfg(
-                    line.cfg or "job",
-                    line.overrides,
-                    composer=composer,
-                    package=line.package,
-                    resolve=line.resolve,
-                )
-            )
-            print(text, end="")
-            return EXIT_OK
-        if line.multirun:
-            if line.images is not None:
-                raise UsageError("--images sizes one compile; drop -m")
-            from compiler.sweep import run_sweep_cli
-
-            return run_sweep_cli(line.overrides)
-        return compile_line(line.overrides, composer=composer, images=line.images)
+        return _run_line(parse_line(args))
     except UsageError as exc:
         print(f"usage error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -298,7 +265,50 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
-def compile_line(overrides: list[str], *, composer: Any = None, images: int | None = None) -> int:
+def _run_line(line: Line) -> int:
+    """The compile command line: --version, completion, --help, --cfg/--info, a sweep, or one compile."""
+    if line.version:
+        print(f"dig {version()}")
+        return EXIT_OK
+    if line.completion is not None:
+        from compiler.completion import shell_completion
+
+        return shell_completion(line.completion)
+    composer = make_composer(line.config_dir)
+    if line.help:
+        from compiler.help import app_help, flow_help
+
+        if any(o.split("=", 1)[0] in ("flow", "usecase", "board") for o in line.overrides):
+            print(flow_help(line.overrides, composer=composer), end="")
+        else:
+            print(app_help(), end="")
+        return EXIT_OK
+    if line.cfg or line.info:
+        print(_introspect(line, composer), end="")
+        return EXIT_OK
+    if line.multirun:
+        if line.images is not None:
+            raise UsageError("--images sizes one compile; drop -m")
+        from compiler.sweep import run_sweep_cli
+
+        return run_sweep_cli(line.overrides)
+    return compile_line(line.overrides, composer=composer, images=line.images)
+
+
+def _introspect(line: Line, composer: Composer | None) -> str:
+    """--info or --cfg: the composed config or its inputs, as text."""
+    from compiler.introspect import show_cfg, show_info
+
+    if line.multirun:
+        raise UsageError("--cfg / --info show one composed config; drop -m")
+    if line.info:
+        return show_info(line.info, line.overrides, composer=composer, config_dir=line.config_dir)
+    return show_cfg(
+        line.cfg or "job", line.overrides, composer=composer, package=line.package, resolve=line.resolve
+    )
+
+
+def compile_line(overrides: list[str], *, composer: Composer | None = None, images: int | None = None) -> int:
     from compiler.compose import parse_overrides
     from compiler.pipeline import compile_request, display, output_path, write_atomic
     from compiler.prefs import load_prefs
