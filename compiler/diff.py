@@ -83,7 +83,7 @@ def _parse_structured(path: str, text: str) -> Any:
     return None
 
 
-def file_changes(fa: list[dict[str, Any]], fb: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def file_changes(fa: list[dict[str, Any]] | None, fb: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     ca = {f.get("path"): str(f.get("contents", f.get("localpath", ""))) for f in fa or []}
     cb = {f.get("path"): str(f.get("contents", f.get("localpath", ""))) for f in fb or []}
     out = []
@@ -162,6 +162,22 @@ def entry_changes(old: Any, new: Any) -> list[dict[str, Any]]:
 
 
 def diff_docs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    workflow = _workflow_changes(a, b)
+    groups = _group_changes(a, b)
+    ta, tb = _tasks(a), _tasks(b)
+    tasks = []
+    for name in list(ta) + [n for n in tb if n not in ta]:
+        change = _task_change(name, ta.get(name), tb.get(name))
+        if change is not None:
+            tasks.append(change)
+    identical = (
+        not workflow and not groups["added"] and not groups["removed"] and not groups["order"] and not tasks
+    )
+    return {"identical": identical, "workflow": workflow, "groups": groups, "tasks": tasks}
+
+
+def _workflow_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Workflow-level changes: name, timeouts, resource classes, other top-level keys, tasks-vs-groups form."""
     wa, wb = a["workflow"], b["workflow"]
     workflow: dict[str, Any] = {}
     if wa.get("name") != wb.get("name"):
@@ -185,60 +201,47 @@ def diff_docs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         other.append({"key": "workflow form", "old": form_a, "new": form_b})
     if other:
         workflow["other"] = other
+    return workflow
 
+
+def _group_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     ga = [g.get("name") for g in _groups(a)]
     gb = [g.get("name") for g in _groups(b)]
     common_a, common_b = [g for g in ga if g in gb], [g for g in gb if g in ga]
-    groups = {
+    return {
         "added": [g for g in gb if g not in ga],
         "removed": [g for g in ga if g not in gb],
         "order": {"a": ga, "b": gb} if common_a != common_b else None,
     }
 
-    ta, tb = _tasks(a), _tasks(b)
-    tasks = []
-    for name in list(ta) + [n for n in tb if n not in ta]:
-        if name not in tb:
-            tasks.append({"name": name, "status": "removed", "group": ta[name]["group"]})
-            continue
-        if name not in ta:
-            summary = {k: tb[name][k] for k in ("image", "resource", "inputs", "outputs") if k in tb[name]}
-            tasks.append(
-                {
-                    "name": name,
-                    "status": "added",
-                    "group": tb[name]["group"],
-                    "summary": summary,
-                    "files": [
-                        {"path": f.get("path"), "status": "added"} for f in tb[name].get("files") or []
-                    ],
-                }
-            )
-            continue
-        x, y = ta[name], tb[name]
-        fields = {f: [x.get(f), y.get(f)] for f in TASK_FIELDS if x.get(f) != y.get(f)}
-        env = map_changes(x.get("environment"), y.get("environment"))
-        files = file_changes(x.get("files"), y.get("files"))
-        rest = key_changes(
-            {k: v for k, v in x.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
-            {k: v for k, v in y.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
-        )
-        if fields or any(env.values()) or files or rest:
-            tasks.append(
-                {
-                    "name": name,
-                    "status": "changed",
-                    "group": y["group"],
-                    "fields": fields,
-                    "environment": env,
-                    "files": files,
-                    "other": rest,
-                }
-            )
-    identical = (
-        not workflow and not groups["added"] and not groups["removed"] and not groups["order"] and not tasks
+
+def _task_change(name: str, x: dict[str, Any] | None, y: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One task removed, added or changed (None: the same in both)."""
+    if y is None:
+        assert x is not None
+        return {"name": name, "status": "removed", "group": x["group"]}
+    if x is None:
+        summary = {k: y[k] for k in ("image", "resource", "inputs", "outputs") if k in y}
+        files = [{"path": f.get("path"), "status": "added"} for f in y.get("files") or []]
+        return {"name": name, "status": "added", "group": y["group"], "summary": summary, "files": files}
+    fields = {f: [x.get(f), y.get(f)] for f in TASK_FIELDS if x.get(f) != y.get(f)}
+    env = map_changes(x.get("environment"), y.get("environment"))
+    files_changed = file_changes(x.get("files"), y.get("files"))
+    rest = key_changes(
+        {k: v for k, v in x.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
+        {k: v for k, v in y.items() if k not in (*TASK_FIELDS, "environment", "files", "name")},
     )
-    return {"identical": identical, "workflow": workflow, "groups": groups, "tasks": tasks}
+    if not (fields or any(env.values()) or files_changed or rest):
+        return None
+    return {
+        "name": name,
+        "status": "changed",
+        "group": y["group"],
+        "fields": fields,
+        "environment": env,
+        "files": files_changed,
+        "other": rest,
+    }
 
 
 def _v(value: Any) -> str:
@@ -252,23 +255,7 @@ def to_markdown(result: dict[str, Any], a: str, b: str, stat: bool = False) -> s
         return "\n".join(out + ["Identical (no semantic difference).", ""])
     wf, groups = result["workflow"], result["groups"]
     if wf:
-        out += ["## Workflow", ""]
-        if "name" in wf:
-            out.append(f"- name: {_v(wf['name'][0])} → {_v(wf['name'][1])}")
-        for key, (old, new) in (wf.get("timeout") or {}).get("changed", {}).items():
-            out.append(f"- timeout.{key}: {_v(old)} → {_v(new)}")
-        for kind in ("added", "removed"):
-            for key, val in (wf.get("timeout") or {}).get(kind, {}).items():
-                out.append(f"- timeout.{key} {kind}: {_v(val)}")
-        res = wf.get("resources") or {}
-        out += [f"- resource class added: `{r}`" for r in res.get("added", [])]
-        out += [f"- resource class removed: `{r}`" for r in res.get("removed", [])]
-        for cls, ch in res.get("changed", {}).items():
-            out += [f"- resources.{cls}.{k}: {_v(o)} → {_v(n)}" for k, (o, n) in ch["changed"].items()]
-            out += [f"- resources.{cls}.{k} added: {_v(v)}" for k, v in ch["added"].items()]
-            out += [f"- resources.{cls}.{k} removed: {_v(v)}" for k, v in ch["removed"].items()]
-        out += [f"- {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in wf.get("other", [])]
-        out.append("")
+        out += ["## Workflow", "", *_md_workflow(wf), ""]
     if groups["added"] or groups["removed"] or groups["order"]:
         out += ["## Groups", ""]
         out += [f"- added: `{g}`" for g in groups["added"]]
@@ -282,36 +269,58 @@ def to_markdown(result: dict[str, Any], a: str, b: str, stat: bool = False) -> s
             out += [f"- {k}: {_v(v)}" for k, v in task["summary"].items()]
             out += [f"- file `{f['path']}` added" for f in task["files"] if not stat]
             out.append("")
-        if task["status"] != "changed":
-            continue
-        for field, (old, new) in task["fields"].items():
-            if field in ("inputs", "outputs"):
-                out += [
-                    f"- {field} {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in entry_changes(old, new)
-                ]
-            elif isinstance(old, list | dict) and isinstance(new, list | dict):
-                # Lists of inputs/outputs: name the entry that changed, not the whole list.
-                out += [
-                    f"- {field}{'' if c['key'].startswith('[') else '.'}{c['key']}: {_v(c['old'])} → "
-                    f"{_v(c['new'])}"
-                    for c in key_changes(old, new)
-                ]
-            else:
-                out.append(f"- {field}: {_v(old)} → {_v(new)}")
-        env = task["environment"]
-        out += [f"- env `{k}`: {_v(o)} → {_v(n)}" for k, (o, n) in env["changed"].items()]
-        out += [f"- env `{k}` added: {_v(v)}" for k, v in env["added"].items()]
-        out += [f"- env `{k}` removed: {_v(v)}" for k, v in env["removed"].items()]
-        out += [f"- {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in task["other"]]
-        for f in task["files"]:
-            out.append(f"- file `{f['path']}` {f['status']} (+{f['added_lines']} −{f['removed_lines']})")
-            if stat:
-                continue
-            out += [f"  - `{c['key']}`: {_v(c['old'])} → {_v(c['new'])}" for c in f.get("keys", [])]
-            if f["diff"] and (f["status"] != "changed" or not f.get("keys")):
-                out += ["", "```diff", f["diff"], "```", ""]
-        out.append("")
+        if task["status"] == "changed":
+            out += [*_md_changed_task(task, stat), ""]
     return "\n".join(out)
+
+
+def _md_workflow(wf: dict[str, Any]) -> list[str]:
+    out = []
+    if "name" in wf:
+        out.append(f"- name: {_v(wf['name'][0])} → {_v(wf['name'][1])}")
+    for key, (old, new) in (wf.get("timeout") or {}).get("changed", {}).items():
+        out.append(f"- timeout.{key}: {_v(old)} → {_v(new)}")
+    for kind in ("added", "removed"):
+        for key, val in (wf.get("timeout") or {}).get(kind, {}).items():
+            out.append(f"- timeout.{key} {kind}: {_v(val)}")
+    res = wf.get("resources") or {}
+    out += [f"- resource class added: `{r}`" for r in res.get("added", [])]
+    out += [f"- resource class removed: `{r}`" for r in res.get("removed", [])]
+    for cls, ch in res.get("changed", {}).items():
+        out += [f"- resources.{cls}.{k}: {_v(o)} → {_v(n)}" for k, (o, n) in ch["changed"].items()]
+        out += [f"- resources.{cls}.{k} added: {_v(v)}" for k, v in ch["added"].items()]
+        out += [f"- resources.{cls}.{k} removed: {_v(v)}" for k, v in ch["removed"].items()]
+    out += [f"- {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in wf.get("other", [])]
+    return out
+
+
+def _md_changed_task(task: dict[str, Any], stat: bool) -> list[str]:
+    out = []
+    for field, (old, new) in task["fields"].items():
+        if field in ("inputs", "outputs"):
+            out += [f"- {field} {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in entry_changes(old, new)]
+        elif isinstance(old, list | dict) and isinstance(new, list | dict):
+            # Lists of inputs/outputs: name the entry that changed, not the whole list.
+            out += [
+                f"- {field}{'' if c['key'].startswith('[') else '.'}{c['key']}: {_v(c['old'])} → "
+                f"{_v(c['new'])}"
+                for c in key_changes(old, new)
+            ]
+        else:
+            out.append(f"- {field}: {_v(old)} → {_v(new)}")
+    env = task["environment"]
+    out += [f"- env `{k}`: {_v(o)} → {_v(n)}" for k, (o, n) in env["changed"].items()]
+    out += [f"- env `{k}` added: {_v(v)}" for k, v in env["added"].items()]
+    out += [f"- env `{k}` removed: {_v(v)}" for k, v in env["removed"].items()]
+    out += [f"- {c['key']}: {_v(c['old'])} → {_v(c['new'])}" for c in task["other"]]
+    for f in task["files"]:
+        out.append(f"- file `{f['path']}` {f['status']} (+{f['added_lines']} −{f['removed_lines']})")
+        if stat:
+            continue
+        out += [f"  - `{c['key']}`: {_v(c['old'])} → {_v(c['new'])}" for c in f.get("keys", [])]
+        if f["diff"] and (f["status"] != "changed" or not f.get("keys")):
+            out += ["", "```diff", f["diff"], "```", ""]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
