@@ -130,28 +130,7 @@ def _structural(config: dict[str, Any], images: int) -> Sizing:
     # render_patches=1 can land on an empty cell (spec/knobs.md §0.4): narrow modes from the first entry >= 2.
     first_p, first_n = next(((p, n) for p, n in table if p >= 2), table[0])
     if images < first_n:
-        per_mode = first_n / len(MODE_ORDER)
-        modes = max(1, math.ceil(images / per_mode))
-        expected = round(per_mode * modes)
-        knobs: dict[str, Any] = {"render_patches": first_p}
-        if modes < len(MODE_ORDER):
-            knobs["defect_modes"] = ",".join(MODE_ORDER[:modes])
-        sizing = Sizing(
-            images,
-            "structural",
-            knobs,
-            f"~{expected} crops",
-            f"{rule_head}; below ~{first_n} "
-            f"keep {first_p} patches (1 can land on an empty cell, §0.4) and enable fewer modes "
-            "(each removes ~1/3 of the crops)",
-        )
-        if expected != images:
-            sizing.nearest = [
-                f"~{round(per_mode * m)} ({m} mode{'s' if m > 1 else ''})"
-                for m in sorted({max(1, modes - 1), modes})
-                if round(per_mode * m) != images
-            ]
-        return sizing
+        return _structural_fewer_modes(images, first_p, first_n, rule_head)
     for p, n in table:
         if n >= images:
             sizing = Sizing(images, "structural", {"render_patches": p}, f"~{n} crops", rule_head)
@@ -161,8 +140,38 @@ def _structural(config: dict[str, Any], images: int) -> Sizing:
                     [f"~{lower[-1][1]} (render_patches={lower[-1][0]})"] if lower else []
                 )
             return sizing
-    last_p, last_n = table[-1]
-    # Beyond the table: each doubling of patches adds 1.6-1.7x crops (§8), up to every scan-grid cell.
+    return _structural_beyond_table(images, table[-1], cells_total, rule_head)
+
+
+def _structural_fewer_modes(images: int, first_p: int, first_n: int, rule_head: str) -> Sizing:
+    """Below the first calibrated count: keep its patches, enable fewer defect modes (~1/3 of crops each)."""
+    per_mode = first_n / len(MODE_ORDER)
+    modes = max(1, math.ceil(images / per_mode))
+    expected = round(per_mode * modes)
+    knobs: dict[str, Any] = {"render_patches": first_p}
+    if modes < len(MODE_ORDER):
+        knobs["defect_modes"] = ",".join(MODE_ORDER[:modes])
+    sizing = Sizing(
+        images,
+        "structural",
+        knobs,
+        f"~{expected} crops",
+        f"{rule_head}; below ~{first_n} "
+        f"keep {first_p} patches (1 can land on an empty cell, §0.4) and enable fewer modes "
+        "(each removes ~1/3 of the crops)",
+    )
+    if expected != images:
+        sizing.nearest = [
+            f"~{round(per_mode * m)} ({m} mode{'s' if m > 1 else ''})"
+            for m in sorted({max(1, modes - 1), modes})
+            if round(per_mode * m) != images
+        ]
+    return sizing
+
+
+def _structural_beyond_table(images: int, last: tuple[int, int], cells_total: int, rule_head: str) -> Sizing:
+    """Beyond the table: each doubling of patches adds 1.6-1.7x crops (§8), up to every scan-grid cell."""
+    last_p, last_n = last
     doublings = math.log(images / last_n, 1.6)
     p = math.ceil(last_p * 2**doublings)
     if p >= cells_total:
