@@ -23,7 +23,7 @@ from compiler.osmo.findings import (
     _Section,
     _yaml_error,
 )
-from compiler.osmo.render import _render
+from compiler.osmo.render import Source, _render
 from compiler.osmo.rules import _check_rules, _check_version
 from compiler.osmo.schema_messages import _check_schema
 from compiler.osmo.second_render import _inline_localpaths, _scan_jinja, _scan_string
@@ -208,7 +208,7 @@ def validate_text(
             locator = _make_locator(wf, raw_doc)
             return locator(file_line) if locator else None
 
-        rendered = _render(wf.text, variables, allowed, wf.line - 1, scratch, locate)
+        rendered = _render(Source(wf.text, wf.line - 1, locate), variables, allowed, scratch)
         # With lexical errors the scan already named each offending marker with its place; keep
         # render notes, and a limit that was hit.
         out.findings.extend(

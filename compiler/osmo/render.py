@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import jinja2
@@ -59,16 +60,18 @@ def _protect_tokens(source: str) -> tuple[str, dict[str, str]]:
 _UNDEFINED_RE = re.compile(r"^'([^']+)' is undefined$")
 
 
-def _render(
-    source: str,
-    variables: dict[str, Any],
-    allow_unset: set[str],
-    line_offset: int,
-    out: _Collector,
-    locate: Any,
-) -> str | None:
+@dataclass(frozen=True)
+class Source:
+    """The text to render, where it starts in the file, and how to name a file line's key path."""
+
+    text: str
+    line_offset: int = 0
+    locate: Callable[[int], tuple[str, str] | None] | None = None
+
+
+def _render(source: Source, variables: dict[str, Any], allow_unset: set[str], out: _Collector) -> str | None:
     """Render ``source`` like OSMO; on failure add findings and return None."""
-    protected, tokens = _protect_tokens(source)
+    protected, tokens = _protect_tokens(source.text)
     if all(SIMPLE_VAR_RE.match(protected, m.start()) for m in JINJA_MARK_RE.finditer(protected)):
         # Only plain `{{ var }}` outputs: Jinja would print str(value), so substitute directly
         # (parsing and compiling a large workflow costs milliseconds).
@@ -78,7 +81,7 @@ def _render(
     try:
         ast, undeclared = _parse_template(protected)
     except jinja2.TemplateSyntaxError as exc:
-        _report_syntax_error(exc, source, line_offset, out, locate)
+        _report_syntax_error(exc, source, out)
         return None
     except (LimitExceeded, RenderFailed) as exc:
         out.error("workflow", f"Jinja render stopped: {exc}")
@@ -87,45 +90,8 @@ def _render(
     context.update(tokens)
     for var in sorted((undeclared & allow_unset) - variables.keys()):
         context[var] = var  # a stand-in value: the real one comes with `--set` at submit time
-        out.note(
-            "workflow",
-            f"{var} is set at submit time (`osmo workflow submit --set {var}=...`); "
-            f"checked with the stand-in value {var!r}",
-        )
-    missing: list[str] = []
-    # Render again after each undefined variable so that one run names all of them.
-    for _ in range(50):
-        try:
-            rendered, elapsed = sandboxed_render(functools.partial(_compile_render, ast, dict(context)))
-        except LimitExceeded as exc:
-            out.error("workflow", f"Jinja render stopped: {exc}")
-            return None
-        except RenderFailed as exc:
-            match = _UNDEFINED_RE.match(str(exc)) if exc.kind == "UndefinedError" else None
-            if match and match.group(1) not in context:
-                missing.append(match.group(1))
-                context[match.group(1)] = match.group(1)
-                continue
-            jinja_kind = exc.kind.endswith(
-                (
-                    "UndefinedError",
-                    "SecurityError",
-                    "TemplateError",
-                    "TemplateRuntimeError",
-                    "TemplateAssertionError",
-                )
-            )
-            detail = str(exc) if jinja_kind else f"{exc.kind}: {exc}"
-            out.error("workflow", f"Jinja substitution failure: {detail}")
-            return None
-        if elapsed > RENDER_LIMIT_S:
-            out.error(
-                "workflow",
-                f"rendering took {elapsed:.2f} s of CPU; OSMO's sandbox stops a render after {RENDER_LIMIT_S} s",
-            )
-        break
-    else:
-        return None
+        _note_stand_in(var, out)
+    rendered, missing = _render_naming_undefined(ast, context, out)
     for var in missing:
         hint = ""
         if var in OSMO_TOKEN_NAMES or var in ("input", "host"):
@@ -136,6 +102,53 @@ def _render(
             f"pass `--set {var}=...`, or allow it with `--allow-unset {var}`{hint}",
         )
     return None if missing else rendered
+
+
+def _note_stand_in(var: str, out: _Collector) -> None:
+    out.note(
+        "workflow",
+        f"{var} is set at submit time (`osmo workflow submit --set {var}=...`); "
+        f"checked with the stand-in value {var!r}",
+    )
+
+
+_JINJA_ERRORS = (
+    "UndefinedError",
+    "SecurityError",
+    "TemplateError",
+    "TemplateRuntimeError",
+    "TemplateAssertionError",
+)
+
+
+def _render_naming_undefined(
+    ast: Any, context: dict[str, Any], out: _Collector
+) -> tuple[str | None, list[str]]:
+    """Render in the sandbox; after each undefined variable, define it and render again, so that one run
+    names all of them: (the text, or None on another failure; the undefined names)."""
+    missing: list[str] = []
+    for _ in range(50):
+        try:
+            rendered, elapsed = sandboxed_render(functools.partial(_compile_render, ast, dict(context)))
+        except LimitExceeded as exc:
+            out.error("workflow", f"Jinja render stopped: {exc}")
+            return None, []
+        except RenderFailed as exc:
+            match = _UNDEFINED_RE.match(str(exc)) if exc.kind == "UndefinedError" else None
+            if match and match.group(1) not in context:
+                missing.append(match.group(1))
+                context[match.group(1)] = match.group(1)
+                continue
+            detail = str(exc) if exc.kind.endswith(_JINJA_ERRORS) else f"{exc.kind}: {exc}"
+            out.error("workflow", f"Jinja substitution failure: {detail}")
+            return None, []
+        if elapsed > RENDER_LIMIT_S:
+            out.error(
+                "workflow",
+                f"rendering took {elapsed:.2f} s of CPU; OSMO's sandbox stops a render after {RENDER_LIMIT_S} s",
+            )
+        return rendered, missing
+    return None, []
 
 
 @functools.lru_cache(maxsize=64)
@@ -162,11 +175,7 @@ def _render_simple(
         return None
     for var in sorted((names & allow_unset) - context.keys()):
         context[var] = var
-        out.note(
-            "workflow",
-            f"{var} is set at submit time (`osmo workflow submit --set {var}=...`); "
-            f"checked with the stand-in value {var!r}",
-        )
+        _note_stand_in(var, out)
     return SIMPLE_VAR_RE.sub(lambda m: _jinja_str(context[m.group(1)]), protected)
 
 
@@ -174,12 +183,10 @@ def _jinja_str(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _report_syntax_error(
-    exc: jinja2.TemplateSyntaxError, source: str, line_offset: int, out: _Collector, locate: Any
-) -> None:
+def _report_syntax_error(exc: jinja2.TemplateSyntaxError, source: Source, out: _Collector) -> None:
     line_in_source = exc.lineno or 1
-    file_line = line_in_source + line_offset
-    lines = source.splitlines()
+    file_line = line_in_source + source.line_offset
+    lines = source.text.splitlines()
     column = None
     if 0 < line_in_source <= len(lines):
         text_line = lines[line_in_source - 1]
@@ -189,7 +196,7 @@ def _report_syntax_error(
                 break
     where = ""
     path = "workflow"
-    located = locate(file_line) if locate else None
+    located = source.locate(file_line) if source.locate else None
     if located:
         path, where = located
     col = f", column {column}" if column else ""

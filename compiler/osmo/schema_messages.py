@@ -25,16 +25,17 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def _schema_validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    inlined = _inline_refs(schema, schema.get("$defs", {}))
-    inlined["$schema"] = schema["$schema"]
-    return jsonschema.Draft202012Validator(inlined)
-
-
 def schema() -> dict[str, Any]:
-    """The JSON Schema (Draft 2020-12) for a rendered OSMO workflow."""
-    return _schema_validator().schema
+    """The JSON Schema (Draft 2020-12) for a rendered OSMO workflow, its $refs inlined."""
+    raw = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    inlined: dict[str, Any] = _inline_refs(raw, raw.get("$defs", {}))
+    inlined["$schema"] = raw["$schema"]
+    return inlined
+
+
+@functools.lru_cache(maxsize=1)
+def _schema_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
 
 
 def _schema_path(error: jsonschema.ValidationError) -> str:
@@ -68,35 +69,34 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return f"missing required key {missing!r}"
     if validator == "type":
-        expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        types = error.validator_value
+        expected = " or ".join(types) if isinstance(types, list) else types
         return (
             f"wrong type; got {_short(error.instance)} ({type(error.instance).__name__}); allowed: {expected}"
         )
     if validator == "pattern":
-        allowed = hint or f"a match of {error.validator_value}"
-        return f"invalid value; got {_short(error.instance)}; allowed: {allowed}"
+        return f"invalid value; got {_short(error.instance)}; allowed: {hint or f'a match of {error.validator_value}'}"
     if validator == "minItems":
         return f"must not be empty; got {_short(error.instance)}; allowed: {hint or 'at least one item'}"
-    if validator == "maxProperties":
+    if validator == "maxProperties" and isinstance(error.instance, dict):
         return f"too many entries ({len(error.instance)}); allowed: at most {error.validator_value}"
     if validator == "minLength":
         return "must not be empty"
-    if validator == "enum":
-        allowed = ", ".join(repr(v) for v in error.validator_value if v is not None)
-        return f"invalid value; got {_short(error.instance)}; allowed: {allowed}"
+    if validator == "enum" and isinstance(error.validator_value, list):
+        choices = ", ".join(repr(v) for v in error.validator_value if v is not None)
+        return f"invalid value; got {_short(error.instance)}; allowed: {choices}"
     if validator in ("oneOf", "anyOf"):
         best = jsonschema.exceptions.best_match(error.context) if error.context else None
         if hint:
             return f"invalid value; got {_short(error.instance)}; allowed: {hint}"
         if best is not None and validator == "oneOf" and isinstance(error.instance, dict):
-            return _oneof_message(error)
+            return _oneof_message(error.instance)
         return f"invalid value; got {_short(error.instance)}" + (
             f"; {best.message}" if best is not None else ""
         )
     return f"{error.message}" + (f"; allowed: {hint}" if hint else "")
 
 
-def _oneof_message(error: jsonschema.ValidationError) -> str:
-    keys = sorted(error.instance)
+def _oneof_message(instance: dict[str, Any]) -> str:
+    keys = sorted(instance)
     return f"invalid entry with keys {keys}; allowed: {{task: <name>, regex?}} or {{url: <data URL>, regex?}}"
