@@ -149,47 +149,26 @@ def validate_text(
 ) -> list[Finding]:
     """Validate one OSMO workflow text; ``sets`` are values as OSMO has them after casting
     (see :func:`parse_sets`); ``base_dir`` is the directory ``localpath`` entries are relative to
-    (None: localpath files are not read and a note says so)."""
+    (None: localpath files are not read and a note says so). ``source`` names the text for callers;
+    findings carry key paths and lines, not it."""
     out = _Collector()
     sets = dict(sets or {})
     allowed = set(allow_unset)
     sections = _split_sections(text, out)
     if sections is None:
         return out.findings
-    templated = any(marker in text for marker in TEMPLATED_MARKERS)
     wf = sections["workflow"]
-
-    defaults: dict[str, Any] = {}
-    if "default-values" in sections:
-        try:
-            loaded = _load_yaml(sections["default-values"].text)
-        except yaml.YAMLError as exc:
-            message, line = _yaml_error(exc, sections["default-values"].line - 1)
-            out.error("default-values", message, line)
-            return out.findings
-        value = (loaded or {}).get("default-values")
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            out.error(
-                "default-values",
-                f"`default-values` must be a mapping of knob: value; got {type(value).__name__}",
-                sections["default-values"].line,
-            )
-            return out.findings
-        defaults = value
-
+    defaults = _default_values(sections.get("default-values"), out)
+    if defaults is None:
+        return out.findings
     raw_doc: Any = None
     raw_error: tuple[str, int | None] | None = None
     try:
         raw_doc = _load_yaml(wf.text)
     except yaml.YAMLError as exc:
         raw_error = _yaml_error(exc, wf.line - 1)
-
-    version_present = "version" in sections
-    if version_present:
-        _check_version(sections["version"], templated, out)
-
+    if "version" in sections:
+        _check_version(sections["version"], any(marker in text for marker in TEMPLATED_MARKERS), out)
     # Documents without default-values (compiled output, already-rendered specs) go to OSMO's
     # renders almost as they are, so their raw strings are what the second render sees.
     scan_raw = "default-values" not in sections and isinstance(raw_doc, dict)
@@ -198,52 +177,96 @@ def validate_text(
         before = len(out.findings)
         _scan_jinja(raw_doc, [], allowed | sets.keys(), out, None)
         lexical_errors = sum(1 for f in out.findings[before:] if f.severity == "error")
-
-    if templated:
-        variables = {**defaults, **sets}
-        scratch = _Collector()
-
-        def locate(file_line: int) -> tuple[str, str] | None:
-            # Built only on a syntax error: composing the raw YAML costs as much as the render.
-            locator = _make_locator(wf, raw_doc)
-            return locator(file_line) if locator else None
-
-        rendered = _render(Source(wf.text, wf.line - 1, locate), variables, allowed, scratch)
-        # With lexical errors the scan already named each offending marker with its place; keep
-        # render notes, and a limit that was hit.
-        out.findings.extend(
-            f
-            for f in scratch.findings
-            if not lexical_errors or f.severity != "error" or "render stopped" in f.message
-        )
-        if rendered is None:
-            _check_unrendered(raw_doc, out)
-            return _dedupe(out.findings)
-        try:
-            doc = _load_yaml(rendered)
-        except yaml.YAMLError as exc:
-            message, _ = _yaml_error(exc)
-            out.error("workflow", f"the rendered workflow is not valid YAML: {message}")
-            return out.findings
+    if any(marker in text for marker in TEMPLATED_MARKERS):
+        doc, stop = _rendered(wf, raw_doc, {**defaults, **sets}, allowed, lexical_errors, out)
+        if stop is not None:
+            return stop
+    elif raw_error:
+        out.error("workflow", raw_error[0], raw_error[1])
+        return out.findings
     else:
-        if raw_error:
-            out.error("workflow", raw_error[0], raw_error[1])
-            return out.findings
         doc = raw_doc
+    return _check_document(doc, base_dir, allowed | sets.keys(), scan_raw, out)
 
+
+def _default_values(section: _Section | None, out: _Collector) -> dict[str, Any] | None:
+    """The `default-values` mapping ({} without one); None after an error finding."""
+    if section is None:
+        return {}
+    try:
+        loaded = _load_yaml(section.text)
+    except yaml.YAMLError as exc:
+        message, line = _yaml_error(exc, section.line - 1)
+        out.error("default-values", message, line)
+        return None
+    value = (loaded or {}).get("default-values")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        out.error(
+            "default-values",
+            f"`default-values` must be a mapping of knob: value; got {type(value).__name__}",
+            section.line,
+        )
+        return None
+    return value
+
+
+def _rendered(
+    wf: _Section,
+    raw_doc: Any,
+    variables: tuple[dict[str, Any], set[str]],
+    lexical_errors: int,
+    out: _Collector,
+) -> tuple[Any, list[Finding] | None]:
+    """Render the workflow section like OSMO and load it: (document, None), or (None, the findings to
+    return) when it does not render or the rendered text is not YAML. ``variables``: the values and the
+    names allowed unset."""
+    values, allowed = variables
+    scratch = _Collector()
+
+    def locate(file_line: int) -> tuple[str, str] | None:
+        # Built only on a syntax error: composing the raw YAML costs as much as the render.
+        locator = _make_locator(wf, raw_doc)
+        return locator(file_line) if locator else None
+
+    rendered = _render(Source(wf.text, wf.line - 1, locate), values, allowed, scratch)
+    # With lexical errors the scan already named each offending marker with its place; keep
+    # render notes, and a limit that was hit.
+    out.findings.extend(
+        f
+        for f in scratch.findings
+        if not lexical_errors or f.severity != "error" or "render stopped" in f.message
+    )
+    if rendered is None:
+        _check_unrendered(raw_doc, out)
+        return None, _dedupe(out.findings)
+    try:
+        return _load_yaml(rendered), None
+    except yaml.YAMLError as exc:
+        message, _ = _yaml_error(exc)
+        out.error("workflow", f"the rendered workflow is not valid YAML: {message}")
+        return None, out.findings
+
+
+def _check_document(
+    doc: Any, base_dir: str | os.PathLike[str] | None, allowed: set[str], scanned_raw: bool, out: _Collector
+) -> list[Finding]:
+    """Schema, rules and the second-render scan over the loaded (rendered) document; ``allowed``: the
+    variables set at submit time; ``scanned_raw``: the raw text was scanned already (then only the
+    inlined localpath files are)."""
     if not isinstance(doc, dict) or "workflow" not in doc:
         out.error("workflow", "`workflow:` must be a mapping with name and groups or tasks")
         return out.findings
     inlined = _inline_localpaths(doc["workflow"], base_dir, out) if isinstance(doc["workflow"], dict) else []
-    check_doc: dict[str, Any] = {"workflow": doc["workflow"]}
-    _check_schema(check_doc, out)
+    _check_schema({"workflow": doc["workflow"]}, out)
     if isinstance(doc["workflow"], dict):
         _check_rules(doc["workflow"], out)
-        if not scan_raw:
-            _scan_jinja(doc, [], allowed | sets.keys(), out, None)
+        if not scanned_raw:
+            _scan_jinja(doc, [], allowed, out, None)
         else:
             for cpath, task, entry in inlined:
-                _scan_string(entry.get("contents"), cpath, allowed | sets.keys(), out, task, entry)
+                _scan_string(entry.get("contents"), cpath, allowed, out, task, entry)
     return _dedupe(out.findings)
 
 
