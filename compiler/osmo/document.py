@@ -215,14 +215,13 @@ def _default_values(section: _Section | None, out: _Collector) -> dict[str, Any]
 def _rendered(
     wf: _Section,
     raw_doc: Any,
-    variables: tuple[dict[str, Any], set[str]],
+    values: dict[str, Any],
+    allowed: set[str],
     lexical_errors: int,
     out: _Collector,
 ) -> tuple[Any, list[Finding] | None]:
     """Render the workflow section like OSMO and load it: (document, None), or (None, the findings to
-    return) when it does not render or the rendered text is not YAML. ``variables``: the values and the
-    names allowed unset."""
-    values, allowed = variables
+    return) when it does not render or the rendered text is not YAML."""
     scratch = _Collector()
 
     def locate(file_line: int) -> tuple[str, str] | None:
