@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -121,7 +122,7 @@ def check_values(prefs: dict[str, str], where: str = "") -> None:
         )
 
 
-def save_prefs(values: dict[str, str | None]) -> Path:
+def save_prefs(values: Mapping[str, str | None]) -> Path:
     path = prefs_path()
     current = load_prefs()
     for key, value in values.items():
