@@ -204,10 +204,24 @@ def body_class(type_name: str, instances: list[str]) -> tuple[str, str]:
     return clean, f"no package name known in {text!r}: class named after the type"
 
 
-def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str]]) -> None:
+Box = tuple[float, float, float, float, float, float]  # x0, y0, z0, x1, y1, z1
+
+
+@dataclass
+class _Shape:
+    """One instance's geometry: board level, height, the raised body's xy box, and the body's class."""
+
+    z0: float
+    height: float
+    body: tuple[float, float, float, float] | None
+    body_cls: str
+    body_why: str
+
+
+def _classify(stage: Any, ctype: ComponentType, cache: Any, overrides: list[tuple[str, str]]) -> None:
     inst = stage.GetPrimAtPath(ctype.instances[0])
     meshes = _meshes_under(stage, inst)
-    boxes = {}
+    boxes: dict[str, Box] = {}
     for m in meshes:
         r = cache.ComputeWorldBound(m).ComputeAlignedRange()
         if not r.IsEmpty():
@@ -217,6 +231,19 @@ def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str
         raise BoardError(
             f"component type {ctype.name}: instance {ctype.instances[0]} has no mesh with bounds"
         )
+    shape = _shape(ctype, boxes)
+    prefix = ctype.instances[0] + "/"
+    for m in meshes:
+        path = str(m.GetPath())
+        rel = path[len(prefix) :]
+        b = boxes.get(path)
+        s = _named_surface(m, rel, ctype.name, overrides) or _geometry_surface(rel, b, shape)
+        s.bounds = b or ()
+        ctype.surfaces.append(s)
+    ctype.surfaces.sort(key=lambda s: s.rel)
+
+
+def _shape(ctype: ComponentType, boxes: dict[str, Box]) -> _Shape:
     z0 = min(b[2] for b in boxes.values())
     height = max(b[5] for b in boxes.values()) - z0 or 1.0
     raised = [b for b in boxes.values() if b[5] - z0 >= RAISED * height]
@@ -231,55 +258,53 @@ def _classify(stage, ctype: ComponentType, cache, overrides: list[tuple[str, str
         else None
     )
     body_cls, body_why = body_class(ctype.name, ctype.instances)
-    prefix = ctype.instances[0] + "/"
-    for m in meshes:
-        path = str(m.GetPath())
-        rel = path[len(prefix) :]
-        b = boxes.get(path)
-        forced = next(
-            (
-                c
-                for pat, c in overrides
-                if any(fnmatch.fnmatchcase(t, pat) for t in (rel, f"{ctype.name}/{rel}", m.GetName(), path))
-            ),
-            None,
+    return _Shape(z0, height, body, body_cls, body_why)
+
+
+def _named_surface(mesh: Any, rel: str, type_name: str, overrides: list[tuple[str, str]]) -> Surface | None:
+    """A class from --surface-class, the mesh's material or its prim name (strong evidence), else None."""
+    path = str(mesh.GetPath())
+    forced = next(
+        (
+            c
+            for pat, c in overrides
+            if any(fnmatch.fnmatchcase(t, pat) for t in (rel, f"{type_name}/{rel}", mesh.GetName(), path))
+        ),
+        None,
+    )
+    mat = _material(mesh)
+    by_mat = _keyword(mat) if mat else None
+    by_name = _keyword(rel)
+    if forced:
+        return Surface(rel, forced, "--surface-class", True)
+    if by_mat:
+        return Surface(rel, by_mat, f"material {mat!r}", True)
+    if by_name:
+        return Surface(rel, by_name, f"prim name {rel!r}", True)
+    return None
+
+
+def _geometry_surface(rel: str, b: Box | None, shape: _Shape) -> Surface:
+    """A class guessed from where the mesh sits: raised (body), thin and flat (pad or solder), else solder."""
+    if b is None:
+        return Surface(rel, SOLDER, "no bounds (empty mesh): guessed solder", False)
+    height, body = shape.height, shape.body
+    dz, top, base = b[5] - b[2], b[5] - shape.z0, b[2] - shape.z0
+    size = f"z {base:.3g}..{top:.3g} of height {height:.3g}"
+    if top >= RAISED * height:
+        return Surface(rel, shape.body_cls, f"geometry: raised ({size}); body class: {shape.body_why}", False)
+    if dz <= THIN * height and base <= THIN * height:
+        under = (
+            body is not None and b[0] >= body[0] and b[1] >= body[1] and b[3] <= body[2] and b[4] <= body[3]
         )
-        mat = _material(m)
-        by_mat = _keyword(mat) if mat else None
-        by_name = _keyword(rel)
-        if forced:
-            s = Surface(rel, forced, "--surface-class", True)
-        elif by_mat:
-            s = Surface(rel, by_mat, f"material {mat!r}", True)
-        elif by_name:
-            s = Surface(rel, by_name, f"prim name {rel!r}", True)
-        elif b is None:
-            s = Surface(rel, SOLDER, "no bounds (empty mesh): guessed solder", False)
-        else:
-            dz, top, base = b[5] - b[2], b[5] - z0, b[2] - z0
-            size = f"z {base:.3g}..{top:.3g} of height {height:.3g}"
-            if top >= RAISED * height:
-                s = Surface(rel, body_cls, f"geometry: raised ({size}); body class: {body_why}", False)
-            elif dz <= THIN * height and base <= THIN * height:
-                under = (
-                    body is not None
-                    and b[0] >= body[0]
-                    and b[1] >= body[1]
-                    and b[3] <= body[2]
-                    and b[4] <= body[3]
-                )
-                s = Surface(
-                    rel,
-                    SOLDER if under else PAD,
-                    f"geometry: thin flat at board level ({size})"
-                    + (", under the body" if under else ", outside the body"),
-                    False,
-                )
-            else:
-                s = Surface(rel, SOLDER, f"geometry: low, not flat ({size}): fillet or lead", False)
-        s.bounds = b or ()
-        ctype.surfaces.append(s)
-    ctype.surfaces.sort(key=lambda s: s.rel)
+        return Surface(
+            rel,
+            SOLDER if under else PAD,
+            f"geometry: thin flat at board level ({size})"
+            + (", under the body" if under else ", outside the body"),
+            False,
+        )
+    return Surface(rel, SOLDER, f"geometry: low, not flat ({size}): fillet or lead", False)
 
 
 def discover(
