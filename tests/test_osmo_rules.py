@@ -1,4 +1,5 @@
-"""One test row per registered OSMO rule (compiler.osmo.rules.OSMO_RULES): a document that breaks it."""
+"""One test row per registered OSMO rule (compiler.osmo.rules.OSMO_RULES, compiler.osmo.task_rules.TASK_RULES):
+a document that breaks it, the key path of the finding and words of its message."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pytest
 import yaml
 
 from compiler.osmo import validate_text
+from compiler.osmo.findings import K8S_SECRET_LIMIT
 from compiler.osmo.rules import OSMO_RULES
+from compiler.osmo.task_rules import TASK_RULES
 
 
 def task(**kw):
@@ -47,6 +50,34 @@ ROWS = {
         "whole Ki",
     ),
     "task-fields": (doc(tasks=[task(image="Not A/Ref!")]), "workflow.tasks[0].image", ""),
+    # the task rules that task-fields runs on every task
+    "image-reference": (doc(tasks=[task(image="Not A/Ref!")]), "workflow.tasks[0].image", "docker reference"),
+    "task-resource": (
+        doc(tasks=[task(resource="big")]),
+        "workflow.tasks[0].resource",
+        "undefined resource big",
+    ),
+    "files": (
+        doc(tasks=[task(files=[{"path": "/osmo/x", "contents": "a"}])]),
+        "workflow.tasks[0].files[0].path",
+        "under /osmo",
+    ),
+    "exit-actions": (
+        doc(tasks=[task(exitActions={"RETRY": "1"})]),
+        "workflow.tasks[0].exitActions.RETRY",
+        "Invalid exit action",
+    ),
+    "cache-size": (doc(tasks=[task(cacheSize="150%")]), "workflow.tasks[0].cacheSize", "0-100%"),
+    "checkpoint": (
+        doc(tasks=[task(checkpoint=[{"path": "/c", "url": "ftp://b/c", "frequency": 60}])]),
+        "workflow.tasks[0].checkpoint[0].url",
+        "Unknown URI scheme",
+    ),
+    "volume-mounts": (
+        doc(tasks=[task(volumeMounts=["a:b:c"])]),
+        "workflow.tasks[0].volumeMounts[0]",
+        "src:dst",
+    ),
     "same-topology-keys": (
         doc(
             resources={"default": {}, "r2": {"topology": [{"key": "zone"}]}},
@@ -60,8 +91,16 @@ ROWS = {
 
 
 def test_every_registered_rule_has_a_row_and_a_source():
-    assert sorted(r.name for r in OSMO_RULES) == sorted(ROWS)
-    assert all(r.source and ("utils/" in r.source or "kb_objects" in r.source) for r in OSMO_RULES)
+    rules = [*OSMO_RULES, *TASK_RULES]
+    assert len({r.name for r in rules}) == len(rules), "two rules share a name"
+    assert sorted(r.name for r in rules) == sorted(ROWS)
+    assert all(r.source and ("utils/" in r.source or "kb_objects" in r.source) for r in rules)
+
+
+def test_a_file_over_a_secret_is_a_warning():
+    text = doc(tasks=[task(files=[{"path": "/tmp/big", "contents": "x" * (K8S_SECRET_LIMIT + 1)}])])
+    warnings = [f for f in validate_text(text) if f.severity == "warning"]
+    assert any(f.path == "workflow.tasks[0].files[0].contents" and "1 MiB" in f.message for f in warnings)
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))

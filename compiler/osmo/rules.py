@@ -231,9 +231,7 @@ def _resources(ctx: _Ctx, out: _Collector) -> None:
         _check_resources(ctx.resources, out)
 
 
-@osmo_rule(
-    "task-fields", "utils/job/task.py TaskSpec: image, files, exitActions, cacheSize, volumeMounts, ..."
-)
+@osmo_rule("task-fields", "utils/job/task.py TaskSpec: each task rule of task_rules.TASK_RULES, task by task")
 def _task_fields(ctx: _Ctx, out: _Collector) -> None:
     for _, _, tpath, task in ctx.tasks:
         _check_task(task, tpath, ctx.resources, out)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from compiler.osmo.findings import (
@@ -131,16 +133,41 @@ def _check_resources(resources: dict[str, Any], out: _Collector) -> None:
                 )
 
 
+TaskCheck = Callable[[dict[str, Any], str, dict[str, Any], _Collector], None]
+
+
+@dataclass(frozen=True)
+class TaskRule:
+    """One OSMO rule on a task's fields: where OSMO enforces it (spec/osmo_rules.md) and the check,
+    called as ``fn(task, task path, workflow resources, out)``."""
+
+    name: str
+    source: str
+    fn: TaskCheck
+
+
+TASK_RULES: list[TaskRule] = []
+
+
+def task_rule(name: str, source: str) -> Callable[[TaskCheck], TaskCheck]:
+    def deco(fn: TaskCheck) -> TaskCheck:
+        TASK_RULES.append(TaskRule(name, source, fn))
+        return fn
+
+    return deco
+
+
 def _check_task(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
-    """Every field rule of one task."""
-    for check in (_task_image_and_resource, _task_files, _task_exit_actions, _task_cache_checkpoint_mounts):
-        check(task, tpath, resources, out)
+    """Every registered task rule over one task, in registration order."""
+    for rule in TASK_RULES:
+        rule.fn(task, tpath, resources, out)
 
 
-def _task_image_and_resource(
-    task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector
-) -> None:
-    name = task.get("name")
+@task_rule(
+    "image-reference",
+    "utils/job/task.py TaskSpec.image: parses with common.docker_parse (utils/job/common.py)",
+)
+def _image(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
     image = task.get("image")
     if isinstance(image, str) and image and not DOCKER_REF_RE.match(image):
         out.error(
@@ -148,6 +175,17 @@ def _task_image_and_resource(
             f"image {image!r} is not a docker reference; write [registry/]repository[:tag][@digest] "
             "in lower case (e.g. nvcr.io/nvidia/paidf-simulation:1.0.0)",
         )
+
+
+@task_rule(
+    "task-resource",
+    "utils/job/task.py task.resource (default `default`): 'Requesting undefined resource X', "
+    "'Task T has no specified resource'; inline resources as ResourceSpec",
+)
+def _task_resource_defined(
+    task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector
+) -> None:
+    name = task.get("name")
     if not (isinstance(task.get("resources"), dict) and task["resources"]):
         ref = task.get("resource", "default")
         if isinstance(ref, str) and ref not in resources:
@@ -167,7 +205,12 @@ def _task_image_and_resource(
         _check_resources({f"<task {name}>": task["resources"]}, out)
 
 
-def _task_files(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
+@task_rule(
+    "files",
+    "utils/job/task.py File: path not empty, not under /osmo (but /osmo/data/output/), unique in the "
+    "task; kb_objects.FileMount.secret: one Kubernetes Secret (~1 MiB) per file",
+)
+def _files(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
     name = task.get("name")
     seen_paths: dict[str, int] = {}
     for fi, entry in enumerate(_seq(task.get("files"))):
@@ -200,7 +243,10 @@ def _task_files(task: dict[str, Any], tpath: str, resources: dict[str, Any], out
             )
 
 
-def _task_exit_actions(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
+@task_rule(
+    "exit-actions", "utils/job/task.py TaskSpec.exitActions: COMPLETE|FAIL|RESCHEDULE, codes and ranges"
+)
+def _exit_actions(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
     name = task.get("name")
     for key, value in (
         (task.get("exitActions") or {}).items() if isinstance(task.get("exitActions"), dict) else ()
@@ -219,9 +265,8 @@ def _task_exit_actions(task: dict[str, Any], tpath: str, resources: dict[str, An
             )
 
 
-def _task_cache_checkpoint_mounts(
-    task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector
-) -> None:
+@task_rule("cache-size", "utils/job/task.py TaskSpec.cacheSize: N% (0-100) or a resource quantity")
+def _cache_size(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
     cache = task.get("cacheSize")
     if isinstance(cache, str):
         if cache.endswith("%"):
@@ -236,12 +281,21 @@ def _task_cache_checkpoint_mounts(
         else:
             _quantity(cache, f"{tpath}.cacheSize", "cacheSize", out)
 
+
+@task_rule(
+    "checkpoint",
+    "utils/job/task.py CheckpointSpec: url matches STORAGE_BACKEND_REGEX (lib/api/storage.py), regex compiles",
+)
+def _checkpoint(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
     for ci, item in enumerate(_seq(task.get("checkpoint"))):
         if isinstance(item, dict):
             if isinstance(item.get("url"), str):
                 _check_url(item["url"], f"{tpath}.checkpoint[{ci}].url", out)
             _check_regex(item.get("regex"), f"{tpath}.checkpoint[{ci}].regex", out)
 
+
+@task_rule("volume-mounts", "utils/job/task.py TaskSpec.volumeMounts: `src` or `src:dst`")
+def _volume_mounts(task: dict[str, Any], tpath: str, resources: dict[str, Any], out: _Collector) -> None:
     for vi, mount in enumerate(_seq(task.get("volumeMounts"))):
         if isinstance(mount, str):
             split = mount.split(":")
