@@ -27,6 +27,8 @@ PACKAGES = [
     "packages/dig-runs",
 ]
 LINT_PATHS = ["compiler", "tests", "packages", "bench", "noxfile.py"]
+# Stubs for the compiler's untyped dependencies; jinja2, hydra-core and omegaconf ship their own types.
+MYPY_STUBS = ["types-PyYAML", "types-jsonschema"]
 
 
 def _install(session: nox.Session) -> None:
@@ -71,12 +73,21 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
 
 
+def _compiler_dependencies() -> list[str]:
+    """The compiler's third-party dependencies, as pyproject.toml declares them (not the dig-* packages)."""
+    declared = nox.project.load_toml("pyproject.toml")["project"]["dependencies"]
+    return [d for d in declared if not d.startswith("dig-")]
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check over every Python path of the repo."""
-    session.install("ruff")
+    """ruff lint and format check over every Python path of the repo; mypy strict over compiler/."""
+    # mypy reads the compiler's dependencies' types, so they are installed with it; the pod packages
+    # (dig-*) are not: [tool.mypy] skips them (follow_imports = skip).
+    session.install("ruff", "mypy", *MYPY_STUBS, *_compiler_dependencies())
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("mypy")  # [tool.mypy] in pyproject.toml: files = compiler/, strict
 
 
 @nox.session(default=False)
