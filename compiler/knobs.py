@@ -7,9 +7,10 @@ from typing import Any
 
 from compiler.errors import error
 from compiler.osmo import DOCKER_REF_RE
+from compiler.osmo.findings import NAME_RE
 
-# OSMO's name rule (osmo_rules.md): workflow, group and task names.
-OSMO_NAME = r"^[a-zA-Z]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$"
+# OSMO's name rule (osmo_rules.md): workflow, group and task names, as the output validator has it.
+OSMO_NAME = NAME_RE.pattern
 # Run names end up in URLs, env values, file names and shell words: keep them boring.
 RUN_NAME = r"^[A-Za-z0-9]([A-Za-z0-9_-]{0,62}[A-Za-z0-9])?$"
 # A unit is required: OSMO reads a bare number as bytes (`64` -> 0.0625Ki, rejected).
@@ -21,7 +22,6 @@ STORAGE_URL = r"^(s3|gs|swift|tos|azure)://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-
 TAXON = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 DEFECT_MODES = ("shift", "tombstone", "sideflip")
 
-_int = {"type": "integer"}
 _gpu = {"type": "integer", "minimum": 1, "maximum": 64}
 _cpu = {"type": "integer", "minimum": 1, "maximum": 1024}
 _qty = {"type": "string", "pattern": QUANTITY}

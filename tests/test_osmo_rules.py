@@ -109,3 +109,12 @@ def test_rule_row(name):
     errors = [f for f in validate_text(text) if f.severity == "error"]
     hits = [f for f in errors if f.path.startswith(path) and words in f.message]
     assert hits, (name, errors)
+
+
+def test_the_schema_names_osmo_names_with_the_validators_pattern():
+    import json
+
+    from compiler.osmo.findings import NAME_RE, SCHEMA_PATH
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert schema["$defs"]["name"]["pattern"] == NAME_RE.pattern

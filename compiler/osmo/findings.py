@@ -13,7 +13,8 @@ from compiler.osmo.limits import LimitExceeded, expanded_nodes
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "osmo_workflow.schema.json"
 
-
+# utils/job/common.py NAMEREGEX: workflow, group and task names (the knob types use it; the OSMO schema
+# states the same pattern, a test keeps the two equal).
 NAME_RE = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_-]*[a-zA-Z0-9])?$")
 
 
