@@ -175,7 +175,7 @@ def validate_text(
     lexical_errors = 0
     if scan_raw:
         before = len(out.findings)
-        _scan_jinja(raw_doc, [], allowed | sets.keys(), out, None)
+        _scan_jinja(raw_doc, [], allowed | sets.keys(), out)
         lexical_errors = sum(1 for f in out.findings[before:] if f.severity == "error")
     if any(marker in text for marker in TEMPLATED_MARKERS):
         doc, stop = _rendered(wf, raw_doc, {**defaults, **sets}, allowed, lexical_errors, out)
@@ -262,7 +262,7 @@ def _check_document(
     if isinstance(doc["workflow"], dict):
         _check_rules(doc["workflow"], out)
         if not scanned_raw:
-            _scan_jinja(doc, [], allowed, out, None)
+            _scan_jinja(doc, [], allowed, out)
         else:
             for cpath, task, entry in inlined:
                 _scan_string(entry.get("contents"), cpath, allowed, out, task, entry)

@@ -222,7 +222,7 @@ def _one_lead(ctx: _Ctx, out: _Collector) -> None:
 
 @osmo_rule("task-inputs", "utils/job/workflow.py: task inputs exist, in an earlier group; outputs by URL")
 def _inputs(ctx: _Ctx, out: _Collector) -> None:
-    _check_inputs(ctx.workflow, ctx.tasks, out)
+    _check_inputs(ctx.tasks, out)
 
 
 @osmo_rule("resources", "utils/job/task.py ResourceSpec; Helm default resource_validations (> 0)")
@@ -259,9 +259,7 @@ def _labels(ctx: _Ctx, out: _Collector) -> None:
     _check_labels(ctx.workflow.get("labels"), out)
 
 
-def _check_inputs(
-    workflow: dict[str, Any], tasks: list[tuple[int, str, str, dict[str, Any]]], out: _Collector
-) -> None:
+def _check_inputs(tasks: list[tuple[int, str, str, dict[str, Any]]], out: _Collector) -> None:
     group_of: dict[str, tuple[int, str]] = {}
     for gi, group_name, _, task in tasks:
         if isinstance(task.get("name"), str):

@@ -73,7 +73,7 @@ def _inline_localpaths(
     return inlined
 
 
-def _scan_jinja(node: Any, path: list[Any], allowed: set[str], out: _Collector, ctx: Any) -> None:
+def _scan_jinja(node: Any, path: list[Any], allowed: set[str], out: _Collector) -> None:
     stack: list[tuple[Any, list[Any], Any, Any]] = [(node, path, None, None)]
     while stack:
         value, p, task, entry = stack.pop()

@@ -139,15 +139,13 @@ def _find_camera(stage) -> tuple[Found, Found, Found | None, float | None]:
     return Found(str(cam.GetPath()), rule), xform, ring, (float(aperture) if aperture is not None else None)
 
 
-def _meshes_under(stage, prim) -> list:
+def _meshes_under(prim) -> list:
     return [p for p in Usd.PrimRange(prim) if p.IsA(UsdGeom.Mesh)]
 
 
 def _find_instances(stage) -> tuple[Found, dict[str, list[str]]]:
     """Instances: placed prims holding meshes (outermost below their type prim), grouped by grandparent."""
-    placed = [
-        p for p in stage.Traverse() if _is_placed(p) and not p.IsA(UsdGeom.Camera) and _meshes_under(stage, p)
-    ]
+    placed = [p for p in stage.Traverse() if _is_placed(p) and not p.IsA(UsdGeom.Camera) and _meshes_under(p)]
     by_root: dict[str, list] = {}
     for p in placed:
         parent = p.GetParent()
@@ -220,7 +218,7 @@ class _Shape:
 
 def _classify(stage: Any, ctype: ComponentType, cache: Any, overrides: list[tuple[str, str]]) -> None:
     inst = stage.GetPrimAtPath(ctype.instances[0])
-    meshes = _meshes_under(stage, inst)
+    meshes = _meshes_under(inst)
     boxes: dict[str, Box] = {}
     for m in meshes:
         r = cache.ComputeWorldBound(m).ComputeAlignedRange()
@@ -334,7 +332,7 @@ def discover(
         _classify(stage, types[name], cache, list(surface_classes or []))
     inst_prefixes = tuple(i + "/" for t in types.values() for i in t.instances)
     board_meshes = {}
-    for m in _meshes_under(stage, stage.GetPrimAtPath(root.path)):
+    for m in _meshes_under(stage.GetPrimAtPath(root.path)):
         path = str(m.GetPath())
         if path.startswith(inst_prefixes):
             continue
