@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from compiler.rules import finetune_scheduled
 from compiler.task import HF_TOKEN, Context, Input, Task, ref
@@ -136,5 +135,5 @@ def raw_dataset(ctx: Context, usecase: str) -> Input:
 
 
 def manual_infer(ctx: Context) -> Task:
-    inputs: dict[str, Any] = {"inference_dataset": raw_dataset(ctx, ctx.uc), **model_inputs(ctx, ctx.uc)}
+    inputs: dict[str, Input] = {"inference_dataset": raw_dataset(ctx, ctx.uc), **model_inputs(ctx, ctx.uc)}
     return infer(ctx, "infer-manual", inputs, ctx.k["infer_gpu"])
