@@ -8,8 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from compiler.compose import Request, build_config
 from compiler.flows import compile_key
-from compiler.model import build_workflow
 from compiler.pipeline import emit_checked, header, write_atomic
+from compiler.render import build_workflow
+from compiler.tasks import plan_tasks
 from compiler.validate_config import validate_config
 
 
@@ -19,7 +20,9 @@ def main(cfg: DictConfig) -> None:
     config = build_config(OmegaConf.to_container(cfg, resolve=False), choices, Request(), {}, [])
     config, _ = validate_config(config)
     key = compile_key(config)
-    text = emit_checked(build_workflow(config, placeholders=True), header(config, choices), key)[0]
+    text = emit_checked(
+        build_workflow(config, plan_tasks(config), placeholders=True), header(config, choices), key
+    )[0]
     out = Path(HydraConfig.get().runtime.output_dir)
     write_atomic(out / "workflow.yaml", text)
 

@@ -8,13 +8,11 @@ from typing import Any
 
 import yaml
 
-try:  # libyaml's emitter when present: same output, faster
-    _Base = yaml.CSafeDumper
-except AttributeError:  # pragma: no cover
-    _Base = yaml.SafeDumper
+# libyaml's emitter when present: same output, faster. The stubs type the two dumpers apart.
+_Base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class CanonicalDumper(_Base):  # type: ignore[misc, valid-type]
+class CanonicalDumper(_Base):  # type: ignore[misc]
     pass
 
 
@@ -24,7 +22,7 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value)
 
 
-def _list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
+def _list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
     # Short lists of scalars read best inline ([1920, 1080]); anything else as a block.
     flow = 0 < len(value) <= 8 and all(
         isinstance(v, (int, float, str))

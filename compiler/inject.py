@@ -20,7 +20,8 @@ def step_table() -> dict[str, tuple[str, str]]:
     tree = ast.parse((STAGES_DIR / "__main__.py").read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "STEPS":
-            return ast.literal_eval(node.value)  # type: ignore[arg-type]
+            table: dict[str, tuple[str, str]] = ast.literal_eval(node.value)  # type: ignore[arg-type]
+            return table
     raise RuntimeError("dig_stages/__main__.py has no STEPS table")
 
 

@@ -17,8 +17,10 @@ from compiler.emit import dump_yaml, manifest_modules, splice_modules
 from compiler.errors import Diagnostic, DigError
 from compiler.flows import compile_key, submit_command, takes_run_name
 from compiler.inject import POD_DIR, module_source
-from compiler.model import build_workflow, plan_tasks
 from compiler.paths import BUILD_DIR, REPO_ROOT
+from compiler.render import build_workflow
+from compiler.task import Task
+from compiler.tasks import plan_tasks
 from compiler.validate_config import refusals, validate_config
 
 
@@ -96,6 +98,8 @@ class Compiled:
     # The text before the dig_stages modules were spliced in, and those modules' sources.
     unspliced: str = ""
     modules: dict[str, str] = field(default_factory=dict)
+    # The planned tasks the text was rendered from (the run-book reads them; it does not plan again).
+    tasks: list[Task] = field(default_factory=list)
 
     @property
     def review_text(self) -> str:
@@ -253,7 +257,7 @@ def compile_request(
     text, unspliced, modules = emit_checked(workflow, header(config, composed.choices, req, prefs), key)
     suffix = name_suffix(req, composed.choices, config, prefs)
     default = BUILD_DIR / f"{key}{'__' + suffix if suffix else ''}.yaml"
-    return Compiled(text, key, config, composed.choices, diagnostics, default, unspliced, modules)
+    return Compiled(text, key, config, composed.choices, diagnostics, default, unspliced, modules, tasks)
 
 
 def output_path(compiled: Compiled) -> Path:

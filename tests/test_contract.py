@@ -489,11 +489,11 @@ def test_every_variant_declares_its_facts_and_the_plan_matches_them(matrix_texts
 
 def test_the_submit_line_is_one_function(compile_args):
     from compiler.flows import submit_command
-    from compiler.plan_build import build_plan
+    from compiler.runbook_build import build_runbook
 
     for args in (["flow=day0"], ["flow=setup", "usecase=pcb"], ["flow=finetune", "name=ft-1", "pool=p1"]):
         compiled = compile_args(*args)
-        plan = build_plan(compiled, "wf.yaml")
+        plan = build_runbook(compiled, "wf.yaml")
         assert plan["submit_command"]["lines"][-1] == submit_command(compiled.config, "wf.yaml")
         submit_line = next(line for line in compiled.text.splitlines() if line.startswith("# Submit: "))
         assert submit_command(compiled.config, "<this file>") in submit_line

@@ -1,7 +1,7 @@
 """The compiled workflow is the contract downstream: preflight reads and outputs' stages equal the compiled tasks.
 
 Over the shipped matrix plus the variants that broke (issue 11). The oracle is the compiler's own
-task model (`plan_tasks`) and the composed config's knobs, not the YAML the packages parse.
+planned tasks (`Compiled.tasks`, from compiler.tasks.plan_tasks) and the composed config's knobs, not the YAML the packages parse.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dig_preflight.requirements import checkpoint_filename, requirements
 
 from compiler.compose import parse_overrides
 from compiler.matrix import shipped_matrix
-from compiler.model import plan_tasks
 from compiler.pipeline import compile_request
 
 VARIANTS = {
@@ -42,7 +41,7 @@ def compiled(composer):
     def get(case):
         if case not in cache:
             c = compile_request(parse_overrides(list(CASES[case])), composer=composer, prefs={})
-            cache[case] = (c, yaml.safe_load(c.text), plan_tasks(c.config))
+            cache[case] = (c, yaml.safe_load(c.text), c.tasks)
         return cache[case]
 
     return get
@@ -56,7 +55,7 @@ def _reads(tasks) -> set[tuple[str, str]]:
         for key, value in t.spec.items():
             for m in _INPUT.finditer(value if isinstance(value, str) else ""):
                 keys_by_index.setdefault(int(m.group(1)), set()).add(key)
-        for i, inp in enumerate(t.inputs):
+        for i, inp in enumerate(t.inputs.values()):
             if "url" not in inp:
                 continue
             if "ckpt_dataset" in keys_by_index.get(i, set()) and t.spec.get("fresh_checkpoint"):

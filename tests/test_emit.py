@@ -8,8 +8,9 @@ import yaml
 
 from compiler.compose import Composer, parse_overrides
 from compiler.emit import dump_yaml
-from compiler.model import build_workflow
 from compiler.pipeline import compile_request
+from compiler.render import build_workflow
+from compiler.tasks import plan_tasks
 
 
 def test_same_inputs_same_bytes_across_fresh_composers():
@@ -21,7 +22,7 @@ def test_same_inputs_same_bytes_across_fresh_composers():
 
 def test_spliced_text_loads_back_to_the_planned_document(compile_args):
     compiled = compile_args("flow=day0", "knobs.use_pretrained_checkpoint=false")
-    assert yaml.safe_load(compiled.text) == build_workflow(compiled.config)
+    assert yaml.safe_load(compiled.text) == build_workflow(compiled.config, plan_tasks(compiled.config))
 
 
 def test_multiline_strings_are_block_scalars_and_text_is_lf(matrix_texts):

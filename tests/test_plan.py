@@ -1,4 +1,4 @@
-"""compiler.plan: every section per flow, the real preflight argparse, DAG edges, submit line, CLI errors."""
+"""The run-book (`python -m compiler.plan`, compiler.runbook*): every section per flow, the real preflight argparse, DAG edges, submit line, CLI errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import shlex
 import pytest
 
 from compiler import plan as plan_cli
-from compiler.model import plan_tasks
-from compiler.plan_build import SECTIONS, STAMP_LINE, build_plan
+from compiler import runbook
+from compiler.runbook_build import SECTIONS, STAMP_LINE, build_runbook
 
 GLASS_ZIP = "knobs.uc3_zip_url_root=s3://bkt/dig/uploads/glass-zip"
 CASES = {
@@ -31,7 +31,7 @@ def plans(compile_args):
     out = {}
     for case, args in CASES.items():
         compiled = compile_args(*args)
-        out[case] = (compiled, build_plan(compiled, FILE))
+        out[case] = (compiled, build_runbook(compiled, FILE))
     return out
 
 
@@ -46,10 +46,10 @@ def _preflight_parser():
 @pytest.mark.parametrize("case", CASES)
 def test_every_section_in_order_markdown_and_json(plans, case):
     _, plan = plans[case]
-    md = plan_cli.to_markdown(plan)
+    md = runbook.to_markdown(plan)
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
     assert headings == list(SECTIONS.values())
-    doc = json.loads(plan_cli.to_json(plan))
+    doc = json.loads(runbook.to_json(plan))
     assert list(doc["sections"]) == list(SECTIONS)
     assert doc["headings"] == SECTIONS
     assert doc["sections"]["workflow"]["file"] == FILE
@@ -70,9 +70,7 @@ def test_preflight_commands_parse_with_the_real_argparse(plans, case):
         if ns.command == "workflow":
             assert str(ns.file) == FILE
     assert subs[0] == "credentials" and subs[-1] == "workflow" and "urls" not in subs
-    kit_or_train = any(
-        t.step.startswith("render-") or t.step == "finetune" for t in plan_tasks(compiled.config)
-    )
+    kit_or_train = any(t.step.startswith("render-") or t.step == "finetune" for t in compiled.tasks)
     assert ("pod-template" in subs) == kit_or_train
 
 
@@ -114,10 +112,10 @@ def test_mermaid_has_every_task_edge_and_no_other(plans, case):
     assert mermaid.startswith("flowchart LR\n")
     ids = dict((name, node) for node, name in re.findall(r'(t\d+)\["[^"<]+<br/>([^"]+)"\]', mermaid))
     expected = {
-        (ids[i["task"]], ids[t.name]) for t in plan_tasks(compiled.config) for i in t.inputs if "task" in i
+        (ids[i["task"]], ids[t.name]) for t in compiled.tasks for i in t.inputs.values() if "task" in i
     }
     assert set(re.findall(r"(t\d+) --> (t\d+)", mermaid)) == expected
-    assert len(plan["group_order"]["lines"]) == len(plan_tasks(compiled.config))
+    assert len(plan["group_order"]["lines"]) == len(compiled.tasks)
 
 
 def test_group_order_text_day0(plans):
@@ -136,7 +134,7 @@ def test_submit_command_day0_names_file_and_fresh_stamp(plans):
 
 
 def test_submit_with_name_and_pool_compiled_in(compile_args):
-    plan = build_plan(compile_args("flow=day0", "name=day0-1a2b3c4d", "pool=my-pool"), FILE)
+    plan = build_runbook(compile_args("flow=day0", "name=day0-1a2b3c4d", "pool=my-pool"), FILE)
     sub = plan["submit_command"]
     assert sub["lines"] == [f"osmo workflow submit {FILE} --pool my-pool"]
     assert "compiled in" in sub["note"] and "--set name" in sub["note"]
@@ -152,11 +150,11 @@ def test_setup_has_no_run_name(plans, case):
     plan = plans[case][1]
     assert plan["submit_command"]["lines"] == [f"osmo workflow submit {FILE} --pool <pool>"]
     assert "no run name" in plan["submit_command"]["note"].lower()
-    assert "$STAMP" not in plan_cli.to_markdown(plan)
+    assert "$STAMP" not in runbook.to_markdown(plan)
 
 
 def test_pool_from_preferences(compile_args):
-    plan = build_plan(compile_args("flow=good_image", prefs={"pool": "saved-pool"}), FILE)
+    plan = build_runbook(compile_args("flow=good_image", prefs={"pool": "saved-pool"}), FILE)
     assert plan["submit_command"]["lines"][-1].endswith("--pool saved-pool --set name=good_image-$STAMP")
 
 
@@ -179,10 +177,10 @@ def test_notes(plans, compile_args):
     day0 = plans["day0"][1]["notes"]
     assert any(n.startswith("notice: knobs.anomaly_types_json") for n in day0)
     assert any(n.startswith("notice: dig_url_root: unconfirmed storage root") for n in day0)
-    images = build_plan(compile_args("flow=structural"), FILE, images=100)["notes"][-1]
+    images = build_runbook(compile_args("flow=structural"), FILE, images=100)["notes"][-1]
     # the board's calibration table (spec §8), not ceil(N/30): 5 patches -> ~120 is the first >= 100
     assert "knobs.render_patches=5 -> expected ~120 crops" in images and "~75 (render_patches=3)" in images
-    small = build_plan(compile_args("flow=structural"), FILE, images=10)["notes"][-1]
+    small = build_runbook(compile_args("flow=structural"), FILE, images=10)["notes"][-1]
     assert "knobs.render_patches=2 knobs.defect_modes=shift -> expected ~17 crops" in small
 
 
@@ -194,7 +192,7 @@ def test_workflow_values(plans, compile_args):
     assert "gpu-train" in plans["day0"][1]["workflow"]["resources"]
     ft = {
         v["name"]: v["value"]
-        for v in build_plan(compile_args("flow=day1", "knobs.use_pretrained_checkpoint=false"), FILE)[
+        for v in build_runbook(compile_args("flow=day1", "knobs.use_pretrained_checkpoint=false"), FILE)[
             "workflow"
         ]["values"]
     }
@@ -245,18 +243,18 @@ def test_readme_carries_every_example_plan():
     from compiler.paths import REPO_ROOT
 
     readme = (REPO_ROOT / "README.md").read_text()
-    assert plan_cli.readme_plans_block() in readme, (
+    assert runbook.readme_plans_block() in readme, (
         "README plans are stale: run `python -m compiler.plan --write-examples`"
     )
-    for stem in plan_cli.EXAMPLES:
+    for stem in runbook.EXAMPLES:
         assert f"python -m compiler.plan flow={stem}" in readme
 
 
 def test_examples_are_fresh(tmp_path):
-    written = plan_cli.write_examples(tmp_path)
-    assert sorted(p.name for p in written) == sorted(f"{f}.md" for f in plan_cli.EXAMPLES)
+    written = runbook.write_examples(tmp_path)
+    assert sorted(p.name for p in written) == sorted(f"{f}.md" for f in runbook.EXAMPLES)
     for path in written:
-        shipped = plan_cli.DOCS_PLANS / path.name
+        shipped = runbook.DOCS_PLANS / path.name
         assert shipped.read_text() == path.read_text(), (
             f"{shipped} is stale: run `python -m compiler.plan --write-examples`"
         )

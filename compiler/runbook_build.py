@@ -1,4 +1,5 @@
-"""A compiled request -> the structured plan: workflow, preflights, artifacts, submit, DAG, outputs, notes."""
+"""The run-book of a compile (what `dig plan` prints), as data: workflow, preflights, artifacts, submit,
+group order, outputs, notes. Read from the compiled request and its planned tasks; nothing is planned again."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import shlex
 from typing import Any
 
 from compiler.flows import calls_endpoint, final_stage, run_name, submit_command, takes_run_name
-from compiler.model import NAME_TOKEN, Task, plan_tasks, resources
 from compiler.pipeline import Compiled
+from compiler.render import resources
 from compiler.rules import finetune_scheduled
+from compiler.runbook_notes import notes
+from compiler.task import NAME_TOKEN, Task
 
 SECTIONS = {
     "workflow": "Workflow",
@@ -51,9 +54,9 @@ def show(value: Any) -> Any:
     return "null" if value is None else value
 
 
-def build_plan(compiled: Compiled, file: str, images: int | None = None) -> dict[str, Any]:
-    config = compiled.config
-    tasks = plan_tasks(config)
+def build_runbook(compiled: Compiled, file: str, images: int | None = None) -> dict[str, Any]:
+    """The run-book's sections (keys of SECTIONS) for the compiled file written at `file`."""
+    config, tasks = compiled.config, compiled.tasks
     return {
         "compile_key": compiled.key,
         "workflow": _workflow(compiled, file),
@@ -62,51 +65,59 @@ def build_plan(compiled: Compiled, file: str, images: int | None = None) -> dict
         "submit_command": _submit(config, file),
         "group_order": _group_order(tasks),
         "output_location": _outputs(config, tasks),
-        "notes": _notes(compiled, tasks, images),
+        "notes": notes(compiled, images),
     }
 
 
 # -- Workflow --------------------------------------------------------------------------------------
-def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
-    c, k = compiled.config, compiled.config["knobs"]
+def _checkpoint_mode(c: dict[str, Any]) -> str:
+    if c["flow"]["key"] == "finetune":
+        return "finetune only (no inference)"
+    if finetune_scheduled(c):
+        return "finetune first (finetune-job trains; inference picks the best validated step)"
+    return f"pretrained (shipped checkpoint in models/{c['usecase']['key']})"
+
+
+SHOWN_KNOBS = (
+    "render_patches",
+    "crop_max_emit",
+    "defect_modes",
+    "num_sdg",
+    "default_spatial_dependency",
+    "model_size",
+    "pretrained_model_sizes",
+    "uc3_zip_url_root",
+)
+
+
+def _values(c: dict[str, Any]) -> list[dict[str, Any]]:
+    """The values that decide what this run does, as the Workflow section lists them."""
+    k = c["knobs"]
     values: list[dict[str, Any]] = [{"name": "use case", "value": c["usecase"]["key"]}]
     if c["flow"]["uses_board"]:
         values.append({"name": "board", "value": c["board"]["key"]})
     if "real_image_filename" in k and k.get("use_usd2roi_day1"):
         values.append({"name": "real photo", "value": k["real_image_filename"]})
     if "use_pretrained_checkpoint" in k or c["flow"]["key"] == "finetune":
-        mode = (
-            "finetune first (finetune-job trains; inference picks the best validated step)"
-            if finetune_scheduled(c)
-            else f"pretrained (shipped checkpoint in models/{c['usecase']['key']})"
-        )
-        if c["flow"]["key"] == "finetune":
-            mode = "finetune only (no inference)"
-        values.append({"name": "checkpoint", "value": mode})
+        values.append({"name": "checkpoint", "value": _checkpoint_mode(c)})
     if "checkpoint_step" in k:
         values.append({"name": "checkpoint step", "value": k["checkpoint_step"]})
     if "anomaly_types_json" in k:
         values.append(
             {"name": "anomaly types", "value": json.dumps(k["anomaly_types_json"], allow_nan=False)}
         )
-    for name in (
-        "render_patches",
-        "crop_max_emit",
-        "defect_modes",
-        "num_sdg",
-        "default_spatial_dependency",
-        "model_size",
-        "pretrained_model_sizes",
-        "uc3_zip_url_root",
-    ):
-        if name in k:
-            values.append({"name": name, "value": show(k[name])})
+    values += [{"name": name, "value": show(k[name])} for name in SHOWN_KNOBS if name in k]
     if calls_endpoint(c):
         values.append(
             {"name": "image-edit endpoint", "value": f"{c['endpoint']['key']}: {c['endpoint']['url']}"}
         )
     values.append({"name": "storage root", "value": c["dig_url_root"]})
     values.append({"name": "run name", "value": run_name(c) or "(none: setup writes fixed URLs)"})
+    return values
+
+
+def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
+    c, k = compiled.config, compiled.config["knobs"]
     sizes = {
         cls: ", ".join(f"{key} {val}" for key, val in spec.items()) for cls, spec in resources(c).items()
     }
@@ -117,7 +128,7 @@ def _workflow(compiled: Compiled, file: str) -> dict[str, Any]:
         "workflow_name": k["workflow_name"],
         "file": file,
         "choices": compiled.choices,
-        "values": values,
+        "values": _values(c),
         "resources": sizes,
         "timeouts": {"exec_timeout": k["exec_timeout"], "queue_timeout": k["queue_timeout"]},
     }
@@ -209,7 +220,7 @@ def _group_order(tasks: list[Task]) -> dict[str, Any]:
     by_task = {t.name: t for t in tasks}
     lines, edges = [], []
     for t in tasks:
-        ups = [i["task"] for i in t.inputs if "task" in i]
+        ups = [i["task"] for i in t.inputs.values() if "task" in i]
         edges += [[u, t.name] for u in ups]
         up_text = ", ".join(ups) if ups else "(no upstream: URL inputs only)" if t.inputs else "(no upstream)"
         lines.append(f"{t.group} ({t.name}) <- {up_text}")
@@ -249,80 +260,3 @@ def _outputs(config: dict[str, Any], tasks: list[Task]) -> dict[str, Any]:
             f"trainer layout if an input is pointed at runs/{name}/finetune by hand."
         )
     return result
-
-
-# -- Notes -----------------------------------------------------------------------------------------
-def _notes(compiled: Compiled, tasks: list[Task], images: int | None) -> list[str]:
-    c, k, variant = compiled.config, compiled.config["knobs"], compiled.config["flow"]["variant"]
-    notes = [f"{d.severity}: {d.key}: {d.message}" for d in compiled.diagnostics]
-    if variant == "structural":
-        calib = c["board"].get("structural_yield")
-        table = ", ".join(f"{p}→~{n}" for p, n in calib or [])
-        notes.append(
-            "`crop_max_emit` does not exist on structural: it is sized by `render_patches` "
-            f"(now {k['render_patches']})"
-            + (
-                f". Yield on board {c['board']['key']} (render_patches→≈crops): {table}; below "
-                f"~{calib[0][1]} narrow `defect_modes` (each disabled mode removes ~33%); `--images N` "
-                "picks the patches."
-                if calib
-                else "; this board has no yield calibration."
-            )
-        )
-        if c["board"]["key"] == "1152819000":
-            notes.append("Board 1152819000 is IC-only (shift mode): use render_patches=-1.")
-        elif k["render_patches"] == 1:
-            notes.append("render_patches=1 may render an empty cell (0 crops): prefer ≥ 3.")
-    if variant in ("texture", "good", "structural"):
-        notes.append(
-            "Missing components are made by Day 0 texture defects (AnomalyGen "
-            "`passive_component+missing`), not by structural (pose: shift/tombstone/sideflip)."
-        )
-    if variant in ("texture", "good"):
-        notes.append(
-            "`crop_max_emit` caps crops per material per scan cell: '' keeps the cookbook cap, null "
-            'removes it, N caps at N. "N images" means crop_max_emit=N, never render_patches.'
-        )
-    if calls_endpoint(c):
-        notes.append(
-            f"Check the image-edit endpoint is Ready before submit ({c['endpoint']['url']}/models must "
-            "list nvidia/Qwen-Image-Edit-NVPCB-OVSL2SL); otherwise the render finishes and image-edit "
-            "fails."
-        )
-    if variant == "real_alignment":
-        notes.append(
-            "Day 1 on pcb defaults to real-photo alignment (render + MI registration to "
-            f"{k.get('real_image_filename')}); for your own crops use flow=day1_manual_roi. Changing "
-            "board= changes the photo with it; a custom photo must match the board."
-        )
-    if finetune_scheduled(c) and c["flow"]["key"] != "finetune":
-        notes.append(
-            "finetune-job has no upstream edge (URL inputs only) and starts at once; inference waits for "
-            "it and picks the best validated step (checkpoint_step is only the fallback)."
-        )
-    if not takes_run_name(c):
-        notes.append(
-            "Setup writes fixed URLs under the storage root; re-running overwrites them. Re-submit only "
-            "the setup that failed."
-        )
-    if variant == "setup_glass":
-        notes.append("Upload mobile_screen.zip as a regular file under uc3_zip_url_root before submitting.")
-    if variant == "setup_pretrained" and "14B" in str(k.get("pretrained_model_sizes", "")):
-        notes.append("Model sizes include 14B: storage_large must be ≥ 300Gi.")
-    if run_name(c) and not c["name"]:
-        notes.append(
-            "Never reuse a run name: runs/<name>/ would be overwritten (exception: a good_image + "
-            "structural pair for ChangeNet shares one name on purpose)."
-        )
-    if images is not None:
-        notes.append(_images_note(c, images))
-    return notes
-
-
-def _images_note(config: dict[str, Any], images: int) -> str:
-    from compiler.sizing import SizingError, rule_for
-
-    try:
-        return rule_for(config, images).report().replace("\n    ", "; ")
-    except SizingError as exc:
-        return f"--images {images}: {exc}"
