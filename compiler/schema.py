@@ -132,10 +132,10 @@ def _load(group: str, option: str) -> dict[str, Any]:
 
 
 def variant_knob_sets() -> dict[str, list[str]]:
-    """Knob names of each flow variant (compiler.flows.knob_set, the function compose applies)."""
-    from compiler.flows import variants
+    """Knob names of each flow variant, as Hydra composes them (compiler.flows.variant_knob_sets)."""
+    from compiler.flows import variant_knob_sets as knob_sets
 
-    return {name: list(v["knobs"]) for name, v in variants().items()}
+    return knob_sets()
 
 
 # A board key names files and the compile key: letters, digits, `_` and `-`, not starting with `_`.
