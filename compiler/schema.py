@@ -124,11 +124,11 @@ def infer_schema(samples: list[Any], path: str = "") -> dict[str, Any]:
     return schema
 
 
-def _load(group: str, option: str) -> dict[str, Any]:
+def _load(group: str, option: str, *, resolve: bool = False) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     conf = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
-    return OmegaConf.to_container(conf, resolve=False)  # type: ignore[return-value]
+    return OmegaConf.to_container(conf, resolve=resolve)  # type: ignore[return-value]
 
 
 def variant_knob_sets() -> dict[str, list[str]]:
@@ -144,7 +144,8 @@ BOARD_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 def build_schema() -> dict[str, Any]:
     flows = {f: _load("flow", f)["flow"] for f in group_options("flow")}
-    usecases = [_load("usecase", u) for u in group_options("usecase")]
+    # A use case file interpolates only itself (`anomaly_types: ${usecase.anomaly_types}`): resolved, as composed.
+    usecases = [_load("usecase", u, resolve=True) for u in group_options("usecase")]
     from compiler.options import load_option
 
     # A board extends its base (`defaults: [_pcba, _self_]`): infer from the composed boards.
