@@ -19,7 +19,15 @@ from compiler.override_apply import TOP_LEVEL, Target, apply_override
 from compiler.overrides import Request, parse_overrides
 from compiler.paths import CONF_DIR, GROUPS, group_options
 
-__all__ = ["TOP_LEVEL", "Composed", "Composer", "Request", "build_config", "hydra_container", "parse_overrides"]
+__all__ = [
+    "TOP_LEVEL",
+    "Composed",
+    "Composer",
+    "Request",
+    "build_config",
+    "hydra_container",
+    "parse_overrides",
+]
 
 SUGGESTED_ROOT = "s3://osmo-workflows/dig"
 # Nodes whose interpolations are resolved once per composition: they refer only to one another
@@ -119,7 +127,7 @@ class Composer:
         if key not in self._cache:
             found = [d / "usecase" / f"{usecase}.yaml" for d in (CONF_DIR, *self.searchpath)]
             conf = OmegaConf.load(next((f for f in found if f.is_file()), found[0]))
-            self._cache[key] = OmegaConf.to_container(conf.usecase, resolve=False)  # type: ignore[assignment,union-attr]
+            self._cache[key] = OmegaConf.to_container(conf.usecase, resolve=False)  # type: ignore[assignment]
         return self._cache[key]
 
     def compose(self, req: Request, prefs: dict[str, str] | None = None) -> Composed:
@@ -201,7 +209,12 @@ def _check_board(
     """A use case without boards takes none; a board flow needs one of the use case's boards."""
     if req.choices.get("board") not in (None, "none") and not usecase["boards"]:
         raise _fail(
-            choices, "board", f"use case '{usecase['key']}' has no boards; drop board=", board["key"], "none", "A5"
+            choices,
+            "board",
+            f"use case '{usecase['key']}' has no boards; drop board=",
+            board["key"],
+            "none",
+            "A5",
         )
     if uses_board and board["key"] not in usecase["boards"] and board.get("usecase") != usecase["key"]:
         raise _fail(
@@ -254,7 +267,9 @@ def _mounted_cookbooks(cfg: dict[str, Any], flow: dict[str, Any], choices: dict[
     return cookbooks
 
 
-def _resolve_knobs(knobs: dict[str, Any], req: Request, usecase: dict[str, Any], board: dict[str, Any]) -> None:
+def _resolve_knobs(
+    knobs: dict[str, Any], req: Request, usecase: dict[str, Any], board: dict[str, Any]
+) -> None:
     """Resolve interpolations (per-use-case and per-board knob defaults) after overrides.
 
     Only the knobs that hold one go through OmegaConf (a full-config create costs ~20 ms per sweep
@@ -264,7 +279,8 @@ def _resolve_knobs(knobs: dict[str, Any], req: Request, usecase: dict[str, Any],
     pending = {k: v for k, v in knobs.items() if isinstance(v, str) and "${" in v and k not in user_set}
     if pending:
         context = OmegaConf.create({"knobs": pending, "usecase": usecase, "board": board})
-        knobs.update(OmegaConf.to_container(context, resolve=True)["knobs"])  # type: ignore[call-overload,index]
+        resolved: dict[str, Any] = OmegaConf.to_container(context, resolve=True)  # type: ignore[assignment]
+        knobs.update(resolved["knobs"])
 
 
 def _apply_prefs(

@@ -66,7 +66,9 @@ def knob_names(flow: str, usecase: str) -> tuple[str, ...]:
 
     names = list(load_option("flow", flow)["knobs"])
     if (CONF_DIR / "flow_usecase" / f"{flow}_{usecase}.yaml").is_file():
-        names += [k for k in load_option("flow_usecase", f"{flow}_{usecase}").get("knobs", {}) if k not in names]
+        names += [
+            k for k in load_option("flow_usecase", f"{flow}_{usecase}").get("knobs", {}) if k not in names
+        ]
     return tuple(names)
 
 

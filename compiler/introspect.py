@@ -85,7 +85,10 @@ def _knob_files(choices: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
 
 def _specializations(choices: dict[str, str]) -> list[tuple[str, str, str]]:
     """(group, option, file) of the optional specializations config.yaml's defaults list composed in."""
-    wanted = [("flow_usecase", f"{choices['flow']}_{choices['usecase']}"), ("knobs_flow", f"{choices['knobs']}_{choices['flow']}")]
+    wanted = [
+        ("flow_usecase", f"{choices['flow']}_{choices['usecase']}"),
+        ("knobs_flow", f"{choices['knobs']}_{choices['flow']}"),
+    ]
     return [(g, o, _group_file(g, o)) for g, o in wanted if (CONF_DIR / g / f"{o}.yaml").is_file()]
 
 

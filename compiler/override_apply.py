@@ -26,7 +26,9 @@ class Target:
     choices: dict[str, str]
     copied: set[str] = field(default_factory=set)  # cookbooks already copied (copy-on-write)
 
-    def fail(self, key: str, message: str, got: Any = None, allowed: str | None = None, rule: str = "") -> DigError:
+    def fail(
+        self, key: str, message: str, got: Any = None, allowed: str | None = None, rule: str = ""
+    ) -> DigError:
         return DigError(Diagnostic("error", key, message, got, allowed, rule), choices=self.choices)
 
 
@@ -38,7 +40,9 @@ def apply_override(target: Target, key: str, value: Any) -> None:
         _set_cookbook_field(target, key, rest, value)
     elif head == "endpoint":
         if rest != "url":
-            raise target.fail(key, "only endpoint.url can be set (the model id is fixed)", key, "endpoint.url", "A24")
+            raise target.fail(
+                key, "only endpoint.url can be set (the model id is fixed)", key, "endpoint.url", "A24"
+            )
         target.endpoint["url"] = value if value is None else str(value)
     elif head in TOP_LEVEL and not rest:
         _set_top_level(target, key, value)

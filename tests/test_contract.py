@@ -300,7 +300,9 @@ VARIANTS = [
     *[
         [f"flow={f}", "usecase=pcb", f"knobs={p}"]
         for p in ("smoke", "full_board")
-        for f in sorted(x.stem.removeprefix(f"{p}_") for x in (REPO / "conf" / "knobs_flow").glob(f"{p}_*.yaml"))
+        for f in sorted(
+            x.stem.removeprefix(f"{p}_") for x in (REPO / "conf" / "knobs_flow").glob(f"{p}_*.yaml")
+        )
     ],
     ["flow=day0", "usecase=pcb", "endpoint=external", "endpoint.url=https://edit.example.com/v1"],
     ["flow=structural", "usecase=pcb", "endpoint=external", "endpoint.url=https://edit.example.com/v1"],
