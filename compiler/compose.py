@@ -196,6 +196,15 @@ def _check_flow_applies(flow: dict[str, Any], usecase: str, choices: dict[str, s
             ", ".join(flow["usecases"]),
             "A9",
         )
+    if flow["variant"] == "???":  # Hydra's mandatory value: the use case's specialization names it
+        raise _fail(
+            choices,
+            "usecase",
+            f"flow '{flow['key']}' has no variant for use case '{usecase}'",
+            usecase,
+            f"add conf/flow_usecase/{flow['key']}_{usecase}.yaml (flow.variant, flow.title, its knobs)",
+            "A9",
+        )
 
 
 def _check_board(
