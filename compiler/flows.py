@@ -27,10 +27,14 @@ def flow_file(flow: str) -> dict[str, Any]:
 
 
 def _load(group: str, option: str) -> dict[str, Any] | None:
-    from omegaconf import OmegaConf
+    """A conf/ file as plain YAML data (no interpolation, no defaults list): ~10x faster than OmegaConf.load."""
+    import yaml
 
     path = CONF_DIR / group / f"{option}.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else None  # type: ignore[return-value]
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+    return data
 
 
 @cache
@@ -38,12 +42,10 @@ def declaration(flow: str, usecase: str) -> dict[str, Any]:
     """The `flow` block Hydra composes for flow x use case: the flow file's, its specialization's over it.
 
     The `flow` block holds plain values and lists only (a flow's defaults list brings knobs, never
-    `flow` fields), so merging the two files' blocks is the merge Hydra does.
+    `flow` fields), so a key-by-key update is the merge Hydra does (tests/test_conf_layout.py checks).
     """
-    from omegaconf import OmegaConf
-
     special = (_load("flow_usecase", f"{flow}_{usecase}") or {}).get("flow", {})
-    return OmegaConf.to_container(OmegaConf.merge(flow_file(flow)["flow"], special))  # type: ignore[return-value]
+    return {**flow_file(flow)["flow"], **special}
 
 
 @cache
