@@ -145,3 +145,17 @@ def test_a_use_case_without_its_specialization_is_refused(tmp_path):
     with pytest.raises(DigError) as exc:
         build_config(broken, {"flow": "setup", "usecase": "pcb"}, parse_overrides([]), {}, [])
     assert "conf/flow_usecase/setup_pcb.yaml" in str(exc.value)
+
+
+def test_a_knob_default_referring_to_a_knob_waits_for_the_overrides(composer):
+    """Resolved after the overrides: `${knobs.num_sdg}` follows knobs.num_sdg=17; a use-case reference
+    was resolved at composition; a command-line `${...}` stays text."""
+    from compiler.compose import build_config
+
+    choices = composer.resolve_choices(parse_overrides(["flow=day1_manual_roi"]), {})
+    cfg = composer._hydra_compose(choices)
+    assert cfg["knobs"]["checkpoint_step"] == 14000  # ${usecase.checkpoint_step}, resolved once
+    cfg = {**cfg, "knobs": {**cfg["knobs"], "roi_prompt": "${knobs.num_sdg}"}}
+    req = parse_overrides(["knobs.num_sdg=17", "knobs.model_size=${HOME}"])
+    config = build_config(cfg, choices, req, {}, [])
+    assert config["knobs"]["roi_prompt"] == 17 and config["knobs"]["model_size"] == "${HOME}"
