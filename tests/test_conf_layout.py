@@ -159,3 +159,29 @@ def test_a_knob_default_referring_to_a_knob_waits_for_the_overrides(composer):
     req = parse_overrides(["knobs.num_sdg=17", "knobs.model_size=${HOME}"])
     config = build_config(cfg, choices, req, {}, [])
     assert config["knobs"]["roi_prompt"] == 17 and config["knobs"]["model_size"] == "${HOME}"
+
+
+def test_info_names_a_user_preset_file(tmp_path, capsys):
+    from compiler.introspect import show_info
+
+    composer = _user_preset(tmp_path, "num_sdg: 7")
+    out = show_info("config", ["flow=day0", "knobs=tiny"], composer=composer)
+    assert "num_sdg: 7  <- knobs_flow/tiny_day0.yaml" in out
+    assert "knobs_flow/tiny_day0.yaml  knobs_flow=tiny_day0  [specialization]" in show_info(
+        "defaults", ["flow=day0", "knobs=tiny"], composer=composer
+    )
+
+
+def test_conf_wins_over_a_user_dir_as_info_searchpath_says(tmp_path):
+    """Hydra searches hydra.searchpath after the primary config's dir: a same-named board in a user
+    dir does not replace conf/'s, and `--info searchpath` lists conf/ first."""
+    from compiler.introspect import show_info
+
+    (tmp_path / "board").mkdir()
+    text = (CONF_DIR / "board" / "0603_H100.yaml").read_text(encoding="utf-8")
+    (tmp_path / "board" / "0603_H100.yaml").write_text(text.replace("0603_H100.jpg", "USER.jpg"))
+    composer = Composer(searchpath=[tmp_path])
+    board = composer.compose(parse_overrides(["flow=day1"])).config["board"]
+    assert board["real_image_filename"] == "input_real_image/0603_H100.jpg"
+    lines = show_info("searchpath", [], composer=composer).splitlines()
+    assert lines[1].strip() == f"file://{CONF_DIR}" and lines[2].strip() == f"file://{tmp_path.resolve()}"
