@@ -4,9 +4,9 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from compiler.compose import Request, build_config
+from compiler.compose import Request, build_config, hydra_container
 from compiler.flows import compile_key
 from compiler.pipeline import emit_checked, header, write_atomic
 from compiler.render import build_workflow
@@ -17,7 +17,7 @@ from compiler.validate_config import validate_config
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     choices = dict(HydraConfig.get().runtime.choices)
-    config = build_config(OmegaConf.to_container(cfg, resolve=False), choices, Request(), {}, [])
+    config = build_config(hydra_container(cfg), choices, Request(), {}, [])
     config, _ = validate_config(config)
     key = compile_key(config)
     text = emit_checked(

@@ -6,36 +6,37 @@ overrides are then applied in-process, which is what makes sweeps fast (hydra#15
 
 from __future__ import annotations
 
-import copy
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from compiler.errors import Diagnostic, DigError, did_you_mean, error
-from compiler.flows import knob_set
 from compiler.flows import uses_board as variant_uses_board
+from compiler.override_apply import TOP_LEVEL, Target, apply_override
+from compiler.overrides import Request, parse_overrides
 from compiler.paths import CONF_DIR, GROUPS, group_options
 
-TOP_LEVEL = ("name", "dig_url_root", "pool", "out", "strict")
+__all__ = [
+    "TOP_LEVEL",
+    "Composed",
+    "Composer",
+    "Request",
+    "build_config",
+    "hydra_container",
+    "parse_overrides",
+]
+
 SUGGESTED_ROOT = "s3://osmo-workflows/dig"
-STRING_TOP_LEVEL = ("name", "dig_url_root", "pool", "out")
-
-
-@dataclass
-class Request:
-    """One compile request: explicit group choices and ordered value overrides."""
-
-    choices: dict[str, str] = field(default_factory=dict)
-    values: list[tuple[str, Any]] = field(default_factory=list)
-    raw: list[str] = field(default_factory=list)
-
-    def value_overrides(self) -> list[str]:
-        """The raw override strings that change values (not group choices), for hashing file names."""
-        return [r for r in self.raw if r.split("=", 1)[0].lstrip("+~") not in GROUPS]
+# Nodes whose interpolations are resolved once per composition: they refer only to one another
+# (`anomaly_types: ${usecase.anomaly_types}` in a cookbook), and no override reaches what they refer to.
+RESOLVED_ONCE = ("usecase", "board", "cookbooks")
+# A knob default that refers only to those (`${usecase.checkpoint_step}`) is resolved once too: an
+# override replaces it whole. Any other knob interpolation waits for the overrides (build_config).
+_REFERENCE = re.compile(r"\$\{(?:oc\.select:)?([A-Za-z_][\w.]*)")
 
 
 @dataclass
@@ -46,88 +47,26 @@ class Composed:
     request: Request
 
 
-def _parser():
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def parse_overrides(args: list[str]) -> Request:
-    """Parse `key=value` overrides with Hydra's grammar; sweeps are rejected here (see compiler.sweep)."""
-    from hydra.errors import HydraException
-
-    req = Request(raw=list(args))
-    parser = _parser()
-    for arg in args:
-        arg = _quote_home(arg)
-        try:
-            (ov,) = parser.parse_overrides([arg])
-        except HydraException as exc:
-            first = str(exc).splitlines()[0]
-            raise error(
-                arg.split("=", 1)[0],
-                "cannot be parsed as a Hydra override; quote the value",
-                got=arg,
-                allowed=f"key=value (Hydra grammar: {first})",
-            ) from None
-        if ov.is_sweep_override():
-            from compiler.knobs import LIST_KNOBS
-
-            name = ov.key_or_group.removeprefix("knobs.")
-            if ov.key_or_group.startswith("knobs.") and LIST_KNOBS.get(name) == "," and ov.is_choice_sweep():
-                # `knobs.defect_modes=tombstone,shift` is the upstream spelling of one value, not a sweep.
-                req.values.append((ov.key_or_group, [str(v) for v in ov.sweep_iterator()]))
-                continue
-            value = arg.split("=", 1)[1] if "=" in arg else ""
-            raise error(
-                ov.key_or_group,
-                "is a sweep; use `dig -m ...` to compile every variant, or write one "
-                "value that holds commas quoted or as a list",
-                got=arg,
-                allowed=f"dig -m {arg} | {ov.key_or_group}='{value}' | {ov.key_or_group}=[{value}]",
+def hydra_container(cfg: DictConfig) -> dict[str, Any]:
+    """A composed Hydra config as plain data, resolved except knobs whose defaults refer to other knobs."""
+    data: dict[str, Any] = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
+    for node in RESOLVED_ONCE:
+        if node in cfg:
+            data[node] = OmegaConf.to_container(cfg[node], resolve=True)
+    for name, value in data.get("knobs", {}).items():
+        if isinstance(value, str) and "${" in value and _refers_to_resolved_once(value):
+            resolved = cfg.knobs[name]
+            data["knobs"][name] = (
+                OmegaConf.to_container(resolved)
+                if isinstance(resolved, (DictConfig, ListConfig))
+                else resolved
             )
-        if ov.is_delete() or ov.is_add() or ov.is_force_add():
-            raise error(
-                ov.key_or_group,
-                "'+', '++' and '~' overrides are not supported: every key already exists",
-                got=arg,
-                allowed="key=value",
-            )
-        key = ov.key_or_group
-        raw_value = arg.split("=", 1)[1] if "=" in arg else ""
-        if re.fullmatch(r"\d+(_\d+)+", raw_value):
-            # Python (and OSMO's --set) read 115_2819_000 as the int 1152819000 (spec A5): never guess.
-            raise error(
-                key,
-                "underscore-grouped digits are read as a number; write the digits without "
-                "underscores, or quote the value if it is a name",
-                got=raw_value,
-                allowed=f"{key}={raw_value.replace('_', '')} or {key}='{raw_value}'",
-                rule="A5",
-            )
-        if ov.package is not None:
-            raise error(key, "package overrides (@) are not supported", got=arg)
-        value = ov.value()
-        if key in GROUPS:
-            if key in req.choices:  # Hydra refuses this too ("Multiple values for ...")
-                raise error(
-                    key,
-                    "is given twice; choose one option",
-                    got=f"{key}={req.choices[key]} and {arg}",
-                    allowed=", ".join(group_options(key)),
-                )
-            req.choices[key] = str(value) if value is not None else "null"
-        else:
-            req.values.append((key, value))
-    return req
+    return data
 
 
-def _quote_home(arg: str) -> str:
-    """`out=~/x.yaml`: Hydra's grammar has no unquoted `~`; quote a path value that starts with it."""
-    key, sep, value = arg.partition("=")
-    if sep and key == "out" and value.startswith("~") and not any(c in value for c in "'\"\\"):
-        return f"{key}='{value}'"
-    return arg
+def _refers_to_resolved_once(value: str) -> bool:
+    refs = _REFERENCE.findall(value)
+    return bool(refs) and all(r.split(".", 1)[0] in RESOLVED_ONCE for r in refs)
 
 
 class Composer:
@@ -169,8 +108,7 @@ class Composer:
                 from compiler.options import searchpath_override
 
                 overrides.append(searchpath_override(self.searchpath))
-            cfg = compose("config", overrides=overrides)
-            self._cache[key] = OmegaConf.to_container(cfg, resolve=False)
+            self._cache[key] = hydra_container(compose("config", overrides=overrides))
         # Shared, read-only: build_config copies what it changes (a deep copy costs ~6 ms per variant).
         return self._cache[key]
 
@@ -201,12 +139,12 @@ class Composer:
         return {g: choices[g] for g in GROUPS}
 
     def _usecase_meta(self, usecase: str) -> dict[str, Any]:
-        key = ("usecase-meta", usecase)
+        key = (("usecase-meta", usecase),)
         if key not in self._cache:
             found = [d / "usecase" / f"{usecase}.yaml" for d in (CONF_DIR, *self.searchpath)]
             conf = OmegaConf.load(next((f for f in found if f.is_file()), found[0]))
-            self._cache[key] = OmegaConf.to_container(conf.usecase, resolve=False)  # type: ignore[index]
-        return self._cache[key]  # type: ignore[return-value]
+            self._cache[key] = OmegaConf.to_container(conf.usecase, resolve=False)  # type: ignore[assignment]
+        return self._cache[key]
 
     def compose(self, req: Request, prefs: dict[str, str] | None = None) -> Composed:
         prefs = prefs or {}
@@ -223,99 +161,161 @@ def build_config(
     prefs: dict[str, str],
     notices: list[Diagnostic],
 ) -> dict[str, Any]:
-    """Apply flow variant, preset, overrides and preferences to a composed group combination."""
+    """Apply preset, overrides and preferences to a composed group combination (the flow's variant for
+    the use case is already composed in: conf/flow_usecase)."""
     flow = cfg["flow"]
     usecase = {**cfg["usecase"], "boards": [str(b) for b in cfg["usecase"]["boards"]]}
     board = {**cfg["board"], "key": str(cfg["board"]["key"])}
-    variant_name, variant = _pick_variant(flow, usecase["key"], choices)
-    uses_board = variant_uses_board(variant)
+    _check_flow_applies(flow, usecase["key"], choices)
+    uses_board = variant_uses_board(flow)
+    _check_board(flow, usecase, board, uses_board, req, choices)
+    knobs = dict(cfg["knobs"])
+    _apply_preset(cfg["preset"], flow["key"], knobs, choices)
+    target = Target(
+        knobs, _mounted_cookbooks(cfg, flow, choices), {k: cfg.get(k) for k in TOP_LEVEL},
+        dict(cfg["endpoint"]), flow["key"], flow["variant"], choices,
+    )  # fmt: skip
+    for key, value in req.values:
+        apply_override(target, key, value)
+    _resolve_knobs(knobs, req, usecase, board)
+    top, endpoint = target.top, target.endpoint
+    _apply_prefs(top, endpoint, prefs, notices)
+    return {
+        **{k: top[k] for k in TOP_LEVEL},
+        "flow": {
+            "key": flow["key"],
+            "variant": flow["variant"],
+            "title": flow["title"],
+            "uses_board": uses_board,
+            "usecase_free": bool(flow.get("usecase_free", False)),
+        },
+        "usecase": usecase,
+        "board": board,
+        "endpoint": endpoint,
+        "preset": cfg["preset"]["key"],
+        "knobs": knobs,
+        "cookbooks": target.cookbooks,
+    }
 
-    # Board: a use case without boards takes none; a board flow needs one of the use case's boards.
+
+def _fail(choices: dict[str, str], *diagnostic: Any) -> DigError:
+    return DigError(Diagnostic("error", *diagnostic), choices=choices)
+
+
+def _check_flow_applies(flow: dict[str, Any], usecase: str, choices: dict[str, str]) -> None:
+    if usecase not in flow["usecases"]:
+        raise _fail(
+            choices,
+            "usecase",
+            f"flow '{flow['key']}' does not apply to use case '{usecase}'",
+            usecase,
+            ", ".join(flow["usecases"]),
+            "A9",
+        )
+    if flow["variant"] == "???":  # Hydra's mandatory value: the use case's specialization names it
+        raise _fail(
+            choices,
+            "usecase",
+            f"flow '{flow['key']}' has no variant for use case '{usecase}'",
+            usecase,
+            f"add conf/flow_usecase/{flow['key']}_{usecase}.yaml (flow.variant, flow.title, its knobs)",
+            "A9",
+        )
+
+
+def _check_board(
+    flow: dict[str, Any],
+    usecase: dict[str, Any],
+    board: dict[str, Any],
+    uses_board: bool,
+    req: Request,
+    choices: dict[str, str],
+) -> None:
+    """A use case without boards takes none; a board flow needs one of the use case's boards."""
     if req.choices.get("board") not in (None, "none") and not usecase["boards"]:
-        raise DigError(
-            Diagnostic(
-                "error",
-                "board",
-                f"use case '{usecase['key']}' has no boards; drop board=",
-                board["key"],
-                "none",
-                "A5",
-            ),
-            choices=choices,
+        raise _fail(
+            choices,
+            "board",
+            f"use case '{usecase['key']}' has no boards; drop board=",
+            board["key"],
+            "none",
+            "A5",
         )
     if uses_board and board["key"] not in usecase["boards"] and board.get("usecase") != usecase["key"]:
-        raise DigError(
-            Diagnostic(
-                "error",
-                "board",
-                f"flow '{flow['key']}' renders a board of use case '{usecase['key']}'; choose one",
-                board["key"],
-                ", ".join(usecase["boards"]),
-            ),
-            choices=choices,
+        raise _fail(
+            choices,
+            "board",
+            f"flow '{flow['key']}' renders a board of use case '{usecase['key']}'; choose one",
+            board["key"],
+            ", ".join(usecase["boards"]),
         )
 
-    knobs = knob_set(cfg["knobs"], variant)
-    preset = cfg["preset"]
-    if preset["key"] != "default":
-        by_flow = preset["by_flow"]
-        if flow["key"] not in by_flow:
-            raise DigError(
-                Diagnostic(
-                    "error",
-                    "knobs",
-                    f"preset '{preset['key']}' does not apply to flow '{flow['key']}'",
-                    preset["key"],
-                    f"flows: {', '.join(by_flow)}",
-                    "A11",
-                ),
-                choices=choices,
-            )
-        for name, value in by_flow[flow["key"]].items():
-            if name not in knobs:
-                raise DigError(
-                    Diagnostic(
-                        "error",
-                        f"knobs.{name}",
-                        f"preset '{preset['key']}' sets a knob flow '{flow['key']}' does not have",
-                        name,
-                        ", ".join(knobs),
-                    ),
-                    choices=choices,
-                )
-            knobs[name] = value
 
-    cookbooks = {name: cfg.get("cookbooks", {}).get(name) for name in variant.get("cookbooks", [])}
+def _apply_preset(preset: dict[str, Any], flow: str, knobs: dict[str, Any], choices: dict[str, str]) -> None:
+    """A preset's values for this flow: conf/knobs_flow/<preset>_<flow>.yaml, composed into `preset.knobs`."""
+    if preset["key"] == "default":
+        return
+    values = preset.get("knobs")
+    if values is None:
+        flows = [f for f in group_options("flow") if f"{preset['key']}_{f}" in group_options("knobs_flow")]
+        raise _fail(
+            choices,
+            "knobs",
+            f"preset '{preset['key']}' does not apply to flow '{flow}'",
+            preset["key"],
+            f"flows: {', '.join(flows)}",
+            "A11",
+        )
+    for name, value in values.items():
+        if name not in knobs:
+            raise _fail(
+                choices,
+                f"knobs.{name}",
+                f"preset '{preset['key']}' sets a knob flow '{flow}' does not have",
+                name,
+                ", ".join(knobs),
+            )
+        knobs[name] = value
+
+
+def _mounted_cookbooks(cfg: dict[str, Any], flow: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
+    cookbooks = {name: cfg.get("cookbooks", {}).get(name) for name in flow["cookbooks"]}
     missing = [n for n, v in cookbooks.items() if v is None]
     if missing:
-        raise DigError(
-            Diagnostic(
-                "error",
-                f"cookbooks.{missing[0]}",
-                "is not provided by the chosen use case or board (spec A6/A7)",
-                None,
-                "add it to conf/usecase or conf/board",
-            ),
-            choices=choices,
+        raise _fail(
+            choices,
+            f"cookbooks.{missing[0]}",
+            "is not provided by the chosen use case or board (spec A6/A7)",
+            None,
+            "add it to conf/usecase or conf/board",
         )
+    return cookbooks
 
-    top = {k: cfg.get(k) for k in TOP_LEVEL}
-    endpoint = dict(cfg["endpoint"])
-    copied: set[str] = set()
-    for key, value in req.values:
-        _apply_override(
-            key, value, knobs, cookbooks, copied, top, endpoint, flow["key"], variant_name, choices, notices
-        )
 
-    # Resolve interpolations (per-use-case and per-board knob defaults) after overrides; only the
-    # knobs that hold one go through OmegaConf (a full-config create costs ~20 ms per sweep variant).
-    # A value given on the command line is data, never an interpolation (`${HOME}` stays text).
+def _resolve_knobs(
+    knobs: dict[str, Any], req: Request, usecase: dict[str, Any], board: dict[str, Any]
+) -> None:
+    """Resolve the knob defaults that wait for the overrides (those referring to other knobs).
+
+    The ones referring only to the use case or board are already resolved (hydra_container), so a
+    sweep usually creates no OmegaConf node here (~12 ms per variant when it does). A value given on
+    the command line is data, never an interpolation (`${HOME}` stays text): only pending keys are read.
+    """
     user_set = {key.split(".", 1)[1] for key, _ in req.values if key.startswith("knobs.")}
-    pending = {k: v for k, v in knobs.items() if isinstance(v, str) and "${" in v and k not in user_set}
+    pending = [k for k, v in knobs.items() if isinstance(v, str) and "${" in v and k not in user_set]
     if pending:
-        context = OmegaConf.create({"knobs": pending, "usecase": usecase, "board": board})
-        knobs.update(OmegaConf.to_container(context, resolve=True)["knobs"])  # type: ignore[index]
+        context = OmegaConf.create({"knobs": knobs, "usecase": usecase, "board": board})
+        for name in pending:
+            value = context.knobs[name]
+            knobs[name] = (
+                OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+            )
 
+
+def _apply_prefs(
+    top: dict[str, Any], endpoint: dict[str, Any], prefs: dict[str, str], notices: list[Diagnostic]
+) -> None:
+    """Saved preferences fill what neither conf/ nor the command line gave (spec A3)."""
     if top["dig_url_root"] is None:
         if prefs.get("dig_url_root"):
             top["dig_url_root"] = prefs["dig_url_root"]
@@ -337,169 +337,3 @@ def build_config(
         top["pool"] = prefs["pool"]
     if endpoint["key"] == "external" and not endpoint.get("url"):
         endpoint["url"] = prefs.get("external_endpoint_url")
-
-    return {
-        "name": top["name"],
-        "dig_url_root": top["dig_url_root"],
-        "pool": top["pool"],
-        "out": top["out"],
-        "strict": top["strict"],
-        "flow": {
-            "key": flow["key"],
-            "variant": variant_name,
-            "title": variant.get("title", flow["title"]),
-            "uses_board": uses_board,
-            "usecase_free": bool(variant.get("usecase_free", False)),
-        },
-        "usecase": usecase,
-        "board": board,
-        "endpoint": endpoint,
-        "preset": preset["key"],
-        "knobs": knobs,
-        "cookbooks": cookbooks,
-    }
-
-
-def _pick_variant(flow: dict[str, Any], usecase: str, choices: dict[str, str]) -> tuple[str, dict[str, Any]]:
-    allowed = []
-    for name, variant in flow["variants"].items():
-        if usecase in variant["usecases"]:
-            return name, variant
-        allowed.extend(variant["usecases"])
-    raise DigError(
-        Diagnostic(
-            "error",
-            "usecase",
-            f"flow '{flow['key']}' does not apply to use case '{usecase}'",
-            usecase,
-            ", ".join(dict.fromkeys(allowed)),
-            "A9",
-        ),
-        choices=choices,
-    )
-
-
-def _apply_override(
-    key: str,
-    value: Any,
-    knobs: dict[str, Any],
-    cookbooks: dict[str, Any],
-    copied: set[str],
-    top: dict[str, Any],
-    endpoint: dict[str, Any],
-    flow: str,
-    variant: str,
-    choices: dict[str, str],
-    notices: list[Diagnostic],
-) -> None:
-    head, _, rest = key.partition(".")
-    if head == "knobs":
-        if not rest or "." in rest:
-            raise DigError(
-                Diagnostic("error", key, "knobs are flat: write knobs.<name>=value", key, ", ".join(knobs)),
-                choices=choices,
-            )
-        if rest not in knobs:
-            raise DigError(
-                Diagnostic(
-                    "error",
-                    key,
-                    f"flow '{flow}' ({variant}) has no knob '{rest}'{did_you_mean(rest, knobs)}",
-                    rest,
-                    ", ".join(knobs),
-                    rule="A11",
-                ),
-                choices=choices,
-            )
-        knobs[rest] = value
-    elif head == "cookbooks":
-        name, _, path = rest.partition(".")
-        if name not in cookbooks:
-            raise DigError(
-                Diagnostic(
-                    "error",
-                    f"cookbooks.{name}",
-                    f"flow '{flow}' ({variant}) mounts no cookbook '{name}'{did_you_mean(name, cookbooks)}",
-                    name,
-                    ", ".join(cookbooks) or "(none)",
-                    "A6",
-                ),
-                choices=choices,
-            )
-        if not path:
-            raise DigError(
-                Diagnostic("error", key, "name a field: cookbooks.<file>.<field path>=value", key),
-                choices=choices,
-            )
-        if name not in copied:  # copy-on-write: the composed base is shared between variants
-            cookbooks[name] = copy.deepcopy(cookbooks[name])
-            copied.add(name)
-        node = cookbooks[name]
-        parts = path.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node, dict):
-                raise DigError(
-                    Diagnostic("error", key, f"'{part}' is not a mapping in cookbook '{name}'", key),
-                    choices=choices,
-                )
-            node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise DigError(
-                Diagnostic(
-                    "error", key, f"cannot set a field inside a non-mapping in cookbook '{name}'", key
-                ),
-                choices=choices,
-            )
-        # Unknown fields are rejected by the schema (did-you-mean); whether the field reaches a pod is
-        # checked against the planned tasks (compiler/contract.py, conf/cookbooks.yaml).
-        node[parts[-1]] = value
-    elif head == "endpoint":
-        if rest != "url":
-            raise DigError(
-                Diagnostic(
-                    "error",
-                    key,
-                    "only endpoint.url can be set (the model id is fixed)",
-                    key,
-                    "endpoint.url",
-                    "A24",
-                ),
-                choices=choices,
-            )
-        endpoint["url"] = value if value is None else str(value)
-    elif head in TOP_LEVEL and not rest:
-        if head in STRING_TOP_LEVEL and isinstance(value, (list, dict)):
-            raise DigError(
-                Diagnostic(
-                    "error", key, "takes one string value, not a list or mapping", value, f"{key}=<text>"
-                ),
-                choices=choices,
-            )
-        top[head] = (
-            str(value)
-            if head in STRING_TOP_LEVEL and value is not None and not isinstance(value, bool)
-            else value
-        )
-    elif head in ("usecase", "board", "flow", "preset"):
-        raise DigError(
-            Diagnostic(
-                "error",
-                key,
-                f"'{head}' values come from conf/{head}; choose an option with "
-                f"{head}=<option> or set the matching knobs.<name>",
-                key,
-            ),
-            choices=choices,
-        )
-    else:
-        allowed = [*TOP_LEVEL, "knobs.<name>", "cookbooks.<file>.<field>", "endpoint.url", *GROUPS]
-        raise DigError(
-            Diagnostic(
-                "error",
-                key,
-                f"is not a dig setting{did_you_mean(head, [*TOP_LEVEL, *GROUPS])}",
-                key,
-                ", ".join(allowed),
-            ),
-            choices=choices,
-        )

@@ -17,13 +17,15 @@ def step_options(step: str) -> dict[str, Any]:
     from dig_stages.__main__ import STEPS
 
     module, _func = STEPS[step]
-    return importlib.import_module(module).OPTIONS[step]
+    options: dict[str, Any] = importlib.import_module(module).OPTIONS[step]
+    return options
 
 
 def task_problems(task: Any) -> list[tuple[str, Any, str, str]]:
     """(spec key, given, reason, allowed) for every value of the task's spec the pod would refuse."""
     from dig_stages import _common
 
+    problems: list[tuple[str, Any, str, str]]
     _opts, problems = _common.parse_options(step_options(task.step), task.spec, unknown=True)
     if task.step == "image-edit":
         from dig_stages.edit_client import ALIGNMENT_OPTIONS
@@ -67,7 +69,7 @@ def cookbook_facts() -> dict[str, Any]:
 
 
 def cookbook_owner(book: str) -> str:
-    return cookbook_facts()[book]["owner"]
+    return str(cookbook_facts()[book]["owner"])
 
 
 def _covers(prefix: str, path: str) -> bool:

@@ -1,11 +1,13 @@
 """What a flow variant is, read once from its declaration in conf/flow/*.yaml (and conf/cookbooks.yaml).
 
-Every compiler stage asks here: compose (knob set, board use), schema (knob sets), matrix and
-pipeline (compile key), pipeline and plan (run name, submit line), rules (run name, endpoint),
-model (resource classes), plan (final stage). A new flow's facts go into its conf/flow/<flow>.yaml
-variant block: `usecases`, `title`, `cookbooks`, `run_name`, `endpoint`, `final_stage`,
-`resources` (+ `set_knobs`, `drop_knobs`, `usecase_free`), and a `Planner.flow_<variant>` in
-compiler/model.py for its tasks.
+Every compiler stage asks here: compose (board use), schema (knob sets), matrix and pipeline
+(compile key), pipeline and the run-book (run name, submit line), rules (run name, endpoint), render
+(resource classes), the run-book (final stage). A flow's facts are its conf/flow/<flow>.yaml `flow` block:
+`variant`, `title`, `usecases`, `cookbooks`, `run_name`, `endpoint`, `final_stage`, `resources`
+(+ `usecase_free`); a use case that makes it another variant says so in
+conf/flow_usecase/<flow>_<usecase>.yaml (Hydra config specialization: composed after the flow,
+it replaces the `flow` fields it names and adds its knobs). Each variant has a
+`flow_<variant>` in compiler/tasks.py (its `FLOWS`) for its tasks.
 """
 
 from __future__ import annotations
@@ -20,32 +22,68 @@ STAMP = "$STAMP"
 
 @cache
 def flow_file(flow: str) -> dict[str, Any]:
-    """conf/flow/<flow>.yaml as plain data (interpolations unresolved)."""
-    from omegaconf import OmegaConf
+    """conf/flow/<flow>.yaml as plain data (interpolations unresolved, defaults list not applied)."""
+    return _load("flow", flow) or {}
 
-    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "flow" / f"{flow}.yaml"), resolve=False)  # type: ignore
+
+def _load(group: str, option: str) -> dict[str, Any] | None:
+    """A conf/ file as plain YAML data (no interpolation, no defaults list): ~10x faster than OmegaConf.load."""
+    import yaml
+
+    path = CONF_DIR / group / f"{option}.yaml"
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+    return data
+
+
+@cache
+def declaration(flow: str, usecase: str) -> dict[str, Any]:
+    """The `flow` block Hydra composes for flow x use case: the flow file's, its specialization's over it.
+
+    The `flow` block holds plain values and lists only (a flow's defaults list brings knobs, never
+    `flow` fields), so a key-by-key update is the merge Hydra does (tests/test_conf_layout.py checks).
+    """
+    special = (_load("flow_usecase", f"{flow}_{usecase}") or {}).get("flow", {})
+    return {**flow_file(flow)["flow"], **special}
 
 
 @cache
 def variants() -> dict[str, dict[str, Any]]:
-    """{variant name: its declaration + `flow` (the flow option) + `knobs` (its knob names)}."""
+    """{variant name: its declaration + `flow` (the first flow option declaring it) + `usecases` (in that flow)}."""
     out: dict[str, dict[str, Any]] = {}
     for flow in group_options("flow"):
-        data = flow_file(flow)
-        for name, variant in data["flow"]["variants"].items():
-            knobs = list(knob_set(data["knobs"], variant))
-            previous = out.get(name)
-            if previous is not None and previous["knobs"] != knobs:
-                raise ValueError(f"variant '{name}' has two different knob sets")
-            out.setdefault(name, {**variant, "flow": flow, "knobs": knobs})
+        for usecase in flow_file(flow)["flow"]["usecases"]:
+            decl = declaration(flow, usecase)
+            entry = out.setdefault(decl["variant"], {**decl, "flow": flow, "usecases": []})
+            if entry["flow"] == flow:
+                entry["usecases"].append(usecase)
     return out
 
 
-def knob_set(flow_knobs: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
-    """The variant's knobs with their flow defaults: the flow's knobs less `drop_knobs`, `set_knobs` applied."""
-    knobs = {k: v for k, v in flow_knobs.items() if k not in variant.get("drop_knobs", [])}
-    knobs.update(variant.get("set_knobs", {}))
-    return knobs
+@cache
+def knob_names(flow: str, usecase: str) -> tuple[str, ...]:
+    """The knobs Hydra composes for flow x use case (the flow's defaults list and specialization applied)."""
+    from compiler.options import load_option
+
+    names = list(load_option("flow", flow)["knobs"])
+    if (CONF_DIR / "flow_usecase" / f"{flow}_{usecase}.yaml").is_file():
+        names += [
+            k for k in load_option("flow_usecase", f"{flow}_{usecase}").get("knobs", {}) if k not in names
+        ]
+    return tuple(names)
+
+
+@cache
+def variant_knob_sets() -> dict[str, list[str]]:
+    """Knob names of each flow variant; a variant declared by two flows must have one knob set."""
+    out: dict[str, list[str]] = {}
+    for flow in group_options("flow"):
+        for usecase in flow_file(flow)["flow"]["usecases"]:
+            name, knobs = declaration(flow, usecase)["variant"], list(knob_names(flow, usecase))
+            if out.setdefault(name, knobs) != knobs:
+                raise ValueError(f"variant '{name}' has two different knob sets")
+    return out
 
 
 def uses_board(variant: dict[str, Any]) -> bool:

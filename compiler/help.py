@@ -27,6 +27,12 @@ def _load(group: str, option: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"), resolve=False)  # type: ignore[return-value]
 
 
+def preset_flows(preset: str) -> list[str]:
+    """The flows a preset has values for: those with a conf/knobs_flow/<preset>_<flow>.yaml."""
+    have = set(group_options("knobs_flow"))
+    return [f for f in group_options("flow") if f"{preset}_{f}" in have]
+
+
 def _top_level_settings() -> list[tuple[str, str]]:
     """Top-level keys of conf/config.yaml with the comment above each."""
     out, comment = [], ""
@@ -64,15 +70,13 @@ def app_help() -> str:
             desc = _first_comment(group, option)
             extra = ""
             if group == "flow":
-                variants = _load("flow", option)["flow"]["variants"]
-                ucs = list(dict.fromkeys(u for v in variants.values() for u in v["usecases"]))
-                extra = f" [usecases: {', '.join(ucs)}]"
+                extra = f" [usecases: {', '.join(_load('flow', option)['flow']['usecases'])}]"
             elif group == "usecase":
                 meta = _load("usecase", option)["usecase"]
                 boards = [str(b) for b in meta.get("boards", [])]
                 extra = f" [boards: {', '.join(boards) or 'none'}; default {meta.get('default_board')}]"
             elif group == "knobs":
-                extra = f" [flows: {', '.join(_load('knobs', option)['preset'].get('by_flow', {})) or 'all'}]"
+                extra = f" [flows: {', '.join(preset_flows(option)) or 'all'}]"
             lines.append(f"  {option:<18} {desc}{extra}".rstrip())
         lines.append("")
     lines += ["== Settings ==", ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -51,42 +52,75 @@ def show_cfg(
 
 
 def searchpath(composer: Any = None) -> list[str]:
+    """conf/ first, then the user's dirs: Hydra searches `hydra.searchpath` after the primary config's dir."""
     extra = list(getattr(composer, "searchpath", None) or [])
-    return [f"file://{p}" for p in extra] + [f"file://{CONF_DIR}"]
+    return [f"file://{CONF_DIR}"] + [f"file://{p}" for p in extra]
 
 
 def _group_file(group: str, option: str) -> str:
     return f"{group}/{option}.yaml"
 
 
-def knob_sources(composed: Any) -> dict[str, str]:
-    """Where each knob value came from: flow file, use case/board (interpolation), preset, command line."""
+Dirs = tuple[Path, ...]
+
+
+def _find(group: str, option: str, dirs: Dirs) -> Path | None:
+    """The file Hydra composes for group/option: conf/ first, then the user's config dirs."""
+    return next(
+        (d / group / f"{option}.yaml" for d in dirs if (d / group / f"{option}.yaml").is_file()), None
+    )
+
+
+def _raw(group: str, option: str, dirs: Dirs) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
+    path = _find(group, option, dirs)
+    return OmegaConf.to_container(OmegaConf.load(path)) if path else {}  # type: ignore[return-value]
+
+
+def _knob_files(choices: dict[str, str], dirs: Dirs) -> list[tuple[str, dict[str, Any]]]:
+    """(file, its raw knob values) of every file that gives knobs, the one that wins first.
+
+    The defaults list's order reversed: the preset's values for the flow, the flow's use-case
+    specialization, the per-stage resource blocks (after the flow's own knobs: `_self_` first), the flow.
+    """
+    flow, usecase, preset = choices["flow"], choices["usecase"], choices["knobs"]
+    special = _raw("flow_usecase", f"{flow}_{usecase}", dirs)
+    resources = sorted({p.stem for d in dirs for p in (d / "resources").glob("*.yaml")})
+    return [
+        (_group_file("knobs_flow", f"{preset}_{flow}"), _raw("knobs_flow", f"{preset}_{flow}", dirs)),
+        (_group_file("flow_usecase", f"{flow}_{usecase}"), special.get("knobs", {})),
+        *((_group_file("resources", r), _raw("resources", r, dirs)) for r in resources),
+        (_group_file("flow", flow), _raw("flow", flow, dirs).get("knobs", {})),
+    ]
+
+
+def _specializations(choices: dict[str, str], dirs: Dirs) -> list[tuple[str, str, str]]:
+    """(group, option, file) of the optional specializations config.yaml's defaults list composed in."""
+    wanted = [
+        ("flow_usecase", f"{choices['flow']}_{choices['usecase']}"),
+        ("knobs_flow", f"{choices['knobs']}_{choices['flow']}"),
+    ]
+    return [(g, o, _group_file(g, o)) for g, o in wanted if _find(g, o, dirs)]
+
+
+def knob_sources(composed: Any, dirs: Dirs = (CONF_DIR,)) -> dict[str, str]:
+    """Where each knob value came from: command line, preset, flow specialization, resource block,
+    flow file, or the use case / board a flow default interpolates."""
     choices, req = composed.choices, composed.request
-    flow_raw = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "flow" / f"{choices['flow']}.yaml"))
-    variant = flow_raw["flow"]["variants"][composed.config["flow"]["variant"]]  # type: ignore[index]
-    preset = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "knobs" / f"{choices['knobs']}.yaml"))
-    by_flow = preset["preset"].get("by_flow", {}).get(choices["flow"], {})  # type: ignore[index,union-attr]
+    files = _knob_files(choices, dirs)
     cli = {k.split(".", 1)[1] for k, _ in req.values if k.startswith("knobs.")}
     out = {}
     for name in composed.config["knobs"]:
-        raw = flow_raw["knobs"].get(name)  # type: ignore[index,union-attr]
         if name in cli:
             out[name] = "command line"
-        elif name in by_flow:
-            out[name] = _group_file("knobs", choices["knobs"])
-        elif name in variant.get("set_knobs", {}):
-            out[name] = (
-                f"{_group_file('flow', choices['flow'])} (variant {composed.config['flow']['variant']})"
-            )
-        elif isinstance(raw, str) and "${" in raw:
+            continue
+        file, raw = next(((f, knobs[name]) for f, knobs in files if name in knobs), ("(unknown)", None))
+        if isinstance(raw, str) and "${" in raw:
             src = "board" if "board." in raw else "usecase"
-            out[name] = (
-                f"{_group_file(src, choices[src])} (via {raw} in {_group_file('flow', choices['flow'])})"
-            )
+            out[name] = f"{_group_file(src, choices[src])} (via {raw} in {file})"
         else:
-            out[name] = _group_file("flow", choices["flow"])
+            out[name] = file
     return out
 
 
@@ -125,9 +159,12 @@ def show_info(
         return (
             "\n".join(["Config search path (first wins):", *(f"  {p}" for p in searchpath(composer))]) + "\n"
         )
-    composed, prefs = _compose(overrides, composer)
+    from compiler.pipeline import default_composer
     from compiler.prefs import prefs_path
 
+    composer = composer or default_composer()
+    composed, prefs = _compose(overrides, composer)
+    dirs: Dirs = (CONF_DIR, *composer.searchpath)
     choices, req = composed.choices, composed.request
     why = {g: "command line" if g in req.choices else "default" for g in choices}
     if "board" not in req.choices:
@@ -141,6 +178,7 @@ def show_info(
     if which == "defaults":
         rows = [("config.yaml", "primary config", "")]
         rows += [(_group_file(g, o), f"{g}={o}", why[g]) for g, o in choices.items()]
+        rows += [(f, f"{g}={o}", "specialization") for g, o, f in _specializations(choices, dirs)]
         rows += [(str(prefs_path()), "preferences", ", ".join(sorted(prefs)) or "(none)")]
         rows += [("command line", "overrides", " ".join(req.raw) or "(none)")]
         width = max(len(r[0]) for r in rows)
@@ -150,6 +188,7 @@ def show_info(
     if which == "defaults-tree":
         lines = ["<root>:", "  config.yaml"]
         lines += [f"    {g}: {_group_file(g, o)}  [{why[g]}]" for g, o in choices.items()]
+        lines += [f"    {g}: {f}  [specialization]" for g, o, f in _specializations(choices, dirs)]
         lines += [
             "    _self_",
             f"  preferences: {prefs_path()} ({', '.join(sorted(prefs)) or 'none'})",
@@ -166,7 +205,7 @@ def show_info(
         ),
         "knobs:",
     ]
-    for name, src in knob_sources(composed).items():
+    for name, src in knob_sources(composed, dirs).items():
         lines.append(f"  {name}: {composed.config['knobs'][name]!r}  <- {src}")
     cli_books = [k for k, _ in req.values if k.startswith("cookbooks.")]
     lines.append("cookbooks:")

@@ -10,13 +10,12 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
-from compiler.flows import key_of, uses_board
+from compiler.flows import declaration, flow_file, key_of, knob_names, uses_board
 from compiler.paths import CONF_DIR, GENERATED_DIR, group_options
-from compiler.schema import variant_knob_sets
 
 if TYPE_CHECKING:
     from compiler.pipeline import Compiled
@@ -37,34 +36,37 @@ class MatrixEntry:
         return f"{self.key}.yaml"
 
 
-def _load(group: str, option: str) -> dict:
-    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"), resolve=False)  # type: ignore
+def _load(group: str, option: str) -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{option}.yaml"), resolve=False)  # type: ignore[return-value]
 
 
 def shipped_matrix() -> list[MatrixEntry]:
-    usecases = {u: _load("usecase", u)["usecase"] for u in group_options("usecase")}
+    boards = {u: [str(b) for b in _load("usecase", u)["usecase"]["boards"]] for u in group_options("usecase")}
     entries: list[MatrixEntry] = []
-    knob_sets = variant_knob_sets()
     for flow in group_options("flow"):
-        data = _load("flow", flow)
-        for name, variant in data["flow"]["variants"].items():
-            knobs = knob_sets[name]
-            board_flow = uses_board(variant)
-            ucs = variant["usecases"][:1] if variant.get("usecase_free") else variant["usecases"]
-            for uc in ucs:
-                boards = [str(b) for b in usecases[uc]["boards"]] if board_flow else [None]
-                ckpt = [True, False] if "use_pretrained_checkpoint" in knobs else [None]
-                for board in boards:
-                    for pretrained in ckpt:
-                        ov = [f"flow={flow}", f"usecase={uc}"]
-                        if board:
-                            ov.append(f"board={board}")
-                        if pretrained is not None:
-                            ov.append(f"knobs.use_pretrained_checkpoint={str(pretrained).lower()}")
-                        ov += REQUIRED_VALUES.get((flow, uc), [])
-                        key = key_of(flow, uc, board, pretrained, bool(variant.get("usecase_free")))
-                        entries.append(MatrixEntry(key, tuple(ov)))
+        usecases = flow_file(flow)["flow"]["usecases"]
+        for uc in usecases[:1] if flow_file(flow)["flow"].get("usecase_free") else usecases:
+            entries += _entries(flow, uc, boards[uc])
     return entries
+
+
+def _entries(flow: str, uc: str, usecase_boards: list[str]) -> list[MatrixEntry]:
+    """Every board (a board flow) x use_pretrained_checkpoint (where the flow has it) of flow x use case."""
+    decl = declaration(flow, uc)
+    boards: list[str | None] = list(usecase_boards) if uses_board(decl) else [None]
+    ckpt: list[bool | None] = [True, False] if "use_pretrained_checkpoint" in knob_names(flow, uc) else [None]
+    out = []
+    for board in boards:
+        for pretrained in ckpt:
+            ov = [f"flow={flow}", f"usecase={uc}"]
+            if board:
+                ov.append(f"board={board}")
+            if pretrained is not None:
+                ov.append(f"knobs.use_pretrained_checkpoint={str(pretrained).lower()}")
+            ov += REQUIRED_VALUES.get((flow, uc), [])
+            key = key_of(flow, uc, board, pretrained, bool(decl.get("usecase_free")))
+            out.append(MatrixEntry(key, tuple(ov)))
+    return out
 
 
 def compile_matrix_results() -> dict[str, Compiled]:

@@ -28,11 +28,11 @@ def load_option(group: str, option: str, searchpath: tuple[Path, ...] | list[Pat
     try:
         with initialize_config_dir(config_dir=str(home), version_base="1.3", job_name="dig"):
             cfg = compose(f"{group}/{option}", overrides=overrides)
-            data = OmegaConf.to_container(cfg, resolve=False)
+            data: dict[str, Any] = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
     finally:
         GlobalHydra.instance().clear()
-    data.pop("hydra", None)  # type: ignore[union-attr]
-    return data  # type: ignore[return-value]
+    data.pop("hydra", None)
+    return data
 
 
 def searchpath_override(searchpath: tuple[Path, ...] | list[Path]) -> str:

@@ -124,18 +124,18 @@ def infer_schema(samples: list[Any], path: str = "") -> dict[str, Any]:
     return schema
 
 
-def _load(group: str, option: str) -> dict[str, Any]:
+def _load(group: str, option: str, *, resolve: bool = False) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     conf = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
-    return OmegaConf.to_container(conf, resolve=False)  # type: ignore[return-value]
+    return OmegaConf.to_container(conf, resolve=resolve)  # type: ignore[return-value]
 
 
 def variant_knob_sets() -> dict[str, list[str]]:
-    """Knob names of each flow variant (compiler.flows.knob_set, the function compose applies)."""
-    from compiler.flows import variants
+    """Knob names of each flow variant, as Hydra composes them (compiler.flows.variant_knob_sets)."""
+    from compiler.flows import variant_knob_sets as knob_sets
 
-    return {name: list(v["knobs"]) for name, v in variants().items()}
+    return knob_sets()
 
 
 # A board key names files and the compile key: letters, digits, `_` and `-`, not starting with `_`.
@@ -143,10 +143,11 @@ BOARD_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 
 
 def build_schema() -> dict[str, Any]:
-    flows = {f: _load("flow", f)["flow"] for f in group_options("flow")}
-    usecases = [_load("usecase", u) for u in group_options("usecase")]
     from compiler.options import load_option
 
+    flows = group_options("flow")
+    # A use case file interpolates only itself (`anomaly_types: ${usecase.anomaly_types}`): resolved, as composed.
+    usecases = [_load("usecase", u, resolve=True) for u in group_options("usecase")]
     # A board extends its base (`defaults: [_pcba, _self_]`): infer from the composed boards.
     boards = [load_option("board", b) for b in group_options("board")]
     variants = variant_knob_sets()
@@ -154,38 +155,7 @@ def build_schema() -> dict[str, Any]:
     for source in usecases + boards:
         for name, value in (source.get("cookbooks") or {}).items():
             cookbook_samples.setdefault(name, []).append(value)
-
-    defs: dict[str, Any] = {
-        f"knob_{k}": {"description": KNOB_MEANINGS[k], **v} if k in KNOB_MEANINGS else v
-        for k, v in sorted(KNOB_SCHEMAS.items())
-    }
-    for variant, knobs in sorted(variants.items()):
-        missing = [k for k in knobs if k not in KNOB_SCHEMAS]
-        if missing:
-            raise ValueError(f"knobs without a type in compiler/knobs.py: {missing}")
-        defs[f"knobs_{variant}"] = {
-            "type": "object",
-            "additionalProperties": False,
-            "required": knobs,
-            "properties": {k: {"$ref": f"#/$defs/knob_{k}"} for k in knobs},
-        }
-    for name, samples in sorted(cookbook_samples.items()):
-        defs[f"cookbook_{name}"] = infer_schema(samples, name)
-
-    usecase_schema = infer_schema([u["usecase"] for u in usecases])
-    usecase_schema["properties"]["key"] = {"enum": [u["usecase"]["key"] for u in usecases]}
-    board_schema = infer_schema([b["board"] for b in boards])
-    # Not an enum: a user's own board (from a config search-path dir) has its own key.
-    board_schema["properties"]["key"] = {"type": "string", "pattern": BOARD_KEY_PATTERN, "maxLength": 64}
-    board_schema["properties"]["usecase"] = {"enum": [u["usecase"]["key"] for u in usecases]}
-    board_schema["properties"]["structural_render_patches"] = {"type": ["integer", "null"]}
-    board_schema["properties"]["structural_yield"] = {
-        "type": ["array", "null"],
-        "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}},
-    }
-    board_schema["properties"]["real_image_filename"] = {"type": ["string", "null"]}
-
-    schema: dict[str, Any] = {
+    return {
         "$schema": DRAFT,
         "$id": "https://github.com/dig/dig/compiler/schemas/config.schema.json",
         "title": "dig: composed configuration of one DIG workflow compile",
@@ -193,11 +163,7 @@ def build_schema() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "required": [
-            "name",
-            "dig_url_root",
-            "pool",
-            "out",
-            "strict",
+            *TOP_LEVEL_SCHEMAS,
             "flow",
             "usecase",
             "board",
@@ -208,34 +174,10 @@ def build_schema() -> dict[str, Any]:
         ],
         "properties": {
             **TOP_LEVEL_SCHEMAS,
-            "flow": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["key", "variant", "title", "uses_board", "usecase_free"],
-                "properties": {
-                    "key": {"enum": sorted(flows)},
-                    "variant": {"enum": sorted(variants)},
-                    "title": {"type": "string"},
-                    "uses_board": {"type": "boolean"},
-                    "usecase_free": {"type": "boolean"},
-                },
-            },
-            "usecase": usecase_schema,
-            "board": board_schema,
-            "endpoint": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["key", "url"],
-                "properties": {
-                    "key": {"enum": group_options("endpoint")},
-                    "url": {
-                        "type": ["string", "null"],
-                        "maxLength": 2048,
-                        # host and port are judged by compiler.values (urllib.parse), which a regex cannot do
-                        "pattern": r"^https?://[^\s/?#]+(/[A-Za-z0-9._~%-]+)*/?$",
-                    },
-                },
-            },
+            "flow": _flow_schema(flows, sorted(variants)),
+            "usecase": _usecase_schema([u["usecase"] for u in usecases]),
+            "board": _board_schema([b["board"] for b in boards], [u["usecase"]["key"] for u in usecases]),
+            "endpoint": _endpoint_schema(group_options("endpoint")),
             "preset": {"enum": group_options("knobs")},
             "knobs": {"type": "object"},
             "cookbooks": {
@@ -253,8 +195,81 @@ def build_schema() -> dict[str, Any]:
             }
             for v in sorted(variants)
         ],
-        "$defs": defs,
+        "$defs": _defs(variants, cookbook_samples),
     }
+
+
+def _endpoint_schema(options: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["key", "url"],
+        "properties": {
+            "key": {"enum": options},
+            "url": {
+                "type": ["string", "null"],
+                "maxLength": 2048,
+                # host and port are judged by compiler.values (urllib.parse), which a regex cannot do
+                "pattern": r"^https?://[^\s/?#]+(/[A-Za-z0-9._~%-]+)*/?$",
+            },
+        },
+    }
+
+
+def _defs(variants: dict[str, list[str]], cookbook_samples: dict[str, list[Any]]) -> dict[str, Any]:
+    """One fragment per knob, one object per variant's knob set, one inferred schema per cookbook."""
+    defs: dict[str, Any] = {
+        f"knob_{k}": {"description": KNOB_MEANINGS[k], **v} if k in KNOB_MEANINGS else v
+        for k, v in sorted(KNOB_SCHEMAS.items())
+    }
+    for variant, knobs in sorted(variants.items()):
+        missing = [k for k in knobs if k not in KNOB_SCHEMAS]
+        if missing:
+            raise ValueError(f"knobs without a type in compiler/knobs.py: {missing}")
+        defs[f"knobs_{variant}"] = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": knobs,
+            "properties": {k: {"$ref": f"#/$defs/knob_{k}"} for k in knobs},
+        }
+    for name, samples in sorted(cookbook_samples.items()):
+        defs[f"cookbook_{name}"] = infer_schema(samples, name)
+    return defs
+
+
+def _flow_schema(flows: list[str], variants: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["key", "variant", "title", "uses_board", "usecase_free"],
+        "properties": {
+            "key": {"enum": sorted(flows)},
+            "variant": {"enum": variants},
+            "title": {"type": "string"},
+            "uses_board": {"type": "boolean"},
+            "usecase_free": {"type": "boolean"},
+        },
+    }
+
+
+def _usecase_schema(usecases: list[dict[str, Any]]) -> dict[str, Any]:
+    schema = infer_schema(usecases)
+    schema["properties"]["key"] = {"enum": [u["key"] for u in usecases]}
+    return schema
+
+
+def _board_schema(boards: list[dict[str, Any]], usecase_keys: list[str]) -> dict[str, Any]:
+    schema = infer_schema(boards)
+    props = schema["properties"]
+    # Not an enum: a user's own board (from a config search-path dir) has its own key.
+    props["key"] = {"type": "string", "pattern": BOARD_KEY_PATTERN, "maxLength": 64}
+    props["usecase"] = {"enum": usecase_keys}
+    props["structural_render_patches"] = {"type": ["integer", "null"]}
+    props["structural_yield"] = {
+        "type": ["array", "null"],
+        "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}},
+    }
+    props["real_image_filename"] = {"type": ["string", "null"]}
     return schema
 
 
@@ -264,7 +279,8 @@ def render_schema() -> str:
 
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
 
 
 def main(argv: list[str] | None = None) -> int:

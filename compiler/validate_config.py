@@ -14,7 +14,7 @@ from compiler.schema import load_schema
 
 
 @lru_cache(maxsize=1)
-def _validator():
+def _validator() -> Any:
     from jsonschema import Draft202012Validator, validators
 
     # Integers are integers (an integral float such as 15.0 is refused, never truncated: the pods'
@@ -27,7 +27,7 @@ def _validator():
             ),
         }
     )
-    strict = validators.extend(Draft202012Validator, type_checker=checker)
+    strict = validators.extend(Draft202012Validator, type_checker=checker)  # type: ignore[no-untyped-call]
     # The schema itself is checked by a test (check_schema costs ~1 s here), not on every compile.
     return strict(load_schema())
 
@@ -70,13 +70,14 @@ def _key(path: Any) -> str:
 def _schema_at(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
     if ref and ref.startswith("#/$defs/"):
-        return root["$defs"][ref.split("/")[-1]]
+        found: dict[str, Any] = root["$defs"][ref.split("/")[-1]]
+        return found
     return schema
 
 
 def _allowed(schema: dict[str, Any]) -> str | None:
     if "description" in schema and ("anyOf" in schema or "oneOf" in schema):
-        return schema["description"]
+        return str(schema["description"])
     if "enum" in schema:
         return ", ".join(map(str, schema["enum"]))
     if "const" in schema:

@@ -296,11 +296,13 @@ VARIANTS = [
     ["flow=day1", "usecase=pcb", "knobs.use_usd2roi_day1=false"],
     ["flow=day1", "usecase=glass"],
     ["flow=day1", "usecase=metal_surface"],
-    # each preset on every flow it names (conf/knobs/<preset>.yaml)
+    # each preset on every flow it has values for (conf/knobs_flow/<preset>_<flow>.yaml)
     *[
         [f"flow={f}", "usecase=pcb", f"knobs={p}"]
         for p in ("smoke", "full_board")
-        for f in yaml.safe_load((REPO / "conf" / "knobs" / f"{p}.yaml").read_text())["preset"]["by_flow"]
+        for f in sorted(
+            x.stem.removeprefix(f"{p}_") for x in (REPO / "conf" / "knobs_flow").glob(f"{p}_*.yaml")
+        )
     ],
     ["flow=day0", "usecase=pcb", "endpoint=external", "endpoint.url=https://edit.example.com/v1"],
     ["flow=structural", "usecase=pcb", "endpoint=external", "endpoint.url=https://edit.example.com/v1"],
@@ -470,7 +472,7 @@ def test_every_variant_declares_its_facts_and_the_plan_matches_them(matrix_texts
             "final_stage",
             "resources",
         } - set(variant)
-        assert not missing, f"conf/flow/{variant['flow']}.yaml variant {name} lacks {sorted(missing)}"
+        assert not missing, f"conf/flow/{variant['flow']}.yaml (variant {name}) lacks {sorted(missing)}"
     for path, text in matrix_texts.items():
         doc = yaml.load(text, Loader=yaml.CSafeLoader)
         tasks = [t for g in doc["workflow"]["groups"] for t in g["tasks"]]

@@ -73,8 +73,15 @@ def test_info_names_the_file_of_each_value(capsys, tmp_path, monkeypatch):
     code, out, _ = dig(capsys, "--info", "config", "flow=day0", "knobs=smoke", "knobs.num_sdg=7")
     assert code == 0
     assert "num_sdg: 7  <- command line" in out
-    assert "crop_max_emit: 1  <- knobs/smoke.yaml" in out
+    assert "crop_max_emit: 1  <- knobs_flow/smoke_day0.yaml" in out
     assert "exec_timeout: '28h'  <- flow/day0.yaml" in out
+    assert "render_gpu: 1  <- resources/render.yaml" in out
+    assert (
+        "anomaly_types_json: [['IC', 'bridge']," in out
+        and "<- usecase/pcb.yaml (via ${usecase.anomaly_types}" in out
+    )
+    code, out, _ = dig(capsys, "--info", "config", "flow=day1", "usecase=pcb")
+    assert "workflow_name: 'texture_defect_gen_day1_real_alignment'  <- flow_usecase/day1_pcb.yaml" in out
     assert f"dig_url_root: 's3://bkt/dig'  <- preferences ({prefs})" in out
     code, out, _ = dig(capsys, "--info", "defaults-tree", "flow=structural")
     assert (
