@@ -284,17 +284,19 @@ def test_alignment_uses_the_gpu_path_when_torch_sees_cuda(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the selection, not the GPU: align_gpu is the numpy path here, but it must be the one called
-    calls: list[tuple[int, ...]] = []
+    calls: list[int] = []
 
-    def gpu(ref: np.ndarray, mov: np.ndarray, params: align.AlignParams) -> align.AlignResult:
-        calls.append(ref.shape)
-        return align.align(ref, mov, params)
+    def gpu(
+        refs: list[np.ndarray], movs: list[np.ndarray], params: align.AlignParams
+    ) -> list[align.AlignResult]:
+        calls.append(len(refs))
+        return [align.align(r, m, params) for r, m in zip(refs, movs, strict=True)]
 
     monkeypatch.setattr(align_torch, "available", lambda: True)
-    monkeypatch.setattr(align_torch, "align_gpu", gpu)
+    monkeypatch.setattr(align_torch, "align_batch", gpu)
     entries = _entries(tmp_path, n=1)
     with FakeEditServer() as srv:
         summary = edit_client.run_batch(entries, _client(srv.url), log=lambda s: None)
-    assert summary["done"] == len(entries) == len(calls)
+    assert summary["done"] == len(entries) == sum(calls)
     for e in entries:
         assert json.loads(Path(e.metadata).read_text())["alignment"]["path"] == "torch-cuda"
