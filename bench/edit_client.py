@@ -1,7 +1,7 @@
 """Image-edit stage throughput against a local endpoint with a fixed latency per request.
 
 Run: python bench/edit_client.py [--n 96] [--concurrency 8] [--latency 2] [--size 512] [--runs 3] [--align]
-     [--client-cpus 1]
+     [--client-cpus 1] [--nice 10]
 Runs the stage as the pod does, `python -m dig_stages image-edit --spec ...` in its own process, and times
 that process from start to exit (interpreter start, imports, identity check, crop expansion, every request,
 alignment and write). Throughput is reported as a fraction of the ideal concurrency / latency (8 / 2 s =
@@ -44,9 +44,16 @@ def _inputs(root: Path, n: int, size: int) -> None:
         Image.fromarray(rgb).save(p)
 
 
-def _serve(latency: float, cpus: list[int], urls: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
-    if cpus:
-        os.sched_setaffinity(0, cpus)
+def _place(cpus: list[int], nice: int) -> None:
+    os.sched_setaffinity(0, cpus)
+    if nice:
+        os.nice(-nice)
+
+
+def _serve(
+    latency: float, cpus: list[int], nice: int, urls: multiprocessing.Queue, stop: multiprocessing.Event
+) -> None:
+    _place(cpus, nice)
     with FakeEditServer(latency_s=latency) as srv:
         urls.put(srv.url)
         stop.wait()
@@ -72,7 +79,7 @@ def _stage(root: Path, url: str, args: argparse.Namespace, cpus: list[int]) -> t
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, cpus)
+        cmd, env=env, capture_output=True, text=True, preexec_fn=lambda: _place(cpus, args.nice)
     )
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -94,7 +101,9 @@ def one_run(args: argparse.Namespace) -> tuple[float, dict, list[float]]:
         _inputs(root / "in", args.n, args.size)
         urls: multiprocessing.Queue = multiprocessing.Queue()
         stop = multiprocessing.Event()
-        proc = multiprocessing.Process(target=_serve, args=(args.latency, others, urls, stop), daemon=True)
+        proc = multiprocessing.Process(
+            target=_serve, args=(args.latency, others, args.nice, urls, stop), daemon=True
+        )
         proc.start()
         try:
             wall, summary = _stage(root, urls.get(timeout=30), args, client)
@@ -116,6 +125,13 @@ def main() -> int:
         "--align", action="store_true", help="align each output onto its input (the default stage)"
     )
     ap.add_argument("--client-cpus", type=int, help="pin the stage to this many cores (the pod has 1)")
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="raise the stage's and the endpoint's priority by N (root): on a shared machine, other "
+        "processes then take little of the pinned core, as in the pod whose core is its own",
+    )
     args = ap.parse_args()
     ideal = args.concurrency / args.latency
     fracs = []
@@ -132,7 +148,7 @@ def main() -> int:
         )
     print(
         f"{args.n} crops ({args.size} px), concurrency {args.concurrency}, latency {args.latency * 1000:.0f} ms, "
-        f"align {'on' if args.align else 'off'}, stage cores {args.client_cpus or 'all'}: throughput "
+        f"align {'on' if args.align else 'off'}, stage cores {args.client_cpus or 'all'}, nice -{args.nice}: throughput "
         f"{statistics.median(fracs):.3f} of ideal {ideal:.0f} images/s, whole stage process "
         f"(median of {args.runs}; runs {', '.join(f'{f:.3f}' for f in fracs)})"
     )

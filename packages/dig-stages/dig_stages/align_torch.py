@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,10 +12,9 @@ import numpy as np
 
 from dig_stages import align
 
-try:  # optional: pods without torch use the numpy path
-    import torch
-except ImportError:  # pragma: no cover - depends on the machine
-    torch = None
+torch: Any = None  # imported by the first available() call: optional, and a second or more of start-up
+_IMPORT = threading.Lock()
+_tried = False
 
 MAX_BATCH = 512  # crops per GPU batch: 1,007 crops/s at 512² vs 867 at 256 (H200); ~6 GB at 512² crops
 GPU_COARSE_MIN_DIM = (
@@ -26,7 +26,20 @@ ENT = float(1 << 40)  # fixed-point unit of the entropy terms, summed as integer
 
 
 def available() -> bool:
-    """True when torch is importable and sees a CUDA device."""
+    """True when torch is importable and sees a CUDA device.
+
+    The first call imports torch (pods without it use the numpy path): the image-edit stage asks from a
+    worker thread while its first requests are in flight, so the import does not delay them.
+    """
+    global torch, _tried
+    with _IMPORT:
+        if not _tried:
+            _tried = True
+            try:
+                import torch as _torch
+            except ImportError:  # pragma: no cover - depends on the machine
+                _torch = None
+            torch = _torch
     return torch is not None and torch.cuda.is_available()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import email.utils
 import http.client
 import io
@@ -512,7 +513,6 @@ class _Pipeline:
         self.n = len(entries)
         self.ready: queue.Queue[_Edited | None] = queue.Queue(maxsize=2 * client.cfg.concurrency)
         self.done: queue.SimpleQueue[ItemResult | BaseException] = queue.SimpleQueue()
-        self.gpu = client.cfg.align and align_torch.available()
 
     def _guard(self, work: Callable[[], None]) -> None:
         try:
@@ -536,12 +536,14 @@ class _Pipeline:
             self.ready.put(_Edited(e, png, edited, attempts, t0))
 
     def _posts(self) -> None:
+        # asked here, not before the requests start: the first call imports torch (a second or more)
+        gpu = self.client.cfg.align and align_torch.available()
         while True:
             first = self.ready.get()
             if first is None:
                 return
             items = [first]
-            while self.gpu and len(items) < align_torch.MAX_BATCH:  # whatever has arrived: one GPU batch
+            while gpu and len(items) < align_torch.MAX_BATCH:  # whatever has arrived: one GPU batch
                 try:
                     nxt = self.ready.get_nowait()
                 except queue.Empty:
@@ -555,8 +557,7 @@ class _Pipeline:
 
     def run(self) -> Iterator[ItemResult]:
         """Yields each crop's result as it finishes; re-raises a worker's unexpected exception."""
-        # one post-processing worker per core the process may use (the pod: 1); one feeds the GPU
-        n_post = 1 if self.gpu else max(1, len(os.sched_getaffinity(0)))
+        n_post = max(1, len(os.sched_getaffinity(0)))  # one post-processing worker per usable core (pod: 1)
         workers = [self._requests] * min(self.client.cfg.concurrency, self.n) + [self._posts] * n_post
         threads = [threading.Thread(target=self._guard, args=(w,), daemon=True) for w in workers]
         for t in threads:
@@ -568,8 +569,9 @@ class _Pipeline:
                     raise r
                 yield r
         finally:
-            for _ in range(n_post):
-                self.ready.put(None)
+            for _ in range(n_post):  # after a worker's bug the queue may be full: never block on it
+                with contextlib.suppress(queue.Full):
+                    self.ready.put_nowait(None)
 
 
 def run_batch(
