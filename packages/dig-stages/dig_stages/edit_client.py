@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import concurrent.futures
+import contextlib
 import email.utils
 import http.client
 import io
 import json
 import os
+import queue
 import random
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,8 +237,7 @@ class EditClient:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.retries = 0  # total retry waits taken, for the summary
-        # Bounds requests in flight, not worker threads: decoding, alignment and writes of one crop overlap
-        # the next crop's request instead of holding a slot (bench/edit_client.py: 0.86 -> 0.9+ of ideal).
+        # Bounds requests in flight (run_batch's request workers, the identity probe, retries alike).
         self.slots = threading.BoundedSemaphore(cfg.concurrency)
 
     def _scrub(self, text: str) -> str:
@@ -320,14 +320,9 @@ class EditClient:
             )
         return ids
 
-    def _png(self, image: Image.Image) -> bytes:
-        buf = io.BytesIO()
-        image.save(buf, format="PNG")
-        return buf.getvalue()
-
-    def edit_once(self, image: Image.Image, filename: str = "input.png") -> Image.Image:
-        """One request on the configured route; raises EditError (retryable or not)."""
-        w, h = image.size
+    def edit_once(self, png: bytes, size: tuple[int, int], filename: str = "input.png") -> Image.Image:
+        """One request on the configured route with the crop's PNG bytes; raises EditError (retryable or not)."""
+        w, h = size
         gen = self.cfg.generation
         if self.cfg.route == "images":
             fields = {
@@ -338,7 +333,7 @@ class EditClient:
                 "n": "1",
             }
             fields.update({k: str(v) for k, v in gen.items()})
-            body, ctype = _multipart(fields, [("image", filename, self._png(image), "image/png")])
+            body, ctype = _multipart(fields, [("image", filename, png, "image/png")])
             raw = self._request("POST", "/images/edits", body, ctype)
             try:
                 b64 = json.loads(raw)["data"][0]["b64_json"]
@@ -349,7 +344,7 @@ class EditClient:
                     f"POST /images/edits: malformed body ({type(exc).__name__})", retryable=True
                 ) from None
             return _decode_image(b64)
-        url = "data:image/png;base64," + base64.b64encode(self._png(image)).decode()
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
         payload = {
             "model": self.cfg.model,
             "messages": [
@@ -379,9 +374,9 @@ class EditClient:
         return _decode_image(content)
 
     def edit(
-        self, image: Image.Image, filename: str = "input.png", label: str = ""
+        self, png: bytes, size: tuple[int, int], filename: str = "input.png", label: str = ""
     ) -> tuple[Image.Image, int]:
-        return self.with_retries(lambda: self.edit_once(image, filename), label or filename)
+        return self.with_retries(lambda: self.edit_once(png, size, filename), label or filename)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -424,53 +419,159 @@ class ItemResult:
     mi: float | None = None
 
 
-def process(entry: batch.Entry, client: EditClient) -> ItemResult:
-    """Edit one crop, align it onto its input, write caption + metadata, then the image (the done-marker)."""
-    t0 = time.perf_counter()
-    if os.path.exists(entry.output):
-        return ItemResult(entry.key, "skipped")
+def request_png(path: str) -> tuple[bytes, tuple[int, int]]:
+    """The crop as request bytes: the file itself when it is an RGB PNG (nothing to re-encode), else its
+    RGB conversion encoded at zlib level 1 (a level-6 encode of a 512² crop cost ~0.1 s of the pod's core)."""
+    data = Path(path).read_bytes()
+    with Image.open(io.BytesIO(data)) as im:  # reads the header only
+        if im.format == "PNG" and im.mode == "RGB":
+            return data, im.size
+        rgb = im.convert("RGB")
+    buf = io.BytesIO()
+    rgb.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue(), rgb.size
+
+
+@dataclass
+class _Edited:
+    """A crop whose request succeeded, waiting for alignment and writes."""
+
+    entry: batch.Entry
+    src_png: bytes
+    edited: Image.Image
+    attempts: int
+    t0: float
+
+
+def _failed(entry: batch.Entry, client: EditClient, t0: float, exc: Exception) -> ItemResult:
+    return ItemResult(entry.key, "failed", 0, time.perf_counter() - t0, client._scrub(str(exc)))
+
+
+def finish(items: list[_Edited], client: EditClient) -> list[ItemResult]:
+    """Align the edited crops onto their inputs (one GPU batch when torch sees CUDA, else numpy one by one),
+    then write caption + metadata, then the image (the done-marker)."""
     cfg = client.cfg
+    out: list[ItemResult] = []
+    srcs, arrs, ok = [], [], []
+    for it in items:
+        try:
+            if cfg.align:
+                srcs.append(np.asarray(Image.open(io.BytesIO(it.src_png)).convert("RGB")))
+            arrs.append(np.asarray(it.edited.convert("RGB")))
+            ok.append(it)
+        except (OSError, ValueError) as exc:
+            out.append(_failed(it.entry, client, it.t0, exc))
+    items = ok
+    params = align.AlignParams.from_dict(cfg.align_params)
+    gpu = cfg.align and align_torch.available()
     try:
-        with Image.open(entry.input) as im:
-            src = im.convert("RGB")
-        edited, attempts = client.edit(src, Path(entry.input).name, entry.key)
-        edited = edited.convert("RGB")
+        aligned = align_torch.align_batch(srcs, arrs, params) if cfg.align else [None] * len(items)
+    except ValueError as exc:
+        return out + [_failed(it.entry, client, it.t0, exc) for it in items]
+    for it, arr, res in zip(items, arrs, aligned, strict=True):
         meta: dict[str, Any] = {
-            "input": entry.input,
-            "output": entry.output,
+            "input": it.entry.input,
+            "output": it.entry.output,
             "model": cfg.model,
             "route": cfg.route,
             "generation": cfg.generation,
-            "attempts": attempts,
-            "edited_size": list(edited.size),
+            "attempts": it.attempts,
+            "edited_size": list(it.edited.size),
         }
-        arr = np.asarray(edited)
-        mi = None
-        if cfg.align:
-            params = align.AlignParams.from_dict(cfg.align_params)
-            gpu = align_torch.available()  # the task's GPU when torch sees one, else numpy on the CPU
-            res = (align_torch.align_gpu if gpu else align.align)(np.asarray(src), arr, params)
-            meta["alignment"] = res.metadata() | {
-                "interp": params.interp,
-                "path": "torch-cuda" if gpu else "numpy-cpu",
-            }
-            mi = res.mi
-            if not res.passed:
-                raise EditError(f"alignment MI {res.mi:.4f} below min_mi {params.min_mi}")
-            arr = res.image
-        meta["seconds"] = round(time.perf_counter() - t0, 3)
-        write_atomic(entry.caption, cfg.prompt.encode())
-        write_atomic(entry.metadata, (json.dumps(meta, indent=1) + "\n").encode())
-        write_atomic(entry.output, _encode(arr, Path(entry.output).suffix, cfg.jpeg_quality))
-        return ItemResult(entry.key, "done", attempts, time.perf_counter() - t0, mi=mi)
-    except (EditError, OSError, ValueError) as exc:
-        return ItemResult(
-            entry.key,
-            "failed",
-            getattr(exc, "attempts", 0),
-            time.perf_counter() - t0,
-            client._scrub(str(exc)),
-        )
+        try:
+            if res is not None:
+                meta["alignment"] = res.metadata() | {
+                    "interp": params.interp,
+                    "path": "torch-cuda" if gpu else "numpy-cpu",
+                }
+                if not res.passed:
+                    raise EditError(f"alignment MI {res.mi:.4f} below min_mi {params.min_mi}")
+                arr = res.image
+            meta["seconds"] = round(time.perf_counter() - it.t0, 3)
+            write_atomic(it.entry.caption, cfg.prompt.encode())
+            write_atomic(it.entry.metadata, (json.dumps(meta, indent=1) + "\n").encode())
+            write_atomic(it.entry.output, _encode(arr, Path(it.entry.output).suffix, cfg.jpeg_quality))
+        except (EditError, OSError, ValueError) as exc:
+            out.append(_failed(it.entry, client, it.t0, exc))
+            continue
+        mi = res.mi if res is not None else None
+        out.append(ItemResult(it.entry.key, "done", it.attempts, time.perf_counter() - it.t0, mi=mi))
+    return out
+
+
+class _Pipeline:
+    """`concurrency` request workers keep every request slot busy: each prepares its next body (the file's
+    bytes) and decodes its answer outside the slot, then hands the crop to the post-processing workers
+    (alignment and writes), so CPU work never idles a slot. The hand-off queue is bounded: when alignment
+    falls behind, requests wait instead of piling decoded images up in memory."""
+
+    def __init__(self, client: EditClient, entries: list[batch.Entry]):
+        self.client = client
+        self.todo: queue.SimpleQueue[batch.Entry] = queue.SimpleQueue()
+        for e in entries:
+            self.todo.put(e)
+        self.n = len(entries)
+        self.ready: queue.Queue[_Edited | None] = queue.Queue(maxsize=2 * client.cfg.concurrency)
+        self.done: queue.SimpleQueue[ItemResult | BaseException] = queue.SimpleQueue()
+
+    def _guard(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - a bug in a worker must stop the run, not hang it
+            self.done.put(exc)
+
+    def _requests(self) -> None:
+        while True:
+            try:
+                e = self.todo.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.perf_counter()
+            try:
+                png, size = request_png(e.input)
+                edited, attempts = self.client.edit(png, size, Path(e.input).name, e.key)
+            except (EditError, OSError, ValueError) as exc:
+                self.done.put(_failed(e, self.client, t0, exc))
+                continue
+            self.ready.put(_Edited(e, png, edited, attempts, t0))
+
+    def _posts(self) -> None:
+        # asked here, not before the requests start: the first call imports torch (a second or more)
+        gpu = self.client.cfg.align and align_torch.available()
+        while True:
+            first = self.ready.get()
+            if first is None:
+                return
+            items = [first]
+            while gpu and len(items) < align_torch.MAX_BATCH:  # whatever has arrived: one GPU batch
+                try:
+                    nxt = self.ready.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.ready.put(None)
+                    break
+                items.append(nxt)
+            for r in finish(items, self.client):
+                self.done.put(r)
+
+    def run(self) -> Iterator[ItemResult]:
+        """Yields each crop's result as it finishes; re-raises a worker's unexpected exception."""
+        n_post = max(1, len(os.sched_getaffinity(0)))  # one post-processing worker per usable core (pod: 1)
+        workers = [self._requests] * min(self.client.cfg.concurrency, self.n) + [self._posts] * n_post
+        threads = [threading.Thread(target=self._guard, args=(w,), daemon=True) for w in workers]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(self.n):
+                r = self.done.get()
+                if isinstance(r, BaseException):
+                    raise r
+                yield r
+        finally:
+            for _ in range(n_post):  # after a worker's bug the queue may be full: never block on it
+                with contextlib.suppress(queue.Full):
+                    self.ready.put_nowait(None)
 
 
 def run_batch(
@@ -479,18 +580,15 @@ def run_batch(
     """Process entries with bounded concurrency; returns the summary (counts, failures, timing)."""
     log = log or (lambda s: print(s, file=sys.stderr))
     t0 = time.perf_counter()
-    results: list[ItemResult] = []
-    # twice the request slots so one crop's CPU work overlaps another's request (EditClient.slots bounds those)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2 * client.cfg.concurrency) as pool:
-        futs = [pool.submit(process, e, client) for e in entries]
-        for fut in concurrent.futures.as_completed(futs):
-            r = fut.result()
-            results.append(r)
-            if r.status == "failed":
-                log(f"image-edit: FAILED {r.key}: {r.error}")
-            elif r.status == "done":
-                extra = f", MI {r.mi:.3f}" if r.mi is not None else ""
-                log(f"image-edit: done {r.key} ({r.attempts} attempt(s), {r.seconds:.2f} s{extra})")
+    todo = [e for e in entries if not os.path.exists(e.output)]
+    results = [ItemResult(e.key, "skipped") for e in entries if os.path.exists(e.output)]
+    for r in _Pipeline(client, todo).run():
+        results.append(r)
+        if r.status == "failed":
+            log(f"image-edit: FAILED {r.key}: {r.error}")
+        else:
+            extra = f", MI {r.mi:.3f}" if r.mi is not None else ""
+            log(f"image-edit: done {r.key} ({r.attempts} attempt(s), {r.seconds:.2f} s{extra})")
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
     return {
         "total": len(entries),

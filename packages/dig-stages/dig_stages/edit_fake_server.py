@@ -62,6 +62,8 @@ class FakeEditServer:
     """ThreadingHTTPServer on 127.0.0.1:0 in a daemon thread; use as a context manager."""
 
     models: list[str] = field(default_factory=lambda: [MODEL])
+    # each POST is answered latency_s after its body arrived, the server's own work included (a real
+    # endpoint's latency is its whole response time), or as soon as that work is done if it takes longer
     latency_s: float = 0.0
     shift: tuple[int, int] = (3, -2)
     # filename -> actions played for its 1st, 2nd, ... request ("ok" after the list runs out)
@@ -75,6 +77,7 @@ class FakeEditServer:
         self._release = threading.Event()
         self.inflight = 0
         self.max_inflight = 0
+        self.served: list[float] = []  # seconds from a POST's body arriving to its answer leaving
 
     # -- lifecycle
     def __enter__(self) -> FakeEditServer:
@@ -90,6 +93,11 @@ class FakeEditServer:
                 # A request stops counting as in flight before its answer leaves: the client may send
                 # its next request as soon as it reads this one, before a later decrement would run.
                 self._leave()
+                due = getattr(self, "_due", None)
+                if due is not None:
+                    self._due = None
+                    with server._lock:
+                        server.served.append(time.perf_counter() - due + server.latency_s)
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -109,6 +117,7 @@ class FakeEditServer:
             def do_POST(self) -> None:  # noqa: N802
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                self._due = time.perf_counter() + server.latency_s
                 ctype = self.headers.get("Content-Type", "")
                 try:
                     if self.path == "/v1/images/edits":
@@ -146,23 +155,27 @@ class FakeEditServer:
                     with server._lock:
                         server.inflight -= 1
 
+            def _wait(self) -> None:
+                time.sleep(max(0.0, self._due - time.perf_counter()))
+
             def _answer(self, action: Action, image: Image.Image) -> None:
-                if server.latency_s:
-                    time.sleep(server.latency_s)
                 if action == "hang":
+                    self._wait()
                     server._release.wait(30)
                     return
                 if isinstance(action, tuple) or isinstance(action, int):
                     code, after = action if isinstance(action, tuple) else (action, None)
                     hdr = {"Retry-After": str(after)} if after is not None else {}
+                    self._wait()
                     self._send(code, json.dumps({"error": f"injected {code}"}).encode(), hdr)
                     return
                 if action == "malformed":
+                    self._wait()
                     self._send(200, b'{"data": [{"b64_j')
                     return
                 edited = fake_edit(image, server.shift)
                 buf = io.BytesIO()
-                edited.save(buf, format="PNG")
+                edited.save(buf, format="PNG", compress_level=1)
                 b64 = base64.b64encode(buf.getvalue()).decode()
                 if action == "badimage":
                     b64 = base64.b64encode(b"not an image").decode()
@@ -171,7 +184,9 @@ class FakeEditServer:
                 else:
                     content = [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64}}]
                     out = {"choices": [{"message": {"role": "assistant", "content": content}}]}
-                self._send(200, json.dumps(out).encode())
+                payload = json.dumps(out).encode()
+                self._wait()
+                self._send(200, payload)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

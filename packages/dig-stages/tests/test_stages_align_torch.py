@@ -96,3 +96,30 @@ def test_gpu_warp_matches_the_numpy_warp_and_gate_rejects_a_wrong_board() -> Non
         refs[0], _pair(99, TRUES[0], "gamma")[1], {"shift_range": 6, "min_mi": 0.15}
     )
     assert res.passed and not wrong.passed
+
+
+@pytest.mark.skipif(not align_torch.available(), reason="needs torch with CUDA (run on the GPU machine)")
+def test_staged_copy_back_equals_the_direct_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(align_torch, "STAGE_BYTES", 4096)  # many chunks, and a partial last one
+    monkeypatch.setattr(align_torch, "_STAGING", [])
+    for dtype in (torch.uint8, torch.float32):
+        t = (torch.rand(3, 37, 41, 3, device="cuda") * 255).to(dtype)
+        monkeypatch.setattr(align_torch, "HOST_COPY", "staged")
+        staged = align_torch._to_host(t)
+        monkeypatch.setattr(align_torch, "HOST_COPY", "direct")
+        direct = align_torch._to_host(t)
+        assert staged.dtype == direct.dtype == t.cpu().numpy().dtype
+        assert np.array_equal(staged, t.cpu().numpy()) and np.array_equal(direct, staged)
+
+
+@pytest.mark.skipif(not align_torch.available(), reason="needs torch with CUDA (run on the GPU machine)")
+def test_gpu_mi_matches_the_numpy_mi_of_the_same_joint() -> None:
+    import torch
+
+    j = torch.randint(0, 50, (4, 16, 16), device="cuda", dtype=torch.long)
+    j[1, 3:] = 0  # empty bins: 0 log 0 = 0
+    got = align_torch._entropy_terms(j).cpu().numpy()
+    want = [align.mutual_information(x.astype(np.float64))[0] for x in j.cpu().numpy()]
+    assert np.allclose(got, want, atol=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -284,17 +285,42 @@ def test_alignment_uses_the_gpu_path_when_torch_sees_cuda(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the selection, not the GPU: align_gpu is the numpy path here, but it must be the one called
-    calls: list[tuple[int, ...]] = []
+    calls: list[int] = []
 
-    def gpu(ref: np.ndarray, mov: np.ndarray, params: align.AlignParams) -> align.AlignResult:
-        calls.append(ref.shape)
-        return align.align(ref, mov, params)
+    def gpu(
+        refs: list[np.ndarray], movs: list[np.ndarray], params: align.AlignParams
+    ) -> list[align.AlignResult]:
+        calls.append(len(refs))
+        return [align.align(r, m, params) for r, m in zip(refs, movs, strict=True)]
 
     monkeypatch.setattr(align_torch, "available", lambda: True)
-    monkeypatch.setattr(align_torch, "align_gpu", gpu)
+    monkeypatch.setattr(align_torch, "align_batch", gpu)
     entries = _entries(tmp_path, n=1)
     with FakeEditServer() as srv:
         summary = edit_client.run_batch(entries, _client(srv.url), log=lambda s: None)
-    assert summary["done"] == len(entries) == len(calls)
+    assert summary["done"] == len(entries) == sum(calls)
     for e in entries:
         assert json.loads(Path(e.metadata).read_text())["alignment"]["path"] == "torch-cuda"
+
+
+def test_a_bug_in_a_worker_stops_the_run_instead_of_hanging_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(items: list, client: edit_client.EditClient) -> list:
+        raise RuntimeError("bug in post-processing")
+
+    monkeypatch.setattr(edit_client, "finish", broken)
+    entries = _entries(tmp_path)
+    with FakeEditServer() as srv, pytest.raises(RuntimeError, match="bug in post-processing"):
+        edit_client.run_batch(entries, _client(srv.url), log=lambda s: None)
+
+
+def test_request_bytes_are_the_file_itself_when_it_is_an_rgb_png(tmp_path: Path) -> None:
+    rgb, grey = tmp_path / "rgb.png", tmp_path / "grey.png"
+    Image.fromarray(_crop(0)).save(rgb)
+    Image.fromarray(_crop(0)[..., 0]).save(grey)
+    data, size = edit_client.request_png(str(rgb))
+    assert data == rgb.read_bytes() and size == (SIZE, SIZE)
+    data, size = edit_client.request_png(str(grey))  # re-encoded as RGB, same pixels
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "RGB" and np.array_equal(np.asarray(im)[..., 1], _crop(0)[..., 0])
