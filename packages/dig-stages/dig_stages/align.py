@@ -330,6 +330,9 @@ class _Level:
         self.ys = ys.astype(np.float32)
         fv = fixed[ys, xs]
         self.fbin = (np.minimum((fv * bins).astype(np.intp), bins - 1) * bins).astype(np.intp)
+        self.frow = self.fbin // bins
+        # (ux, uy, 1): level-0 reference offsets from the box centre (set by the search for gradients)
+        self.u3 = np.zeros((3, 0), np.float32)
         # the moving image pre-scaled to bin units: the interpolated value is the (linear) bin coordinate
         # (padded by a row so a sample on the last pixel never indexes past the end)
         mflat = (np.asarray(moving, np.float32) * np.float32(bins - 1)).reshape(-1)
@@ -409,6 +412,93 @@ class _Level:
         return np.concatenate(
             [mi_many(smooth_joint(self.joints_level(lm[i : i + step]))) for i in range(0, len(lm), step)]
         )
+
+
+CURV_STRIDE = 4
+
+
+def _affine_jacobian(x: np.ndarray) -> np.ndarray:
+    """d (a00, a01, tx, a10, a11, ty) / d (rot, sx, sy, tx, ty) for A = R(rot) diag(sx, sy)."""
+    c, s = math.cos(x[0]), math.sin(x[0])
+    j = np.zeros((6, 5))
+    j[[0, 1, 3, 4], 0] = (-s * x[1], -c * x[2], c * x[1], -s * x[2])
+    j[0, 1], j[3, 1] = c, s
+    j[1, 2], j[4, 2] = -s, c
+    j[2, 3] = j[5, 4] = 1.0
+    return j
+
+
+def mi_newton(L: _Level, box: Box, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """MI of the smoothed joint at level-0 parameters x (5,), its exact gradient and a Gauss-Newton curvature.
+
+    The gradient differentiates the estimator itself (linear binning on the moving side, the [1, 2, 1]
+    Parzen smoothing, the normalisation), so its zero is the maximum `mi_batch` sees. The curvature treats
+    MI as the mean log-likelihood of the moving bin given the fixed bin: minus the sum over samples of
+    g g^T / var(bin | fixed bin), g the per-sample derivative of the moving bin coordinate, centred per
+    fixed bin (the histogram re-estimates the conditional mean as x moves). Returns (MI, grad, curvature).
+    """
+    h, w = L.shape
+    m = level_matrices(box.matrices(x), L.scale)[0].astype(np.float32)
+    qx = m[0, 0] * L.xs + m[0, 1] * L.ys + m[0, 2]
+    qy = m[1, 0] * L.xs + m[1, 1] * L.ys + m[1, 2]
+    ins = None
+    if L.need_inside:
+        ins = ((qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)).astype(np.float32)
+        np.clip(qx, 0, np.float32(w - 1.001), out=qx)
+        np.clip(qy, 0, np.float32(h - 1.001), out=qy)
+    xi, yi = qx.astype(np.intp), qy.astype(np.intp)
+    fx, fy = qx - xi, qy - yi
+    idx = yi * w + xi
+    f = L.mflat
+    v00, v01, v10, v11 = f[idx], f[idx + 1], f[idx + w], f[idx + w + 1]
+    d0, d1 = v01 - v00, v11 - v10
+    top, bot = v00 + d0 * fx, v10 + d1 * fx
+    gy = bot - top
+    val = top + gy * fy
+    gx = d0 + (d1 - d0) * fy
+    j0 = np.minimum(val.astype(np.intp), L.bins - 2)
+    a = val - j0
+    j0 += L.fbin
+    nb = L.nb
+    wt = np.ones_like(a) if ins is None else ins
+    upper = np.bincount(j0, weights=a * wt, minlength=nb)
+    joint = np.bincount(j0, weights=wt, minlength=nb) - upper
+    joint[1:] += upper[:-1]
+    sj = smooth_joint(joint.reshape(L.bins, L.bins))
+    mi = float(mi_many(sj[None])[0])
+    tot = sj.sum()
+    pj = sj / max(tot, 1e-300)
+    pm = pj.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lg = np.where(pj > 0, np.log(pj / np.where(pm > 0, pm, 1.0)[None, :]), 0.0)
+    wm = smooth_joint(lg - float((pj * lg).sum())).ravel() / max(tot, 1e-300)
+    gs = (wm[j0 + 1] - wm[j0]).astype(np.float32)
+    if ins is not None:
+        gs *= ins
+    jac = _affine_jacobian(x) / L.scale
+    # d MI / d (a00, a01, tx, a10, a11, ty) of q0 = c_m + A u + t, u = (ux, uy, 1): U-moments of gs * grad m
+    grad = jac.T @ np.concatenate([np.einsum("n,kn->k", gs * gx, L.u3), np.einsum("n,kn->k", gs * gy, L.u3)])
+    # conditional variance (bin units^2) of the moving bin per fixed bin, from the smoothed histogram
+    row = pj.sum(axis=1)
+    jj = np.arange(L.bins, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(row > 0, pj @ jj / row, 0.0)
+        var = np.where(row > 0, pj @ (jj * jj) / row - mean * mean, 1.0)
+    # the curvature only shapes the steps: every CURV_STRIDE-th sample is enough
+    k = CURV_STRIDE
+    sx, sy, u3, fr = gx[::k], gy[::k], L.u3[:, ::k], L.frow[::k]
+    wt = np.ones_like(sx) if ins is None else ins[::k]
+    g6 = np.concatenate([sx * u3, sy * u3])
+    wv = (1.0 / np.maximum(var, 0.5))[fr].astype(np.float32) * wt
+    # centred per fixed bin: sum_s w (g - mean_b)(g - mean_b)^T = sum_s w g g^T - sum_b w_b n_b mean_b mean_b^T
+    cnt = np.bincount(fr, weights=wt, minlength=L.bins)
+    sums = np.stack([np.bincount(fr, weights=gk * wt, minlength=L.bins) for gk in g6])  # (6, bins)
+    wb = 1.0 / np.maximum(var, 0.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cm = np.where(cnt > 0, wb / np.maximum(cnt, 1e-9), 0.0)
+    c6 = np.einsum("kn,ln->kl", g6 * wv, g6).astype(np.float64) - (sums * cm) @ sums.T
+    curv = jac.T @ c6 @ jac * (float(L.xs.size) / max(float(cnt.sum()), 1.0)) / max(tot / 16.0, 1.0)
+    return mi, grad, curv
 
 
 def mi_many(j: np.ndarray) -> np.ndarray:
@@ -533,6 +623,88 @@ def search(
     return x, L, evals
 
 
+# Gauss-Newton schedule per level: (most iterations, stop when no corner moves more than this many level px)
+GN_TOP = (8, 0.05)
+GN_MID = (4, 0.05)
+GN_FINE = (6, 0.01)
+
+
+def _set_offsets(L: _Level, box: Box) -> None:
+    c = (L.scale - 1) / 2
+    L.u3 = np.stack(
+        [
+            L.xs * np.float32(L.scale) + np.float32(c - box.cf[0]),
+            L.ys * np.float32(L.scale) + np.float32(c - box.cf[1]),
+            np.ones_like(L.xs),
+        ]
+    ).astype(np.float32)
+
+
+def gauss_newton(
+    L: _Level, box: Box, x: np.ndarray, units: np.ndarray, iters: int, tol: float
+) -> tuple[np.ndarray, float, int]:
+    """Newton ascent on MI with `mi_newton`'s curvature; a step that lowers MI is halved (3 times at most).
+
+    Returns (parameters, MI, evaluations). Stops when the step moves no corner by `tol` level px.
+    """
+    _set_offsets(L, box)
+    fx, grad, curv = mi_newton(L, box, x)
+    n = 1
+    for _ in range(iters):
+        try:
+            step = np.linalg.solve(curv + 1e-12 * np.eye(5), grad)
+        except np.linalg.LinAlgError:
+            break
+        # a Newton step beyond ~2 level px leaves the model's range: shorten it
+        size = float(np.max(np.abs(step / units)))
+        if size > 2.0:
+            step *= 2.0 / size
+            size = 2.0
+        for _ in range(4):
+            xn = np.clip(x + step, box.lo, box.hi)
+            fn, gn, cn = mi_newton(L, box, xn)
+            n += 1
+            if fn > fx:
+                break
+            step *= 0.5
+            size *= 0.5
+        else:
+            break
+        x, fx, grad, curv = xn, fn, gn, cn
+        if size < tol:
+            break
+    return x, fx, n
+
+
+def search_newton(
+    box: Box, p: AlignParams, d: dict[str, Any], level: Callable[..., Any]
+) -> tuple[np.ndarray, int]:
+    """The CPU search: the coarse grids of `search` at the top level, then Gauss-Newton MI ascent per level."""
+    levels = d["pyr_levels"]
+    hf, wf = box.ref_shape
+    half_diag = 0.5 * math.hypot(wf, hf)
+    x = box.x0[None].copy()
+    evals = 0
+    for lvl in range(levels - 1, -1, -1):
+        s = float(2**lvl)
+        L = level(lvl)
+        units = np.array([s / half_diag, 2 * s / wf, 2 * s / hf, s, s])
+        if lvl == levels - 1:
+
+            def f(v: np.ndarray, L: Any = L) -> np.ndarray:
+                return np.asarray(L.mi_batch(box.matrices(v)), float)
+
+            x, _, n = _coarse_search(f, x, box, units, p)
+            evals += n
+            it, tol = GN_TOP
+        else:
+            it, tol = GN_MID if lvl > 0 else GN_FINE
+        xv, _, n = gauss_newton(L, box, x[0], units, it, tol)
+        x = xv[None]
+        evals += n
+    return x[0], evals
+
+
 def register(
     reference: np.ndarray,
     moving: np.ndarray,
@@ -567,8 +739,8 @@ def register(
         n = p.samples if lvl == 0 and not fast else max(1, p.samples // COARSE_SAMPLE_DIV)
         return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), bins, n, p.seed + lvl, margin=margin)
 
-    xs, L, evals = search(box, p, d, level)
-    x = np.clip(xs[0], box.lo, box.hi)
+    x, evals = search_newton(box, p, d, level)
+    x = np.clip(x, box.lo, box.hi)
     t = Transform(
         math.degrees(x[0]),
         x[1] * resize[0],
