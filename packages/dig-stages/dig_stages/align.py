@@ -21,6 +21,7 @@ COARSE_MIN_DIM = 48  # the auto pyramid stops before the top level would be smal
 COARSE_BINS = 32
 GATE_SAMPLES = 1 << 16  # samples of the MI reported and gated by min_mi
 COARSE_SAMPLE_DIV = 4
+NORM_SAMPLES = 1 << 14  # pixels of the percentile range of _normalise
 CHUNK = (
     1 << 15
 )  # samples x matrices per vectorised evaluation on the CPU  # coarse levels hold a few thousand samples: 64x64 bins would be mostly empty
@@ -136,10 +137,16 @@ def to_gray(img: np.ndarray) -> np.ndarray:
 
 def _normalise(g: np.ndarray) -> np.ndarray:
     # Robust range so a few hot pixels do not squeeze the histogram into a handful of bins.
-    lo, hi = np.percentile(g[:: max(1, g.shape[0] // 256), :: max(1, g.shape[1] // 256)], [0.1, 99.9])
+    # (from an even subset of about NORM_SAMPLES pixels: a sort of the whole crop costs more than the search)
+    k = max(1, math.ceil(math.sqrt(g.size / NORM_SAMPLES)))
+    # numpy's linear percentiles from a sort (a vectorised sort beats np.percentile's partition here)
+    sub = np.sort(g[::k, ::k], axis=None)
+    lo, hi = (float(np.interp(q * (sub.size - 1), np.arange(sub.size), sub)) for q in (0.001, 0.999))
     if hi <= lo:
         hi = lo + 1.0
-    return np.clip((g - lo) * np.float32(1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
+    a = g - np.float32(lo)
+    a *= np.float32(1.0 / (hi - lo))
+    return np.clip(a, 0.0, 1.0, out=a).astype(np.float32, copy=False)
 
 
 def _down2(g: np.ndarray) -> np.ndarray:
@@ -624,9 +631,11 @@ def search(
 
 
 # Gauss-Newton schedule per level: (most iterations, stop when no corner moves more than this many level px)
-GN_TOP = (8, 0.05)
-GN_MID = (4, 0.05)
-GN_FINE = (6, 0.01)
+GN_TOP = (6, 0.25)
+GN_MID = (3, 0.25)
+GN_FINE = (5, 0.01)
+GN_TAU = 3.0  # first step length, in units of the Gauss-Newton step
+GN_MAX_STEP = 2.0
 
 
 def _set_offsets(L: _Level, box: Box) -> None:
@@ -643,35 +652,39 @@ def _set_offsets(L: _Level, box: Box) -> None:
 def gauss_newton(
     L: _Level, box: Box, x: np.ndarray, units: np.ndarray, iters: int, tol: float
 ) -> tuple[np.ndarray, float, int]:
-    """Newton ascent on MI with `mi_newton`'s curvature; a step that lowers MI is halved (3 times at most).
+    """Newton ascent on MI with `mi_newton`'s curvature, the step length learnt along the way.
 
-    Returns (parameters, MI, evaluations). Stops when the step moves no corner by `tol` level px.
+    The curvature is right in shape, not in scale (the histogram estimator is blunter than the samples'
+    Fisher information): each step is scaled by `tau`, which the secant of the directional derivative
+    between the two ends of the last step corrects. A step that lowers MI is shortened and retried.
+    Returns (parameters, MI, evaluations); stops when a step moves no corner by `tol` level px.
     """
     _set_offsets(L, box)
     fx, grad, curv = mi_newton(L, box, x)
-    n = 1
+    n, tau = 1, GN_TAU
     for _ in range(iters):
         try:
-            step = np.linalg.solve(curv + 1e-12 * np.eye(5), grad)
+            direction = np.linalg.solve(curv + 1e-12 * np.eye(5), grad)
         except np.linalg.LinAlgError:
             break
-        # a Newton step beyond ~2 level px leaves the model's range: shorten it
+        step = tau * direction
         size = float(np.max(np.abs(step / units)))
-        if size > 2.0:
-            step *= 2.0 / size
-            size = 2.0
-        for _ in range(4):
-            xn = np.clip(x + step, box.lo, box.hi)
-            fn, gn, cn = mi_newton(L, box, xn)
-            n += 1
-            if fn > fx:
+        if size > GN_MAX_STEP:  # beyond a couple of level px the local model means little
+            step *= GN_MAX_STEP / size
+            size = GN_MAX_STEP
+        xn = np.clip(x + step, box.lo, box.hi)
+        fn, gn, cn = mi_newton(L, box, xn)
+        n += 1
+        a0, a1 = float(grad @ step), float(gn @ step)
+        t = a0 / (a0 - a1) if a0 - a1 > 0 else 2.0  # where the directional derivative crosses zero
+        if fn <= fx:
+            tau *= min(max(t, 0.1), 0.5)
+            if size < tol:
                 break
-            step *= 0.5
-            size *= 0.5
-        else:
-            break
+            continue
+        tau *= min(max(t, 0.5), 2.0)
         x, fx, grad, curv = xn, fn, gn, cn
-        if size < tol:
+        if size * min(max(t, 0.5), 2.0) < tol:
             break
     return x, fx, n
 
@@ -766,8 +779,46 @@ def final_mi(
     # MI estimates are biased upwards by about bins^2 / (2 samples): a fixed, large count keeps the gate's
     # threshold meaning the same whatever the search used
     n = max(p.samples, GATE_SAMPLES)
+    k = _gate_step(fixed.shape, n)
+    if factory is None and k:
+        return mutual_information(_gate_joint(fixed, mov, m, p.bins, k))
     L = (factory or _Level)(fixed, mov, 1.0, p.bins, n, p.seed, everywhere=True)
     return mutual_information(np.asarray(L.joint(m)))
+
+
+def _gate_step(shape: tuple[int, int], samples: int) -> int:
+    """The integer step of `_Level`'s everywhere-grid when that grid is regular (0 when it is not)."""
+    h, w = shape
+    if h * w <= samples:
+        return 1
+    step = math.sqrt(h * w / samples)
+    k = int(round(step))
+    regular = all(
+        np.array_equal(np.unique(np.arange(0, d, step).astype(np.intp)), np.arange(0, d, k)) for d in (h, w)
+    )
+    return k if regular else 0
+
+
+def _gate_joint(fixed: np.ndarray, mov: np.ndarray, m: np.ndarray, bins: int, k: int) -> np.ndarray:
+    """`_Level(everywhere=True).joint` for a regular grid of step k: the moving image resampled by Pillow."""
+    f = fixed[::k, ::k]
+    gh, gw = f.shape
+    mk = m @ np.diag([float(k), float(k), 1.0])  # grid index -> moving pixel
+    val = _warp_plane(mov, mk, (gh, gw), pad=False) * np.float32(bins - 1)
+    xs = np.arange(gw, dtype=np.float64)
+    ys = np.arange(gh, dtype=np.float64)[:, None]
+    qx = mk[0, 0] * xs + (mk[0, 1] * ys + mk[0, 2])
+    qy = mk[1, 0] * xs + (mk[1, 1] * ys + mk[1, 2])
+    hm, wm = mov.shape
+    ins = ((qx >= 0) & (qx <= wm - 1) & (qy >= 0) & (qy <= hm - 1)).astype(np.float64).ravel()
+    val = val.ravel()
+    j0 = np.clip(val.astype(np.intp), 0, bins - 2)
+    a = val - j0
+    j0 += np.minimum((f.ravel() * bins).astype(np.intp), bins - 1) * bins
+    upper = np.bincount(j0, weights=a * ins, minlength=bins * bins)
+    joint = np.bincount(j0, weights=ins, minlength=bins * bins) - upper
+    joint[1:] += upper[:-1]
+    return joint.reshape(bins, bins)
 
 
 def _coarse_search(
@@ -863,50 +914,48 @@ def _refine(
 def warp(
     moving: np.ndarray, transform: Transform, out_shape: tuple[int, int], interp: str = "bilinear"
 ) -> np.ndarray:
-    """Resample `moving` into the reference frame (edge pixels repeat outside it); keeps dtype and channels."""
+    """Resample `moving` into the reference frame (edge pixels repeat outside it); keeps dtype and channels.
+
+    Bilinear runs through Pillow's affine transform, one float32 plane per channel (exact bilinear, the
+    same pixel-centre convention; the source padded by edge repetition as far as the transform reaches).
+    """
     h, w = out_shape
     m = transform.matrix()
     src = np.asarray(moving)
     sh, sw = src.shape[:2]
-    chans = 1 if src.ndim == 2 else src.shape[2]
-    flat = src.reshape(sh * sw, chans)
-    xs = np.arange(w, dtype=np.float64)
-    ys = np.arange(h, dtype=np.float64)[:, None]
-    # row-separable coordinates: one outer sum per axis instead of a full mgrid
-    qx = (m[0, 0] * xs + (m[0, 1] * ys + m[0, 2])).ravel()
-    qy = (m[1, 0] * xs + (m[1, 1] * ys + m[1, 2])).ravel()
+    planes = [src] if src.ndim == 2 else [src[..., k] for k in range(src.shape[2])]
     if interp == "nearest" or sw == 1 or sh == 1:
-        xi = np.clip(np.rint(qx), 0, sw - 1).astype(np.intp)
-        yi = np.clip(np.rint(qy), 0, sh - 1).astype(np.intp)
-        res = flat[yi * sw + xi].astype(np.float32)
+        xs = np.arange(w, dtype=np.float64)
+        ys = np.arange(h, dtype=np.float64)[:, None]
+        xi = np.clip(np.rint(m[0, 0] * xs + (m[0, 1] * ys + m[0, 2])), 0, sw - 1).astype(np.intp)
+        yi = np.clip(np.rint(m[1, 0] * xs + (m[1, 1] * ys + m[1, 2])), 0, sh - 1).astype(np.intp)
+        out = [pl[yi, xi].astype(np.float32) for pl in planes]
     else:
-        np.clip(qx, 0, sw - 1.000001, out=qx)
-        np.clip(qy, 0, sh - 1.000001, out=qy)
-        xi = qx.astype(np.intp)
-        yi = qy.astype(np.intp)
-        fx = (qx - xi).astype(np.float32)[:, None]
-        fy = (qy - yi).astype(np.float32)[:, None]
-        idx = yi * sw + xi
-        a = flat[idx].astype(np.float32)
-        b = flat[idx + 1].astype(np.float32)
-        b -= a
-        b *= fx
-        a += b
-        idx += sw
-        c = flat[idx].astype(np.float32)
-        e = flat[idx + 1].astype(np.float32)
-        e -= c
-        e *= fx
-        c += e
-        c -= a
-        c *= fy
-        a += c
-        res = a
+        out = [_warp_plane(pl, m, (h, w)) for pl in planes]
+    res = out[0] if src.ndim == 2 else np.stack(out, axis=-1)
     if np.issubdtype(src.dtype, np.integer):
         info = np.iinfo(src.dtype)
         res = np.clip(np.rint(res), info.min, info.max)
-    res = res.astype(src.dtype).reshape(h, w, chans)
-    return res[..., 0] if src.ndim == 2 else res
+    return res.astype(src.dtype)
+
+
+def _warp_plane(plane: np.ndarray, m: np.ndarray, out_shape: tuple[int, int], pad: bool = True) -> np.ndarray:
+    from PIL import Image
+
+    h, w = out_shape
+    sh, sw = plane.shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float) @ m.T
+    over = max(0.0, -corners.min(axis=0).min(), (corners - [sw - 1, sh - 1]).max())
+    pad = int(math.ceil(over)) + 2 if over > 0 and pad else 0
+    src = plane.astype(np.float32, copy=False)
+    if pad:
+        src = np.pad(src, pad, mode="edge")
+    # Pillow maps output pixel centre (x + 0.5, y + 0.5) to input (a x' + b y' + c, ...) with centres at +0.5
+    a, b, c = m[0]
+    d, e, f = m[1]
+    coeffs = (a, b, c - 0.5 * (a + b) + pad + 0.5, d, e, f - 0.5 * (d + e) + pad + 0.5)
+    img = Image.fromarray(np.ascontiguousarray(src), mode="F")
+    return np.asarray(img.transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR))
 
 
 def align(
