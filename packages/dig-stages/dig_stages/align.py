@@ -435,15 +435,10 @@ def _affine_jacobian(x: np.ndarray) -> np.ndarray:
     return j
 
 
-def mi_newton(L: _Level, box: Box, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """MI of the smoothed joint at level-0 parameters x (5,), its exact gradient and a Gauss-Newton curvature.
-
-    The gradient differentiates the estimator itself (linear binning on the moving side, the [1, 2, 1]
-    Parzen smoothing, the normalisation), so its zero is the maximum `mi_batch` sees. The curvature treats
-    MI as the mean log-likelihood of the moving bin given the fixed bin: minus the sum over samples of
-    g g^T / var(bin | fixed bin), g the per-sample derivative of the moving bin coordinate, centred per
-    fixed bin (the histogram re-estimates the conditional mean as x moves). Returns (MI, grad, curvature).
-    """
+def _values_and_slopes(
+    L: _Level, box: Box, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Bilinear moving values (bin units) at the samples for parameters x, their x/y slopes, inside mask."""
     h, w = L.shape
     m = level_matrices(box.matrices(x), L.scale)[0].astype(np.float32)
     qx = m[0, 0] * L.xs + m[0, 1] * L.ys + m[0, 2]
@@ -454,58 +449,93 @@ def mi_newton(L: _Level, box: Box, x: np.ndarray) -> tuple[float, np.ndarray, np
         np.clip(qx, 0, np.float32(w - 1.001), out=qx)
         np.clip(qy, 0, np.float32(h - 1.001), out=qy)
     xi, yi = qx.astype(np.intp), qy.astype(np.intp)
-    fx, fy = qx - xi, qy - yi
-    idx = yi * w + xi
+    qx -= xi
+    qy -= yi
+    idx = yi * w
+    idx += xi
     f = L.mflat
-    v00, v01, v10, v11 = f[idx], f[idx + 1], f[idx + w], f[idx + w + 1]
-    d0, d1 = v01 - v00, v11 - v10
-    top, bot = v00 + d0 * fx, v10 + d1 * fx
-    gy = bot - top
-    val = top + gy * fy
-    gx = d0 + (d1 - d0) * fy
+    v00, v01 = f[idx], f[idx + 1]
+    idx += w
+    v10, v11 = f[idx], f[idx + 1]
+    v01 -= v00
+    v11 -= v10
+    top = v00 + v01 * qx
+    gy = v10 + v11 * qx
+    gy -= top  # bottom row - top row
+    val = top + gy * qy
+    v11 -= v01
+    v11 *= qy
+    v11 += v01  # x slope
+    return val, v11, gy, ins
+
+
+def mi_newton(
+    L: _Level, box: Box, x: np.ndarray, curvature: bool = True
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """MI of the smoothed joint at level-0 parameters x (5,), its exact gradient and a Gauss-Newton curvature.
+
+    The gradient differentiates the estimator itself (linear binning on the moving side, the [1, 2, 1]
+    Parzen smoothing, the normalisation), so its zero is the maximum `mi_batch` sees. Returns (MI, gradient,
+    curvature or None when not asked for; see `_curvature`).
+    """
+    val, gx, gy, ins = _values_and_slopes(L, box, x)
     j0 = np.minimum(val.astype(np.intp), L.bins - 2)
-    a = val - j0
+    val -= j0  # weight of bin j0 + 1
     j0 += L.fbin
     nb = L.nb
-    wt = np.ones_like(a) if ins is None else ins
-    upper = np.bincount(j0, weights=a * wt, minlength=nb)
-    joint = np.bincount(j0, weights=wt, minlength=nb) - upper
+    if ins is None:
+        upper = np.bincount(j0, weights=val, minlength=nb)
+        joint = np.bincount(j0, minlength=nb) - upper
+    else:
+        upper = np.bincount(j0, weights=val * ins, minlength=nb)
+        joint = np.bincount(j0, weights=ins, minlength=nb) - upper
     joint[1:] += upper[:-1]
     sj = smooth_joint(joint.reshape(L.bins, L.bins))
     mi = float(mi_many(sj[None])[0])
-    tot = sj.sum()
-    pj = sj / max(tot, 1e-300)
+    tot = max(float(sj.sum()), 1e-300)
+    pj = sj / tot
     pm = pj.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         lg = np.where(pj > 0, np.log(pj / np.where(pm > 0, pm, 1.0)[None, :]), 0.0)
-    wm = smooth_joint(lg - float((pj * lg).sum())).ravel() / max(tot, 1e-300)
+    wm = smooth_joint(lg - float((pj * lg).sum())).ravel() / tot
     gs = (wm[j0 + 1] - wm[j0]).astype(np.float32)
     if ins is not None:
         gs *= ins
     jac = _affine_jacobian(x) / L.scale
     # d MI / d (a00, a01, tx, a10, a11, ty) of q0 = c_m + A u + t, u = (ux, uy, 1): U-moments of gs * grad m
     grad = jac.T @ np.concatenate([np.einsum("n,kn->k", gs * gx, L.u3), np.einsum("n,kn->k", gs * gy, L.u3)])
-    # conditional variance (bin units^2) of the moving bin per fixed bin, from the smoothed histogram
+    curv = _curvature(L, gx, gy, ins, pj, jac) / (tot / 16.0) if curvature else None
+    return mi, grad, curv
+
+
+def _curvature(
+    L: _Level, gx: np.ndarray, gy: np.ndarray, ins: np.ndarray | None, pj: np.ndarray, jac: np.ndarray
+) -> np.ndarray:
+    """MI as the mean log-likelihood of the moving bin given the fixed bin: the sum over samples of
+    g g^T / var(bin | fixed bin), g the derivative of the moving bin coordinate, centred per fixed bin (the
+    histogram re-estimates the conditional mean as x moves). Right in shape, not in scale: the search
+    learns the step length. From every CURV_STRIDE-th sample (it only shapes the steps)."""
     row = pj.sum(axis=1)
     jj = np.arange(L.bins, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(row > 0, pj @ jj / row, 0.0)
         var = np.where(row > 0, pj @ (jj * jj) / row - mean * mean, 1.0)
-    # the curvature only shapes the steps: every CURV_STRIDE-th sample is enough
+    wb = 1.0 / np.maximum(var, 0.5)
     k = CURV_STRIDE
     sx, sy, u3, fr = gx[::k], gy[::k], L.u3[:, ::k], L.frow[::k]
-    wt = np.ones_like(sx) if ins is None else ins[::k]
     g6 = np.concatenate([sx * u3, sy * u3])
-    wv = (1.0 / np.maximum(var, 0.5))[fr].astype(np.float32) * wt
-    # centred per fixed bin: sum_s w (g - mean_b)(g - mean_b)^T = sum_s w g g^T - sum_b w_b n_b mean_b mean_b^T
-    cnt = np.bincount(fr, weights=wt, minlength=L.bins)
-    sums = np.stack([np.bincount(fr, weights=gk * wt, minlength=L.bins) for gk in g6])  # (6, bins)
-    wb = 1.0 / np.maximum(var, 0.5)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cm = np.where(cnt > 0, wb / np.maximum(cnt, 1e-9), 0.0)
+    wv = wb.astype(np.float32)[fr]
+    if ins is None:
+        cnt = np.bincount(fr, minlength=L.bins).astype(np.float64)
+    else:
+        wv *= ins[::k]
+        g6 *= ins[::k]
+        cnt = np.bincount(fr, weights=ins[::k], minlength=L.bins)
+    # sum_s w (g - mean_b)(g - mean_b)^T = sum_s w g g^T - sum_b w_b n_b mean_b mean_b^T
+    sums = np.stack([np.bincount(fr, weights=gk, minlength=L.bins) for gk in g6])  # (6, bins)
+    cm = np.where(cnt > 0, wb / np.maximum(cnt, 1e-9), 0.0)
     c6 = np.einsum("kn,ln->kl", g6 * wv, g6).astype(np.float64) - (sums * cm) @ sums.T
-    curv = jac.T @ c6 @ jac * (float(L.xs.size) / max(float(cnt.sum()), 1.0)) / max(tot / 16.0, 1.0)
-    return mi, grad, curv
+    return jac.T @ c6 @ jac * (float(L.xs.size) / max(float(cnt.sum()), 1.0))
 
 
 def mi_many(j: np.ndarray) -> np.ndarray:
@@ -634,6 +664,8 @@ def search(
 GN_TOP = (6, 0.25)
 GN_MID = (3, 0.25)
 GN_FINE = (5, 0.01)
+# rotation / scale grids at the top level only where they span more than ~3 level px (Newton covers less)
+GRID_MIN_POINTS = 7
 GN_TAU = 3.0  # first step length, in units of the Gauss-Newton step
 GN_MAX_STEP = 2.0
 
@@ -660,11 +692,13 @@ def gauss_newton(
     Returns (parameters, MI, evaluations); stops when a step moves no corner by `tol` level px.
     """
     _set_offsets(L, box)
-    fx, grad, curv = mi_newton(L, box, x)
+    fx, grad, curv = mi_newton(L, box, x)  # the curvature of the level's start: its shape changes little
+    assert curv is not None
+    curv = curv + 1e-12 * np.trace(curv) * np.eye(5)
     n, tau = 1, GN_TAU
     for _ in range(iters):
         try:
-            direction = np.linalg.solve(curv + 1e-12 * np.eye(5), grad)
+            direction = np.linalg.solve(curv, grad)
         except np.linalg.LinAlgError:
             break
         step = tau * direction
@@ -673,7 +707,7 @@ def gauss_newton(
             step *= GN_MAX_STEP / size
             size = GN_MAX_STEP
         xn = np.clip(x + step, box.lo, box.hi)
-        fn, gn, cn = mi_newton(L, box, xn)
+        fn, gn, _ = mi_newton(L, box, xn, curvature=False)
         n += 1
         a0, a1 = float(grad @ step), float(gn @ step)
         t = a0 / (a0 - a1) if a0 - a1 > 0 else 2.0  # where the directional derivative crosses zero
@@ -683,7 +717,7 @@ def gauss_newton(
                 break
             continue
         tau *= min(max(t, 0.5), 2.0)
-        x, fx, grad, curv = xn, fn, gn, cn
+        x, fx, grad = xn, fn, gn
         if size * min(max(t, 0.5), 2.0) < tol:
             break
     return x, fx, n
@@ -707,7 +741,7 @@ def search_newton(
             def f(v: np.ndarray, L: Any = L) -> np.ndarray:
                 return np.asarray(L.mi_batch(box.matrices(v)), float)
 
-            x, _, n = _coarse_search(f, x, box, units, p)
+            x, _, n = _coarse_search(f, x, box, units, p, GRID_MIN_POINTS)
             evals += n
             it, tol = GN_TOP
         else:
@@ -822,7 +856,12 @@ def _gate_joint(fixed: np.ndarray, mov: np.ndarray, m: np.ndarray, bins: int, k:
 
 
 def _coarse_search(
-    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, box: Box, units: np.ndarray, p: AlignParams
+    f: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    box: Box,
+    units: np.ndarray,
+    p: AlignParams,
+    min_points: int = 4,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     # Shift grid first, then a 1-D grid per rotation / scale where its range spans more than a couple of
     # level pixels (tight ranges are left to the refinement). Steps finer than ~half a level pixel buy nothing.
@@ -849,7 +888,7 @@ def _coarse_search(
         _grid((lo[2], hi[2], units[2] * 0.5), units[2] * 0.5),
     )
     for i, g in enumerate(grids):
-        if g.size < 4:
+        if g.size < min_points:
             continue
         cands = np.repeat(x[None], len(g) + 1, 0)
         cands[1:, :, i] = g[:, None]  # row 0: the current point, so a grid never makes a crop worse
