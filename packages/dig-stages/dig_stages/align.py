@@ -662,8 +662,8 @@ def search(
 
 # Gauss-Newton schedule per level: (most iterations, stop when no corner moves more than this many level px)
 GN_TOP = (6, 0.25)
-GN_MID = (3, 0.25)
-GN_FINE = (5, 0.01)
+GN_MID = (5, 0.25)
+GN_FINE = (10, 0.01)
 # rotation / scale grids at the top level only where they span more than ~3 level px (Newton covers less)
 GRID_MIN_POINTS = 7
 GN_TAU = 3.0  # first step length, in units of the Gauss-Newton step
@@ -682,45 +682,51 @@ def _set_offsets(L: _Level, box: Box) -> None:
 
 
 def gauss_newton(
-    L: _Level, box: Box, x: np.ndarray, units: np.ndarray, iters: int, tol: float
-) -> tuple[np.ndarray, float, int]:
-    """Newton ascent on MI with `mi_newton`'s curvature, the step length learnt along the way.
+    L: _Level, box: Box, x: np.ndarray, units: np.ndarray, schedule: tuple[int, float], tau: float = 3.0
+) -> tuple[np.ndarray, float, int, float]:
+    """Quasi-Newton ascent on MI from `mi_newton`'s curvature at the level's start.
 
-    The curvature is right in shape, not in scale (the histogram estimator is blunter than the samples'
-    Fisher information): each step is scaled by `tau`, which the secant of the directional derivative
-    between the two ends of the last step corrects. A step that lowers MI is shortened and retried.
-    Returns (parameters, MI, evaluations); stops when a step moves no corner by `tol` level px.
+    That curvature is right in shape, not in scale (the histogram estimator is blunter than the samples'
+    Fisher information): the model starts as curvature / `tau` and BFGS updates from the gradients at the
+    two ends of each step correct it. A step that lowers MI is shortened (the model stiffened) and retried.
+    `schedule` = (most steps, stop when a step moves no corner by this many level px). Returns
+    (parameters, MI, evaluations, the model's scale along the last step relative to the curvature).
     """
+    iters, tol = schedule
     _set_offsets(L, box)
-    fx, grad, curv = mi_newton(L, box, x)  # the curvature of the level's start: its shape changes little
+    fx, grad, curv = mi_newton(L, box, x)
     assert curv is not None
     curv = curv + 1e-12 * np.trace(curv) * np.eye(5)
-    n, tau = 1, GN_TAU
+    b = curv / tau
+    n, scale = 1, tau
     for _ in range(iters):
         try:
-            direction = np.linalg.solve(curv, grad)
+            step = np.linalg.solve(b, grad)
         except np.linalg.LinAlgError:
             break
-        step = tau * direction
         size = float(np.max(np.abs(step / units)))
         if size > GN_MAX_STEP:  # beyond a couple of level px the local model means little
             step *= GN_MAX_STEP / size
             size = GN_MAX_STEP
         xn = np.clip(x + step, box.lo, box.hi)
+        step = xn - x
         fn, gn, _ = mi_newton(L, box, xn, curvature=False)
         n += 1
-        a0, a1 = float(grad @ step), float(gn @ step)
-        t = a0 / (a0 - a1) if a0 - a1 > 0 else 2.0  # where the directional derivative crosses zero
+        y = grad - gn  # = b @ step for a quadratic MI (b models minus the Hessian)
+        sy = float(step @ y)
+        if sy > 0:
+            bs = b @ step
+            b = b - np.outer(bs, bs) / float(step @ bs) + np.outer(y, y) / sy
+            scale = float(step @ curv @ step) / float(step @ b @ step)
         if fn <= fx:
-            tau *= min(max(t, 0.1), 0.5)
+            b = b * 2.0
             if size < tol:
                 break
             continue
-        tau *= min(max(t, 0.5), 2.0)
         x, fx, grad = xn, fn, gn
-        if size * min(max(t, 0.5), 2.0) < tol:
+        if size < tol:
             break
-    return x, fx, n
+    return x, fx, n, scale
 
 
 def search_newton(
@@ -731,7 +737,7 @@ def search_newton(
     hf, wf = box.ref_shape
     half_diag = 0.5 * math.hypot(wf, hf)
     x = box.x0[None].copy()
-    evals = 0
+    evals, tau = 0, GN_TAU
     for lvl in range(levels - 1, -1, -1):
         s = float(2**lvl)
         L = level(lvl)
@@ -743,10 +749,8 @@ def search_newton(
 
             x, _, n = _coarse_search(f, x, box, units, p, GRID_MIN_POINTS)
             evals += n
-            it, tol = GN_TOP
-        else:
-            it, tol = GN_MID if lvl > 0 else GN_FINE
-        xv, _, n = gauss_newton(L, box, x[0], units, it, tol)
+        sched = GN_TOP if lvl == levels - 1 else GN_MID if lvl > 0 else GN_FINE
+        xv, _, n, tau = gauss_newton(L, box, x[0], units, sched, min(max(tau, 0.5), GN_TAU))
         x = xv[None]
         evals += n
     return x[0], evals
