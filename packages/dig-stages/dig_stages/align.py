@@ -801,7 +801,7 @@ def register(
         box.cf,
         ((moving.shape[1] - 1) / 2, (moving.shape[0] - 1) / 2),
     )
-    mi, nmi = final_mi(fixed, mov, box.matrices(x)[0], p, factory)
+    mi, nmi = final_mi(fixed, mov, box.matrices(x)[0], p, level_factory)
     return t, mi, nmi, levels, evals + 1
 
 
