@@ -749,7 +749,7 @@ def search_newton(
 
             x, _, n = _coarse_search(f, x, box, units, p, GRID_MIN_POINTS)
             evals += n
-        sched = GN_TOP if lvl == levels - 1 else GN_MID if lvl > 0 else GN_FINE
+        sched = GN_FINE if lvl == 0 else GN_TOP if lvl == levels - 1 else GN_MID
         xv, _, n, tau = gauss_newton(L, box, x[0], units, sched, min(max(tau, 0.5), GN_TAU))
         x = xv[None]
         evals += n
