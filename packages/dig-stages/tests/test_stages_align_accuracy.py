@@ -12,7 +12,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from dig_stages import align
+from dig_stages import align, align_newton
 
 
 def _board_images() -> ModuleType:
@@ -50,7 +50,7 @@ def _level(size: int = 256) -> tuple[align._Level, align.Box, np.ndarray, np.nda
     fixed, mov = align._normalise(c.reference), align._normalise(c.moving)
     box = align.make_box(p, align.derive(p, fixed.shape, mov.shape), fixed.shape, mov.shape)
     lvl = align._Level(align._blur3(fixed), align._blur3(mov), 1.0, 64, 8192, 0, margin=box.margin())
-    align._set_offsets(lvl, box)
+    align_newton._set_offsets(lvl, box)
     x = np.array([math.radians(c.params[0]), *c.params[1:]])
     half_diag = 0.5 * math.hypot(size, size)
     units = np.array([1 / half_diag, 2 / size, 2 / size, 1.0, 1.0])  # ~1 px of corner motion each
@@ -59,7 +59,7 @@ def _level(size: int = 256) -> tuple[align._Level, align.Box, np.ndarray, np.nda
 
 def test_mi_gradient_matches_finite_differences_of_the_objective() -> None:
     lvl, box, x, units = _level()
-    mi, grad, curv = align.mi_newton(lvl, box, x)
+    mi, grad, curv = align_newton.mi_newton(lvl, box, x)
     assert mi == pytest.approx(float(lvl.mi_batch(box.matrices(x))[0]), rel=1e-5)
 
     def f(v: np.ndarray) -> float:
