@@ -25,8 +25,8 @@ from dig_stages.align_newton import (
     smooth_joint,
 )
 
-# Every level is sampled: a fixed, jittered-grid subset keeps the objective deterministic (smooth for the
-# parabolic refinement) while bounding the cost of one MI evaluation.
+# Every level is sampled: a fixed subset keeps the objective deterministic (smooth for the Newton steps)
+# while bounding the cost of one MI evaluation.
 DEFAULT_SAMPLES = 1 << 14
 COARSE_MIN_DIM = 48  # the auto pyramid stops before the top level would be smaller than this
 COARSE_BINS = 32
@@ -375,8 +375,8 @@ class _Level:
         c -= a
         c *= qy
         a += c  # bilinear value in bin units
-        # Linear binning on the moving side keeps MI continuous in the parameters (hard bins make it a
-        # staircase and the parabolic refinement would stall at ~0.2 px).
+        # Linear binning on the moving side keeps MI continuous (and differentiable almost everywhere) in
+        # the parameters: hard bins make it a staircase on which a local search stalls at ~0.2 px.
         j0 = a.astype(np.intp)
         np.minimum(j0, self.bins - 2, out=j0)
         a -= j0  # weight of bin j0 + 1
@@ -480,7 +480,8 @@ def search(
     level: Callable[..., Any],
     batch: int = 1,
 ) -> tuple[np.ndarray, Any, int]:
-    """Coarse-to-fine MI maximisation for `batch` registrations of one shape at once.
+    """Coarse-to-fine MI maximisation for `batch` registrations of one shape at once (the torch path's
+    search: grids, then parabolic coordinate refinement; the CPU path uses `search_newton`).
 
     `level(lvl, fast=False)` gives the evaluator of pyramid level `lvl` (`mi_batch((R, 2, 3) level-0
     matrices) -> (R,)`, row r for crop r % batch); `fast` asks for a quarter of the samples.
@@ -563,8 +564,8 @@ def register(
 ) -> tuple[Transform, float, float, int, int]:
     """Find the transform mapping reference pixels onto the moving image that maximises MI.
 
-    Returns (transform, MI, NMI, pyramid levels, MI evaluations). Grid search at the top pyramid level
-    (shift, then rotation and scale), then parabolic coordinate refinement at every level down to full res.
+    Returns (transform, MI, NMI, pyramid levels, MI evaluations). `search_newton`: grid search at the top
+    pyramid level (shift, then rotation and scale), then quasi-Newton MI ascent at every level to full res.
     `level_factory` swaps the MI evaluator (same signature as `_Level`).
     """
     p = params if isinstance(params, AlignParams) else AlignParams.from_dict(params)
