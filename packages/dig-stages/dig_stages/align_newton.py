@@ -4,12 +4,13 @@ Gauss-Newton curvature, BFGS steps; and the histogram helpers both modules share
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from dig_stages.align import Box, _Level
+# The level evaluator (`align._Level`) and search box (`align.Box`) come in as arguments: typed Any here,
+# as this module must not import align (align imports it).
+Box = _Level = Any
 
 
 def smooth_joint(j: np.ndarray) -> np.ndarray:
