@@ -139,7 +139,8 @@ def main() -> int:
         methods.remove("OpenCV ECC")
     n = args.runs * args.cases
     print(
-        f"one thread; {args.cases} cases x {args.runs} runs per distortion; failure: error > {FAIL_PX} px or exception\n"
+        f"one thread; {args.cases} cases x {args.runs} runs per distortion; failure: error > {FAIL_PX} px or exception; "
+        f"load average at start {os.getloadavg()[0]:.2f}\n"
     )
     print(
         "| size | method | distortion | median corner error (px) | max | failures | median ms (register + warp) |"
@@ -164,6 +165,7 @@ def main() -> int:
             ratios.append(f"{size}: {ours / theirs:.2f} ({1000 * ours:.1f} ms / {1000 * theirs:.1f} ms)")
     if ratios:
         print("\ntime ratio dig_stages.align / SimpleITK (median over distortions): " + "; ".join(ratios))
+    print(f"load average at end {os.getloadavg()[0]:.2f} (a shared machine inflates every column alike)")
     return 0
 
 

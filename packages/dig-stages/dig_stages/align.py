@@ -14,13 +14,25 @@ from typing import Any
 
 import numpy as np
 
-# Every level is sampled: a fixed, jittered-grid subset keeps the objective deterministic (smooth for the
-# parabolic refinement) while bounding the cost of one MI evaluation.
+from dig_stages.align_newton import (
+    GN_FINE,
+    GN_MID,
+    GN_TAU,
+    GN_TOP,
+    gauss_newton,
+    level_matrices,
+    mi_many,
+    smooth_joint,
+)
+
+# Every level is sampled: a fixed subset keeps the objective deterministic (smooth for the Newton steps)
+# while bounding the cost of one MI evaluation.
 DEFAULT_SAMPLES = 1 << 14
 COARSE_MIN_DIM = 48  # the auto pyramid stops before the top level would be smaller than this
 COARSE_BINS = 32
 GATE_SAMPLES = 1 << 16  # samples of the MI reported and gated by min_mi
 COARSE_SAMPLE_DIV = 4
+NORM_SAMPLES = 1 << 14  # pixels of the percentile range of _normalise
 CHUNK = (
     1 << 15
 )  # samples x matrices per vectorised evaluation on the CPU  # coarse levels hold a few thousand samples: 64x64 bins would be mostly empty
@@ -136,10 +148,16 @@ def to_gray(img: np.ndarray) -> np.ndarray:
 
 def _normalise(g: np.ndarray) -> np.ndarray:
     # Robust range so a few hot pixels do not squeeze the histogram into a handful of bins.
-    lo, hi = np.percentile(g[:: max(1, g.shape[0] // 256), :: max(1, g.shape[1] // 256)], [0.1, 99.9])
+    # (from an even subset of about NORM_SAMPLES pixels: a sort of the whole crop costs more than the search)
+    k = max(1, math.ceil(math.sqrt(g.size / NORM_SAMPLES)))
+    # numpy's linear percentiles from a sort (a vectorised sort beats np.percentile's partition here)
+    sub = np.sort(g[::k, ::k], axis=None)
+    lo, hi = (float(np.interp(q * (sub.size - 1), np.arange(sub.size), sub)) for q in (0.001, 0.999))
     if hi <= lo:
         hi = lo + 1.0
-    return np.clip((g - lo) * np.float32(1.0 / (hi - lo)), 0.0, 1.0).astype(np.float32)
+    a = g - np.float32(lo)
+    a *= np.float32(1.0 / (hi - lo))
+    return np.clip(a, 0.0, 1.0, out=a).astype(np.float32, copy=False)
 
 
 def _down2(g: np.ndarray) -> np.ndarray:
@@ -212,17 +230,6 @@ def mutual_information(joint: np.ndarray) -> tuple[float, float]:
     return hf + hm - hj, (hf + hm) / hj if hj > 0 else 1.0
 
 
-def smooth_joint(j: np.ndarray) -> np.ndarray:
-    """[1, 2, 1] / 4 along both axes (a Parzen window): fewer empty bins, a less noisy MI estimate."""
-    a = j * 2.0
-    a[..., 1:, :] += j[..., :-1, :]
-    a[..., :-1, :] += j[..., 1:, :]
-    b = a * 2.0
-    b[..., 1:] += a[..., :-1]
-    b[..., :-1] += a[..., 1:]
-    return b
-
-
 @dataclass
 class Box:
     """The search box of one registration: start point, bounds, centres (level-0 reference pixels)."""
@@ -263,14 +270,6 @@ class Box:
             0.0,
         )
         return over / max(1e-6, float(min(self.lo[1], self.lo[2]))) * 1.02 + 1.0
-
-
-def level_matrices(mats: np.ndarray, scale: float) -> np.ndarray:
-    """Level-0 matrices (ref px -> moving px) -> the same map between pixels of a pyramid level."""
-    c = (scale - 1) / 2
-    out = mats.copy()
-    out[:, :, 2] = (mats[:, :, 0] * c + mats[:, :, 1] * c + mats[:, :, 2] - c) / scale
-    return out
 
 
 class _Level:
@@ -330,6 +329,9 @@ class _Level:
         self.ys = ys.astype(np.float32)
         fv = fixed[ys, xs]
         self.fbin = (np.minimum((fv * bins).astype(np.intp), bins - 1) * bins).astype(np.intp)
+        self.frow = self.fbin // bins
+        # (ux, uy, 1): level-0 reference offsets from the box centre (set by the search for gradients)
+        self.u3 = np.zeros((3, 0), np.float32)
         # the moving image pre-scaled to bin units: the interpolated value is the (linear) bin coordinate
         # (padded by a row so a sample on the last pixel never indexes past the end)
         mflat = (np.asarray(moving, np.float32) * np.float32(bins - 1)).reshape(-1)
@@ -373,8 +375,8 @@ class _Level:
         c -= a
         c *= qy
         a += c  # bilinear value in bin units
-        # Linear binning on the moving side keeps MI continuous in the parameters (hard bins make it a
-        # staircase and the parabolic refinement would stall at ~0.2 px).
+        # Linear binning on the moving side keeps MI continuous (and differentiable almost everywhere) in
+        # the parameters: hard bins make it a staircase on which a local search stalls at ~0.2 px.
         j0 = a.astype(np.intp)
         np.minimum(j0, self.bins - 2, out=j0)
         a -= j0  # weight of bin j0 + 1
@@ -409,17 +411,6 @@ class _Level:
         return np.concatenate(
             [mi_many(smooth_joint(self.joints_level(lm[i : i + step]))) for i in range(0, len(lm), step)]
         )
-
-
-def mi_many(j: np.ndarray) -> np.ndarray:
-    """MI (nats) of K joint histograms (K, bins, bins), vectorised."""
-    tot = j.sum(axis=(1, 2))
-    p = j / np.maximum(tot, 1e-300)[:, None, None]
-
-    def plogp(q: np.ndarray) -> np.ndarray:
-        return q * np.log(np.where(q > 0, q, 1.0))
-
-    return plogp(p).sum(axis=(1, 2)) - plogp(p.sum(axis=2)).sum(axis=1) - plogp(p.sum(axis=1)).sum(axis=1)
 
 
 def _grid(r: tuple[float, float, float], min_step: float) -> np.ndarray:
@@ -489,7 +480,8 @@ def search(
     level: Callable[..., Any],
     batch: int = 1,
 ) -> tuple[np.ndarray, Any, int]:
-    """Coarse-to-fine MI maximisation for `batch` registrations of one shape at once.
+    """Coarse-to-fine MI maximisation for `batch` registrations of one shape at once (the torch path's
+    search: grids, then parabolic coordinate refinement; the CPU path uses `search_newton`).
 
     `level(lvl, fast=False)` gives the evaluator of pyramid level `lvl` (`mi_batch((R, 2, 3) level-0
     matrices) -> (R,)`, row r for crop r % batch); `fast` asks for a quarter of the samples.
@@ -533,6 +525,37 @@ def search(
     return x, L, evals
 
 
+# rotation / scale grids at the top level only where they span more than ~3 level px (Newton covers less)
+GRID_MIN_POINTS = 7
+
+
+def search_newton(
+    box: Box, p: AlignParams, d: dict[str, Any], level: Callable[..., Any]
+) -> tuple[np.ndarray, int]:
+    """The CPU search: the coarse grids of `search` at the top level, then Gauss-Newton MI ascent per level."""
+    levels = d["pyr_levels"]
+    hf, wf = box.ref_shape
+    half_diag = 0.5 * math.hypot(wf, hf)
+    x = box.x0[None].copy()
+    evals, tau = 0, GN_TAU
+    for lvl in range(levels - 1, -1, -1):
+        s = float(2**lvl)
+        L = level(lvl)
+        units = np.array([s / half_diag, 2 * s / wf, 2 * s / hf, s, s])
+        if lvl == levels - 1:
+
+            def f(v: np.ndarray, L: Any = L) -> np.ndarray:
+                return np.asarray(L.mi_batch(box.matrices(v)), float)
+
+            x, _, n = _coarse_search(f, x, box, units, p, GRID_MIN_POINTS)
+            evals += n
+        sched = GN_FINE if lvl == 0 else GN_TOP if lvl == levels - 1 else GN_MID
+        xv, _, n, tau = gauss_newton(L, box, x[0], units, sched, min(max(tau, 0.5), GN_TAU))
+        x = xv[None]
+        evals += n
+    return x[0], evals
+
+
 def register(
     reference: np.ndarray,
     moving: np.ndarray,
@@ -541,8 +564,8 @@ def register(
 ) -> tuple[Transform, float, float, int, int]:
     """Find the transform mapping reference pixels onto the moving image that maximises MI.
 
-    Returns (transform, MI, NMI, pyramid levels, MI evaluations). Grid search at the top pyramid level
-    (shift, then rotation and scale), then parabolic coordinate refinement at every level down to full res.
+    Returns (transform, MI, NMI, pyramid levels, MI evaluations). `search_newton`: grid search at the top
+    pyramid level (shift, then rotation and scale), then quasi-Newton MI ascent at every level to full res.
     `level_factory` swaps the MI evaluator (same signature as `_Level`).
     """
     p = params if isinstance(params, AlignParams) else AlignParams.from_dict(params)
@@ -567,8 +590,8 @@ def register(
         n = p.samples if lvl == 0 and not fast else max(1, p.samples // COARSE_SAMPLE_DIV)
         return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), bins, n, p.seed + lvl, margin=margin)
 
-    xs, L, evals = search(box, p, d, level)
-    x = np.clip(xs[0], box.lo, box.hi)
+    x, evals = search_newton(box, p, d, level)
+    x = np.clip(x, box.lo, box.hi)
     t = Transform(
         math.degrees(x[0]),
         x[1] * resize[0],
@@ -578,7 +601,7 @@ def register(
         box.cf,
         ((moving.shape[1] - 1) / 2, (moving.shape[0] - 1) / 2),
     )
-    mi, nmi = final_mi(fixed, mov, box.matrices(x)[0], p, factory)
+    mi, nmi = final_mi(fixed, mov, box.matrices(x)[0], p, level_factory)
     return t, mi, nmi, levels, evals + 1
 
 
@@ -594,12 +617,55 @@ def final_mi(
     # MI estimates are biased upwards by about bins^2 / (2 samples): a fixed, large count keeps the gate's
     # threshold meaning the same whatever the search used
     n = max(p.samples, GATE_SAMPLES)
+    k = _gate_step(fixed.shape, n)
+    if factory is None and k:
+        return mutual_information(_gate_joint(fixed, mov, m, p.bins, k))
     L = (factory or _Level)(fixed, mov, 1.0, p.bins, n, p.seed, everywhere=True)
     return mutual_information(np.asarray(L.joint(m)))
 
 
+def _gate_step(shape: tuple[int, int], samples: int) -> int:
+    """The integer step of `_Level`'s everywhere-grid when that grid is regular (0 when it is not)."""
+    h, w = shape
+    if h * w <= samples:
+        return 1
+    step = math.sqrt(h * w / samples)
+    k = int(round(step))
+    regular = all(
+        np.array_equal(np.unique(np.arange(0, d, step).astype(np.intp)), np.arange(0, d, k)) for d in (h, w)
+    )
+    return k if regular else 0
+
+
+def _gate_joint(fixed: np.ndarray, mov: np.ndarray, m: np.ndarray, bins: int, k: int) -> np.ndarray:
+    """`_Level(everywhere=True).joint` for a regular grid of step k: the moving image resampled by Pillow."""
+    f = fixed[::k, ::k]
+    gh, gw = f.shape
+    mk = m @ np.diag([float(k), float(k), 1.0])  # grid index -> moving pixel
+    val = _warp_plane(mov, mk, (gh, gw), pad=False) * np.float32(bins - 1)
+    xs = np.arange(gw, dtype=np.float64)
+    ys = np.arange(gh, dtype=np.float64)[:, None]
+    qx = mk[0, 0] * xs + (mk[0, 1] * ys + mk[0, 2])
+    qy = mk[1, 0] * xs + (mk[1, 1] * ys + mk[1, 2])
+    hm, wm = mov.shape
+    ins = ((qx >= 0) & (qx <= wm - 1) & (qy >= 0) & (qy <= hm - 1)).astype(np.float64).ravel()
+    val = val.ravel()
+    j0 = np.clip(val.astype(np.intp), 0, bins - 2)
+    a = val - j0
+    j0 += np.minimum((f.ravel() * bins).astype(np.intp), bins - 1) * bins
+    upper = np.bincount(j0, weights=a * ins, minlength=bins * bins)
+    joint = np.bincount(j0, weights=ins, minlength=bins * bins) - upper
+    joint[1:] += upper[:-1]
+    return joint.reshape(bins, bins)
+
+
 def _coarse_search(
-    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, box: Box, units: np.ndarray, p: AlignParams
+    f: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    box: Box,
+    units: np.ndarray,
+    p: AlignParams,
+    min_points: int = 4,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     # Shift grid first, then a 1-D grid per rotation / scale where its range spans more than a couple of
     # level pixels (tight ranges are left to the refinement). Steps finer than ~half a level pixel buy nothing.
@@ -626,7 +692,7 @@ def _coarse_search(
         _grid((lo[2], hi[2], units[2] * 0.5), units[2] * 0.5),
     )
     for i, g in enumerate(grids):
-        if g.size < 4:
+        if g.size < min_points:
             continue
         cands = np.repeat(x[None], len(g) + 1, 0)
         cands[1:, :, i] = g[:, None]  # row 0: the current point, so a grid never makes a crop worse
@@ -691,50 +757,48 @@ def _refine(
 def warp(
     moving: np.ndarray, transform: Transform, out_shape: tuple[int, int], interp: str = "bilinear"
 ) -> np.ndarray:
-    """Resample `moving` into the reference frame (edge pixels repeat outside it); keeps dtype and channels."""
+    """Resample `moving` into the reference frame (edge pixels repeat outside it); keeps dtype and channels.
+
+    Bilinear runs through Pillow's affine transform, one float32 plane per channel (exact bilinear, the
+    same pixel-centre convention; the source padded by edge repetition as far as the transform reaches).
+    """
     h, w = out_shape
     m = transform.matrix()
     src = np.asarray(moving)
     sh, sw = src.shape[:2]
-    chans = 1 if src.ndim == 2 else src.shape[2]
-    flat = src.reshape(sh * sw, chans)
-    xs = np.arange(w, dtype=np.float64)
-    ys = np.arange(h, dtype=np.float64)[:, None]
-    # row-separable coordinates: one outer sum per axis instead of a full mgrid
-    qx = (m[0, 0] * xs + (m[0, 1] * ys + m[0, 2])).ravel()
-    qy = (m[1, 0] * xs + (m[1, 1] * ys + m[1, 2])).ravel()
+    planes = [src] if src.ndim == 2 else [src[..., k] for k in range(src.shape[2])]
     if interp == "nearest" or sw == 1 or sh == 1:
-        xi = np.clip(np.rint(qx), 0, sw - 1).astype(np.intp)
-        yi = np.clip(np.rint(qy), 0, sh - 1).astype(np.intp)
-        res = flat[yi * sw + xi].astype(np.float32)
+        xs = np.arange(w, dtype=np.float64)
+        ys = np.arange(h, dtype=np.float64)[:, None]
+        xi = np.clip(np.rint(m[0, 0] * xs + (m[0, 1] * ys + m[0, 2])), 0, sw - 1).astype(np.intp)
+        yi = np.clip(np.rint(m[1, 0] * xs + (m[1, 1] * ys + m[1, 2])), 0, sh - 1).astype(np.intp)
+        out = [pl[yi, xi].astype(np.float32) for pl in planes]
     else:
-        np.clip(qx, 0, sw - 1.000001, out=qx)
-        np.clip(qy, 0, sh - 1.000001, out=qy)
-        xi = qx.astype(np.intp)
-        yi = qy.astype(np.intp)
-        fx = (qx - xi).astype(np.float32)[:, None]
-        fy = (qy - yi).astype(np.float32)[:, None]
-        idx = yi * sw + xi
-        a = flat[idx].astype(np.float32)
-        b = flat[idx + 1].astype(np.float32)
-        b -= a
-        b *= fx
-        a += b
-        idx += sw
-        c = flat[idx].astype(np.float32)
-        e = flat[idx + 1].astype(np.float32)
-        e -= c
-        e *= fx
-        c += e
-        c -= a
-        c *= fy
-        a += c
-        res = a
+        out = [_warp_plane(pl, m, (h, w)) for pl in planes]
+    res = out[0] if src.ndim == 2 else np.stack(out, axis=-1)
     if np.issubdtype(src.dtype, np.integer):
         info = np.iinfo(src.dtype)
         res = np.clip(np.rint(res), info.min, info.max)
-    res = res.astype(src.dtype).reshape(h, w, chans)
-    return res[..., 0] if src.ndim == 2 else res
+    return res.astype(src.dtype)
+
+
+def _warp_plane(plane: np.ndarray, m: np.ndarray, out_shape: tuple[int, int], pad: bool = True) -> np.ndarray:
+    from PIL import Image
+
+    h, w = out_shape
+    sh, sw = plane.shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float) @ m.T
+    over = max(0.0, -corners.min(axis=0).min(), (corners - [sw - 1, sh - 1]).max())
+    pad = int(math.ceil(over)) + 2 if over > 0 and pad else 0
+    src = plane.astype(np.float32, copy=False)
+    if pad:
+        src = np.pad(src, pad, mode="edge")
+    # Pillow maps output pixel centre (x + 0.5, y + 0.5) to input (a x' + b y' + c, ...) with centres at +0.5
+    a, b, c = m[0]
+    d, e, f = m[1]
+    coeffs = (a, b, c - 0.5 * (a + b) + pad + 0.5, d, e, f - 0.5 * (d + e) + pad + 0.5)
+    img = Image.fromarray(np.ascontiguousarray(src), mode="F")
+    return np.asarray(img.transform((w, h), Image.Transform.AFFINE, coeffs, Image.Resampling.BILINEAR))
 
 
 def align(

@@ -69,7 +69,7 @@ def test_recovers_an_off_grid_transform_under_intensity_distortions(kind: str) -
         and nmi > 1.0
         and levels == align.derive(align.AlignParams(), ref.shape, mov.shape)["pyr_levels"]
     )
-    assert levels >= 2 and evals > 50
+    assert levels >= 2 and 10 < evals < 120  # grids at the top level, a few Newton steps per level
 
 
 def test_a_different_board_is_rejected_by_the_min_mi_gate(tmp_path: Path) -> None:
