@@ -130,9 +130,12 @@ def main() -> int:
     ap.add_argument("--sizes", default="256,512", help="crop sides in px, comma-separated")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cases", type=int, default=len(CASES))
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of: {', '.join(METHODS)}")
     args = ap.parse_args()
-    methods = [m for m in args.methods.split(",") if m in METHODS]
+    methods = args.methods.split(",")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        ap.error(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
     if sitk is None and "SimpleITK" in methods:
         methods.remove("SimpleITK")
     if cv2 is None and "OpenCV ECC" in methods:

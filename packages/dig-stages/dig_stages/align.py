@@ -311,10 +311,12 @@ class _Level:
         else:
             # The pixels where the reference changes most carry the alignment: a fraction of the samples
             # are the strongest-gradient pixels, the rest an even grid (keeps every direction constrained).
+            # Central differences, as the torch path: |f(x+1) - f(x-1)| leaves the pixel's own noise out
+            # of its selection (forward differences pick pixels by their own noise: a sub-pixel bias).
             inner = fixed[my : my + ih, mx : mx + iw]
             gm = np.zeros_like(inner)
-            gm[:, :-1] += np.abs(np.diff(inner, axis=1))
-            gm[:-1, :] += np.abs(np.diff(inner, axis=0))
+            gm[:, 1:-1] += np.abs(inner[:, 2:] - inner[:, :-2])
+            gm[1:-1, :] += np.abs(inner[2:, :] - inner[:-2, :])
             k = samples // 2
             top = np.argpartition(gm.ravel(), n - k)[n - k :]
             step = max(1, int(math.sqrt(n / max(1, samples - k))))
