@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from compiler.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-PROJECTS = [".", "packages/dig-stages", "packages/dig-preflight", "packages/dig-outputs"]
+PROJECTS = [".", "packages/dig-stages", "packages/dig-preflight", "packages/dig-outputs", "packages/dig-runs"]
 _SKIP = shutil.ignore_patterns(".git", "build", "__pycache__", "*.egg-info", ".nox", ".venv", "tests")
 
 
@@ -53,7 +54,7 @@ def test_wheels_install_into_a_fresh_venv_and_compile_outside_the_repo(tmp_path)
         env,
     )
     built = sorted(p.name.split("-")[0] for p in wheels.glob("*.whl"))
-    assert built == ["dig", "dig_outputs", "dig_preflight", "dig_stages"], built
+    assert built == ["dig", "dig_outputs", "dig_preflight", "dig_runs", "dig_stages"], built
 
     venv.create(tmp_path / "venv", system_site_packages=True, with_pip=False)
     py = tmp_path / "venv" / "bin" / "python"
@@ -93,3 +94,7 @@ def test_wheels_install_into_a_fresh_venv_and_compile_outside_the_repo(tmp_path)
     expected = compile_request(parse_overrides([]), prefs={}).text
     assert written.read_text(encoding="utf-8") == expected
     assert "Traceback" not in out.stderr
+    # The lifecycle verbs come from the dig-runs wheel: `dig runs` reads an (empty) run record.
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    runs = _run([str(dig), "runs", "--json"], elsewhere, env)
+    assert json.loads(runs.stdout) == [], runs.stdout
