@@ -11,7 +11,7 @@ from compiler.paths import STAGES_DIR
 
 POD_DIR = "/tmp/dig/dig_stages"
 # Never shipped to a pod: USD needs usd-core, which the containers lack (ARCHITECTURE: "What runs in the pods").
-NEVER_INJECTED = {"usd_scan", "usd_preview", "synthetic_board"}
+NEVER_INJECTED = {"usd_scan", "usd_preview", "synthetic_board", "synthetic_layouts", "synthetic_mesh"}
 
 
 @cache

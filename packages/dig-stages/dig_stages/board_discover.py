@@ -7,18 +7,31 @@ that produced it and its evidence, so the report can say what was found and what
 from __future__ import annotations
 
 import fnmatch
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw
 from pxr import Usd, UsdGeom, UsdShade
 
-from dig_stages.usd_preview import collect_faces, render_cell
-from dig_stages.usd_scan import plan_scan_grid
+from dig_stages.board_grid import grid_size, plan_grid, render_grid_preview
+
+__all__ = [
+    "PAD",
+    "SOLDER",
+    "BoardError",
+    "ComponentType",
+    "Scene",
+    "Surface",
+    "body_class",
+    "discover",
+    "grid_size",
+    "instance_glob",
+    "open_stage",
+    "plan_grid",
+    "render_grid_preview",
+]
 
 PAD, SOLDER = "pad", "solder"
 # Keywords in material names and prim names (lower case), in the order they are tried.
@@ -305,6 +318,27 @@ def _geometry_surface(rel: str, b: Box | None, shape: _Shape) -> Surface:
     return Surface(rel, SOLDER, f"geometry: low, not flat ({size}): fillet or lead", False)
 
 
+def _board_meshes(stage: Any, root: str, types: dict[str, ComponentType]) -> dict[str, Surface]:
+    """Meshes under the PCBA root outside every instance whose material or name says pad (paste mask)."""
+    inst_prefixes = tuple(i + "/" for t in types.values() for i in t.instances)
+    board_meshes: dict[str, Surface] = {}
+    for m in _meshes_under(stage.GetPrimAtPath(root)):
+        path = str(m.GetPath())
+        if path.startswith(inst_prefixes):
+            continue
+        rel = path[len(root) + 1 :]
+        mat = _material(m)
+        cls = (_keyword(mat) if mat else None) or _keyword(rel)
+        if cls == PAD:
+            board_meshes[rel] = Surface(
+                rel,
+                PAD,
+                f"{'material ' + repr(mat) if mat else 'prim name'}: paste mask / pads at board level",
+                True,
+            )
+    return board_meshes
+
+
 def discover(
     usd: str | Path,
     *,
@@ -330,22 +364,7 @@ def discover(
     cache = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
     for name in chosen:
         _classify(stage, types[name], cache, list(surface_classes or []))
-    inst_prefixes = tuple(i + "/" for t in types.values() for i in t.instances)
-    board_meshes = {}
-    for m in _meshes_under(stage.GetPrimAtPath(root.path)):
-        path = str(m.GetPath())
-        if path.startswith(inst_prefixes):
-            continue
-        rel = path[len(root.path) + 1 :]
-        mat = _material(m)
-        cls = (_keyword(mat) if mat else None) or _keyword(rel)
-        if cls == PAD:
-            board_meshes[rel] = Surface(
-                rel,
-                PAD,
-                f"{'material ' + repr(mat) if mat else 'prim name'}: paste mask / pads at board level",
-                True,
-            )
+    board_meshes = _board_meshes(stage, root.path, types)
     return Scene(str(usd), camera, xform, ring, root, aperture, {n: types[n] for n in types}, board_meshes)
 
 
@@ -353,65 +372,3 @@ def instance_glob(ctype: ComponentType) -> str:
     """Glob of the type's instance names: their common prefix, then `*`."""
     names = [i.rsplit("/", 1)[1] for i in ctype.instances]
     return os.path.commonprefix(names).rstrip("0123456789") + "*"
-
-
-def grid_size(board: tuple[float, ...], frame: tuple[float, float], rotation_z: float) -> tuple[int, int]:
-    """x_num, y_num of frames (`frame` = image width, height in world units) that tile the board's XY box."""
-    c, s = abs(math.cos(math.radians(rotation_z))), abs(math.sin(math.radians(rotation_z)))
-    wx, wy = c * frame[0] + s * frame[1], s * frame[0] + c * frame[1]
-    return max(1, math.ceil((board[3] - board[0]) / wx - 1e-9)), max(
-        1, math.ceil((board[4] - board[1]) / wy - 1e-9)
-    )
-
-
-def plan_grid(
-    usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any]
-) -> tuple[int, int, Any]:
-    """The scan grid (dig_stages.usd_scan) whose frames, at the render's field of view, tile the PCBA root."""
-    probe = plan_scan_grid(str(usd), pcba_target, {**image_cfg, "scan_grid": {"x_num": 1, "y_num": 1}})
-    x_num, y_num = grid_size(probe.board_bounds, probe.view_size, probe.rotation_z)
-    grid = plan_scan_grid(str(usd), pcba_target, {**image_cfg, "scan_grid": {"x_num": x_num, "y_num": y_num}})
-    return x_num, y_num, grid
-
-
-SEPARATOR = (255, 255, 255)
-TILE_WIDTH = 192
-GAP = 4
-
-
-def render_grid_preview(
-    usd: str | Path, pcba_target: dict[str, Any], image_cfg: dict[str, Any], out_png: str | Path
-) -> dict[str, Any]:
-    """One PNG of every scan-grid cell (dig_stages.usd_preview render, classes in their segmentation colours)
-    as tiles x<i> left to right, y<j> top to bottom, separated by white lines; returns the layout."""
-    w, h = (int(v) for v in image_cfg.get("resolution") or (1920, 1080))
-    tile = (TILE_WIDTH, max(1, round(TILE_WIDTH * h / w)))
-    stage = Usd.Stage.Open(str(usd))
-    grid = plan_scan_grid(stage, pcba_target, image_cfg, resolution=tile)
-    faces = collect_faces(stage, grid)
-    x_num = max(c.i for c in grid.cells) + 1
-    y_num = max(c.j for c in grid.cells) + 1
-    sheet = Image.new(
-        "RGB", (x_num * tile[0] + (x_num + 1) * GAP, y_num * tile[1] + (y_num + 1) * GAP), SEPARATOR
-    )
-    draw = ImageDraw.Draw(sheet)
-    for cell in grid.cells:
-        rgb, seg, _labels = render_cell(grid, faces, cell.name, noise=0)
-        out = (rgb.astype(float) * 0.6).astype("uint8")  # unlabelled geometry: dimmed display colour
-        labelled = (seg[..., 3] > 0) & (seg[..., :3].sum(axis=2) > 0)
-        out[labelled] = seg[labelled][:, :3]
-        out[seg[..., 3] == 0] = (40, 40, 40)  # background: nothing rendered
-        x = GAP + cell.i * (tile[0] + GAP)
-        y = GAP + (y_num - 1 - cell.j) * (tile[1] + GAP)
-        sheet.paste(Image.fromarray(out), (x, y))
-        draw.text((x + 3, y + 2), cell.name, fill=(230, 230, 230))
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_png)
-    return {
-        "path": str(out_png),
-        "x_num": x_num,
-        "y_num": y_num,
-        "tile": tile,
-        "class_counts": grid.class_counts,
-        "coverage": grid.coverage,
-    }

@@ -137,12 +137,8 @@ FIELDS = {
 }
 
 
-def _run(opts: dict) -> int:
-    pod.train_preflight(opts)
-    if opts["output_dir"]:
-        Path(opts["output_dir"]).mkdir(parents=True, exist_ok=True)
-    cookbook_hint = f"assets/cookbooks/{opts['usecase'] or '<usecase>'}/ag_config.yaml"
-    setup_hint = f"setup/setup_{opts['usecase'] or '<usecase>'}.yaml"
+def _check_inputs(opts: dict, setup_hint: str) -> tuple[Path, Path, Path]:
+    """Config, pretrained tree (linked into the AnomalyGen root) and raw dataset present: (config, dataset, spec)."""
     config = Path(opts["config"])
     if not config.is_file():
         _common.fail(f"{config} not mounted — cookbook upload failed.")
@@ -152,42 +148,42 @@ def _run(opts: dict) -> int:
             f"pretrained tree not at {pretrained}; run setup_pretrained\n"
             + _common.listing(pretrained.parent, 20)
         )
-    ag_root = Path(opts["ag_root"])
-    pod.link_pretrained(pretrained, ag_root)
+    pod.link_pretrained(pretrained, Path(opts["ag_root"]))
     dataset = Path(opts["dataset_dir"])
     if not dataset.is_dir():
         _common.fail(f"training dataset not at {dataset}; run {setup_hint} or upload datasets/<usecase>/raw")
     spec = dataset / "defect_spec.jsonl"
     if not spec.is_file():
         _common.fail(f"{spec} missing in raw dataset (it must sit at the dataset root); re-run {setup_hint}")
-    scripts = ag_root / "scripts" / "utilities"
-    prep = scripts / "prep_testcase.sh"
-    if not prep.is_file():
-        _common.fail(f"{prep} not in image — check the anomalygen_image digest")
-    # hygiene first: fail in seconds, not after dataset prep
-    for severity, message in iteration_hygiene(
-        {
-            "max_iter": opts["max_iter"],
-            "save_iter": opts["save_iter"],
-            "validation_iter": opts["validation_iter"],
-            "logging_iter": opts["logging_iter"],
-        }
-    ):
+    return config, dataset, spec
+
+
+def _check_hygiene(opts: dict, cookbook_hint: str) -> None:
+    """Iteration hygiene of the trainer options: errors fail the step, warnings are logged."""
+    trainer = {key: opts[key] for key in ("max_iter", "save_iter", "validation_iter", "logging_iter")}
+    for severity, message in iteration_hygiene(trainer):
         if severity == "error":
             _common.fail(message.replace("the usecase's ag_config.yaml cookbook", cookbook_hint))
         _common.warn(message)
 
+
+def _validate_dataset(opts: dict, scripts: Path, dataset: Path) -> int:
+    """Phase 1 Step 1 (validate_dataset.py), then NUM_SDG = the training mask count (must be > 0)."""
     _common.info("Phase 1 Step 1: validate_dataset.py")
     _common.require_tool(
         [opts["python"], str(scripts / "validate_dataset.py"), str(dataset)],
         what="validate_dataset.py",
-        cwd=ag_root,
+        cwd=Path(opts["ag_root"]),
     )
     num_sdg = count_training_masks(dataset)
     if num_sdg == 0:
         _common.fail(f"no training masks under {dataset}/*/mask/ (expected <MATERIAL>/mask/<defect>/*.png)")
     _common.info(f"NUM_SDG={num_sdg} (training masks)")
+    return num_sdg
 
+
+def _prep_validation(opts: dict, prep: Path, dataset: Path, spec: Path, num_sdg: int) -> None:
+    """prep_testcase.sh writes validation.jsonl + amp files under <tmp_dir>/validation (non-empty required)."""
     validation = _common.reset_dir(Path(opts["tmp_dir"]) / "validation")
     (validation / "amp").mkdir()
     jsonl = validation / "validation.jsonl"
@@ -209,7 +205,7 @@ def _run(opts: dict) -> int:
             str(jsonl),
         ],
         what="prep_testcase.sh (validation)",
-        cwd=ag_root,
+        cwd=Path(opts["ag_root"]),
     )
     if not jsonl.is_file() or jsonl.stat().st_size == 0:
         _common.fail("prep_testcase.sh produced an empty validation.jsonl")
@@ -217,6 +213,10 @@ def _run(opts: dict) -> int:
     amp_files, _ = _common.tree_stats(validation / "amp")
     _common.info(f"validation.jsonl: {rows} rows; amp files: {amp_files}")
 
+
+def _train(opts: dict, config: Path) -> None:
+    """Install the rendered config under ag_configs/ and run torchrun ag_train into the results dir."""
+    ag_root = Path(opts["ag_root"])
     configs = ag_root / "ag_configs"
     configs.mkdir(parents=True, exist_ok=True)
     target = configs / f"{opts['exp_name']}.yaml"
@@ -238,6 +238,23 @@ def _run(opts: dict) -> int:
         _common.fail(f"torchrun ag_train exited {code}", code)
     saved = sorted(results.glob("**/checkpoints/model/iter_*.pt"))
     _common.info(f"training done: {len(saved)} model checkpoint(s) under {results}")
+
+
+def _run(opts: dict) -> int:
+    pod.train_preflight(opts)
+    if opts["output_dir"]:
+        Path(opts["output_dir"]).mkdir(parents=True, exist_ok=True)
+    usecase = opts["usecase"] or "<usecase>"
+    config, dataset, spec = _check_inputs(opts, f"setup/setup_{usecase}.yaml")
+    scripts = Path(opts["ag_root"]) / "scripts" / "utilities"
+    prep = scripts / "prep_testcase.sh"
+    if not prep.is_file():
+        _common.fail(f"{prep} not in image — check the anomalygen_image digest")
+    # hygiene first: fail in seconds, not after dataset prep
+    _check_hygiene(opts, f"assets/cookbooks/{usecase}/ag_config.yaml")
+    num_sdg = _validate_dataset(opts, scripts, dataset)
+    _prep_validation(opts, prep, dataset, spec, num_sdg)
+    _train(opts, config)
     return 0
 
 

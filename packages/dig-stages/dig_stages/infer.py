@@ -220,38 +220,40 @@ def inference_dir(output_dir: str | Path) -> Path:
     return out if out.name == "inference" else out / "inference"
 
 
-def run_inference(opts: dict, stager) -> int:
-    """Shared chain: stage, pretrained links, checkpoint wrapper + step, prep_testcase, run_sdg, verify."""
-    pairs = parse_anomaly_types(opts["anomaly_types"])
-    out = inference_dir(opts["output_dir"])
-    out.mkdir(parents=True, exist_ok=True)
+def _prepare_checkpoint(opts: dict, scripts: Path) -> tuple[Path, int]:
+    """Pretrained links, the checkpoint wrapper and its chosen step, validated: (wrapper, step)."""
     ag_root = Path(opts["ag_root"])
-    scripts = ag_root / "scripts" / "utilities"
-    prep = scripts / "prep_testcase.sh"
-    if not prep.is_file():
-        _common.fail(f"{prep}: prep_testcase.sh not in image — check the anomalygen_image digest")
-    dataset, spec, clean_dir = stager(opts, pairs)
-
     pod.link_pretrained(pod.find_pretrained(opts["pretrained_src_in"]), ag_root)
-    tmp = Path(opts["tmp_dir"])
-    wrapper = checkpoint.build_wrapper(opts["ckpt_dataset"], tmp / "ag_ckpt_wrapper")
+    wrapper = checkpoint.build_wrapper(opts["ckpt_dataset"], Path(opts["tmp_dir"]) / "ag_ckpt_wrapper")
     step = checkpoint.pick_best_step(opts["ckpt_dataset"], opts["checkpoint_step"])
     if opts["fresh_checkpoint"] and not checkpoint.trainer_weights(opts["ckpt_dataset"], 64):
         _common.warn("fresh_checkpoint is set but the finetune output holds no checkpoints/model/iter_*.pt")
     checkpoint.require_step(wrapper, step)
     _common.info(f"checkpoint step: {step}")
-    py, sh = _common.split_cmd(opts["python"]), _common.split_cmd(opts["bash"])
     _common.require_tool(
-        [*py, str(scripts / "validate_checkpoint.py"), str(wrapper), "--step", str(step)],
+        [
+            *_common.split_cmd(opts["python"]),
+            str(scripts / "validate_checkpoint.py"),
+            str(wrapper),
+            "--step",
+            str(step),
+        ],
         what="validate_checkpoint.py",
         cwd=ag_root,
     )
+    return wrapper, step
 
+
+def _prep_testcase(opts: dict, scripts: Path, staged: tuple[Path, Path, Path | None], wrapper: Path) -> Path:
+    """prep_testcase.sh over the staged dataset, then validate_jsonl.py: the non-empty inference.jsonl."""
+    dataset, spec, clean_dir = staged
+    ag_root = Path(opts["ag_root"])
+    tmp = Path(opts["tmp_dir"])
     jsonl = tmp / "inference.jsonl"
     amp = tmp / "amp_output"
     cmd = [
-        *sh,
-        str(prep),
+        *_common.split_cmd(opts["bash"]),
+        str(scripts / "prep_testcase.sh"),
         "--name",
         f"{opts['exp_name']}_infer",
         "--num-sdg",
@@ -273,11 +275,18 @@ def run_inference(opts: dict, stager) -> int:
         _common.fail(f"prep_testcase.sh produced an empty {jsonl}; check the staged dataset {dataset}")
     _common.info(f"inference.jsonl: {rows} row(s)")
     _common.require_tool(
-        [*py, str(scripts / "validate_jsonl.py"), str(wrapper), str(jsonl)],
+        [*_common.split_cmd(opts["python"]), str(scripts / "validate_jsonl.py"), str(wrapper), str(jsonl)],
         what="validate_jsonl.py (anomaly_types vs the checkpoint's taxonomy)",
         cwd=ag_root,
     )
+    return jsonl
 
+
+def _run_sdg(opts: dict, scripts: Path, checkpoint_at: tuple[Path, int], jsonl: Path, out: Path) -> None:
+    """run_sdg.sh at the chosen step, verify_output.sh, and at least one reconstructed image."""
+    wrapper, step = checkpoint_at
+    ag_root = Path(opts["ag_root"])
+    sh = _common.split_cmd(opts["bash"])
     results = out / "results"
     results.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -305,6 +314,21 @@ def run_inference(opts: dict, stager) -> int:
     if n == 0:
         _common.fail(f"run_sdg.sh wrote no images to {out / 'reconstructed_image'}")
     _common.info(f"reconstructed images: {n} in {out / 'reconstructed_image'}")
+
+
+def run_inference(opts: dict, stager) -> int:
+    """Shared chain: stage, pretrained links, checkpoint wrapper + step, prep_testcase, run_sdg, verify."""
+    pairs = parse_anomaly_types(opts["anomaly_types"])
+    out = inference_dir(opts["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    scripts = Path(opts["ag_root"]) / "scripts" / "utilities"
+    prep = scripts / "prep_testcase.sh"
+    if not prep.is_file():
+        _common.fail(f"{prep}: prep_testcase.sh not in image — check the anomalygen_image digest")
+    staged = stager(opts, pairs)
+    wrapper, step = _prepare_checkpoint(opts, scripts)
+    jsonl = _prep_testcase(opts, scripts, staged, wrapper)
+    _run_sdg(opts, scripts, (wrapper, step), jsonl, out)
     return 0
 
 

@@ -132,25 +132,35 @@ def render_cell(
     return rgb, seg, labels
 
 
+@dataclass(frozen=True)
+class PreviewOptions:
+    """What a preview renders: frame resolution (default the image config's), the cells (default
+    `max_image_count` of them: -1 every cell, N a seeded random N) and the Kit source dir name."""
+
+    resolution: tuple[int, int] | None = None
+    cells: list[str] | None = None
+    max_image_count: int | None = -1
+    source: str = "trigger_0000"
+
+
 def render_preview(
     scene: str | Path,
     pcba_target: dict[str, Any],
     image_cfg: dict[str, Any],
     out_dir: str | Path,
-    *,
-    resolution: tuple[int, int] | None = None,
-    cells: list[str] | None = None,
-    max_image_count: int | None = -1,
-    source: str = "trigger_0000",
+    options: PreviewOptions = PreviewOptions(),
 ) -> dict[str, Any]:
     """Render the scan grid into `out_dir/<source>/` with the Kit writer names (rgb_<cell>.png,
     semantic_segmentation_<cell>.png, semantic_segmentation_labels_<cell>.json) + metadata.json."""
     stage = Usd.Stage.Open(str(scene))
-    grid = plan_scan_grid(stage, pcba_target, image_cfg, resolution=resolution)
+    grid = plan_scan_grid(stage, pcba_target, image_cfg, resolution=options.resolution)
     seed = int(image_cfg.get("seed", 0) or 0)
-    chosen = [grid.cell(c) for c in cells] if cells else select_cells(grid, max_image_count, seed)
+    if options.cells:
+        chosen = [grid.cell(c) for c in options.cells]
+    else:
+        chosen = select_cells(grid, options.max_image_count, seed)
     faces = collect_faces(stage, grid)
-    dest = Path(out_dir) / source
+    dest = Path(out_dir) / options.source
     dest.mkdir(parents=True, exist_ok=True)
     for n, cell in enumerate(chosen):
         rgb, seg, labels = render_cell(grid, faces, cell.name, seed=seed + n)
@@ -185,9 +195,11 @@ def main(argv: list[str]) -> int:
                 target,
                 image_cfg,
                 o["output"],
-                resolution=tuple(o["resolution"]) if o["resolution"] else None,
-                cells=[c for c in o["cells"].split(",") if c] or None,
-                max_image_count=o["max_image_count"],
+                PreviewOptions(
+                    resolution=tuple(o["resolution"]) if o["resolution"] else None,
+                    cells=[c for c in o["cells"].split(",") if c] or None,
+                    max_image_count=o["max_image_count"],
+                ),
             )
         except (ValueError, KeyError) as exc:
             fail(str(exc))

@@ -179,42 +179,46 @@ def _require_prim(stage: Usd.Stage, path: str, what: str, kind: type | None = No
     return prim
 
 
-def plan_scan_grid(
-    scene: str | Path | Usd.Stage,
-    pcba_target: dict[str, Any],
-    image_cfg: dict[str, Any],
-    *,
-    resolution: tuple[int, int] | None = None,
-) -> ScanGrid:
-    """Lay the `scan_grid.x_num × y_num` cells over the pcba_root bounds (day0_image + pcba_target fields).
-
-    Cell x<i>_y<j> is centred at the i-th / j-th of x_num / y_num equal slices of the board's world X / Y
-    extent (inferred upstream placement); the frame is `horizontal_aperture / 10` world units wide and
-    `width · H / W` high, rotated by `camera_rotation.z_fixed` about Z.
-    """
+def _open_stage(scene: str | Path | Usd.Stage) -> Usd.Stage:
     stage = scene if isinstance(scene, Usd.Stage) else Usd.Stage.Open(str(scene))
     if stage is None:
         raise ValueError(f"cannot open scene {scene!r}")
-    camera_path = str(pcba_target.get("camera_path", ""))
-    pcba_root = str(pcba_target.get("pcba_root", ""))
-    _require_prim(stage, camera_path, "pcba_target.camera_path", UsdGeom.Camera)
-    root = _require_prim(stage, pcba_root, "pcba_target.pcba_root")
+    return stage
+
+
+def _grid_size(image_cfg: dict[str, Any]) -> tuple[int, int]:
     grid = image_cfg.get("scan_grid") or {}
     x_num, y_num = int(grid.get("x_num", 0)), int(grid.get("y_num", 0))
     if x_num < 1 or y_num < 1:
         raise ValueError(f"scan_grid.x_num / y_num must be >= 1, got {x_num} / {y_num}")
+    return x_num, y_num
+
+
+def _frame(
+    pcba_target: dict[str, Any], image_cfg: dict[str, Any], resolution: tuple[int, int] | None
+) -> tuple[tuple[int, ...], float, float]:
+    """(resolution, horizontal aperture, rotation about Z) of the frames, with their defaults."""
     res = tuple(int(v) for v in (resolution or image_cfg.get("resolution") or (1920, 1080)))
     aperture = image_cfg.get("horizontal_aperture", pcba_target.get("horizontal_aperture"))
     aperture = float(DEFAULT_APERTURE if aperture is None else aperture)
     rot = float((image_cfg.get("camera_rotation") or {}).get("z_fixed", 0.0))
-    classes = mesh_classes(stage, image_cfg.get("semantics") or [])
-    comps = components_by_class(stage, classes, pcba_root)
-    cache = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
-    board = _range(cache.ComputeWorldBound(root).ComputeAlignedRange())
+    return res, aperture, rot
+
+
+def _half_extent(res: tuple[int, ...], aperture: float, rot: float) -> tuple[float, float]:
+    """Half the world X / Y extent of the axis-aligned box around one frame rotated by `rot` degrees."""
     width = aperture / 10.0
     height = width * res[1] / res[0]
     c, s = abs(math.cos(math.radians(rot))), abs(math.sin(math.radians(rot)))
-    hx, hy = (c * width + s * height) / 2, (s * width + c * height) / 2
+    return (c * width + s * height) / 2, (s * width + c * height) / 2
+
+
+def _lay_cells(
+    board: tuple[float, ...], size: tuple[int, int], half: tuple[float, float], comps: list[Component]
+) -> list[Cell]:
+    """The x_num × y_num cells centred on equal slices of the board, with the components each holds."""
+    x_num, y_num = size
+    hx, hy = half
     cb = np.array([cp.bounds for cp in comps]).reshape(-1, 6)
     cells = []
     for i in range(x_num):
@@ -235,6 +239,33 @@ def plan_scan_grid(
                     partial=_by_class(comps, touch & ~inside),
                 )
             )
+    return cells
+
+
+def plan_scan_grid(
+    scene: str | Path | Usd.Stage,
+    pcba_target: dict[str, Any],
+    image_cfg: dict[str, Any],
+    *,
+    resolution: tuple[int, int] | None = None,
+) -> ScanGrid:
+    """Lay the `scan_grid.x_num × y_num` cells over the pcba_root bounds (day0_image + pcba_target fields).
+
+    Cell x<i>_y<j> is centred at the i-th / j-th of x_num / y_num equal slices of the board's world X / Y
+    extent (inferred upstream placement); the frame is `horizontal_aperture / 10` world units wide and
+    `width · H / W` high, rotated by `camera_rotation.z_fixed` about Z.
+    """
+    stage = _open_stage(scene)
+    camera_path = str(pcba_target.get("camera_path", ""))
+    pcba_root = str(pcba_target.get("pcba_root", ""))
+    _require_prim(stage, camera_path, "pcba_target.camera_path", UsdGeom.Camera)
+    root = _require_prim(stage, pcba_root, "pcba_target.pcba_root")
+    size = _grid_size(image_cfg)
+    res, aperture, rot = _frame(pcba_target, image_cfg, resolution)
+    classes = mesh_classes(stage, image_cfg.get("semantics") or [])
+    comps = components_by_class(stage, classes, pcba_root)
+    cache = UsdGeom.BBoxCache(Usd.TimeCode.Default(), [UsdGeom.Tokens.default_, UsdGeom.Tokens.render])
+    board = _range(cache.ComputeWorldBound(root).ComputeAlignedRange())
     class_counts: dict[str, int] = {}
     for cp in comps:
         class_counts[cp.cls] = class_counts.get(cp.cls, 0) + 1
@@ -248,7 +279,7 @@ def plan_scan_grid(
         board_bounds=board,
         mesh_classes=classes,
         components=comps,
-        cells=cells,
+        cells=_lay_cells(board, size, _half_extent(res, aperture, rot), comps),
         class_counts=class_counts,
         coverage={},
     )

@@ -6,8 +6,9 @@ import pytest
 
 pytest.importorskip("pxr")
 
-from dig_stages.board_discover import BoardError, body_class, discover, grid_size, instance_glob  # noqa: E402
-from dig_stages.synthetic_board import LAYOUTS, MALFORMED, make_layout, make_malformed  # noqa: E402
+from dig_stages.board_discover import BoardError, body_class, discover, instance_glob  # noqa: E402
+from dig_stages.board_grid import grid_size  # noqa: E402
+from dig_stages.synthetic_layouts import LAYOUTS, MALFORMED, make_layout, make_malformed  # noqa: E402
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))

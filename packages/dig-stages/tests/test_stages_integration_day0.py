@@ -13,7 +13,7 @@ pytest.importorskip("pxr")
 from dig_stages.crop import crop_tree  # noqa: E402
 from dig_stages.infer import stage_day0  # noqa: E402
 from dig_stages.synthetic_board import make_board  # noqa: E402
-from dig_stages.usd_preview import render_preview  # noqa: E402
+from dig_stages.usd_preview import PreviewOptions, render_preview  # noqa: E402
 from PIL import Image  # noqa: E402
 
 BOARD = "0603_H100"
@@ -60,7 +60,9 @@ def test_day0_synthetic_board_to_inference_stage(tmp_path: Path, stages_cookbook
 
     # stage 1 (render) + stage 2 (crop) of usd2roi-replicator, output dir = the stage dir
     out = tmp_path / "runs" / "demo" / "usd2roi-components"
-    rendered = render_preview(scene, target, image_cfg, out, resolution=RES, max_image_count=RENDER_PATCHES)
+    rendered = render_preview(
+        scene, target, image_cfg, out, PreviewOptions(resolution=RES, max_image_count=RENDER_PATCHES)
+    )
     grid, cells = rendered["grid"], rendered["cells"]
     assert len(cells) == RENDER_PATCHES
     summary = crop_tree(out, out, crop_cfg)
