@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from dig_stages import align, align_torch
+from dig_stages.align_image import _sample
 
 SIZE = 160
 
@@ -31,7 +32,7 @@ def _pair(seed: int, true: align.Transform, kind: str) -> tuple[np.ndarray, np.n
     ys, xs = np.mgrid[0:SIZE, 0:SIZE]
     px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
     py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    mov = align._sample(big, px.ravel(), py.ravel())[0].reshape(SIZE, SIZE)
+    mov = _sample(big, px.ravel(), py.ravel())[0].reshape(SIZE, SIZE)
     g = np.power(np.clip(mov, 0, 1), 0.6)
     mov = {"gamma": g, "folded": np.where(g < 0.7, g, 1.4 - g), "inverted": 1 - g}[kind]
     mov = mov + 0.01 * np.random.default_rng(seed + 1).standard_normal(mov.shape)
