@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from dig_stages.align_level import LevelSampling, _Level, mutual_information
+from dig_stages.align_types import AlignParams
 from dig_stages.align_warp import _warp_plane
-
-if TYPE_CHECKING:
-    from dig_stages.align import AlignParams
 
 GATE_SAMPLES = 1 << 16  # samples of the MI reported and gated by min_mi
 

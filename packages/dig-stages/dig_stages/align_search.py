@@ -6,14 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from dig_stages.align_newton import GN_FINE, GN_MID, GN_TAU, GN_TOP, gauss_newton
-
-if TYPE_CHECKING:
-    from dig_stages.align import AlignParams
+from dig_stages.align_types import AlignParams
 
 COARSE_MIN_DIM = 48  # the auto pyramid stops before the top level would be smaller than this
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from dig_stages.align import Transform
+from dig_stages.align_types import Transform
 
 
 def warp(
