@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-# The level evaluator (`align._Level`) and search box (`align.Box`) come in as arguments: typed Any here,
-# as this module must not import align (align imports it).
+# The level evaluator (`align_level._Level`) and search box (`align_search.Box`) come in as arguments: typed
+# Any here, as this module must not import align_search (align_search imports it).
 Box = _Level = Any
 
 

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from dig_stages import align
+from dig_stages.align_level import LevelSampling
+from dig_stages.align_torch_level import _blur3, _down2, _gray, _normalise, _TorchLevel, load_torch
 
-torch: Any = None  # imported by the first available() call: optional, and a second or more of start-up
-_IMPORT = threading.Lock()
-_tried = False
+torch: Any = None  # set by the first available() call (align_torch_level.load_torch): optional
 
 MAX_BATCH = 512  # crops per GPU batch: 1,007 crops/s at 512² vs 867 at 256 (H200); ~6 GB at 512² crops
 GPU_COARSE_MIN_DIM = (
     128  # auto pyramid: the top level keeps at least this many px (CPU: align.COARSE_MIN_DIM)
 )
 BOARD_SAMPLES = 1 << 18  # samples per level for one large image (a board): the GPU has room for more
-FIX = 1 << 20  # fixed-point unit of the bin weights: integer histograms sum exactly, in any order
-ENT = float(1 << 40)  # fixed-point unit of the entropy terms, summed as integers for the same reason
 
 
 def available() -> bool:
@@ -31,185 +29,9 @@ def available() -> bool:
     The first call imports torch (pods without it use the numpy path): the image-edit stage asks from a
     worker thread while its first requests are in flight, so the import does not delay them.
     """
-    global torch, _tried
-    with _IMPORT:
-        if not _tried:
-            _tried = True
-            try:
-                import torch as _torch
-            except ImportError:  # pragma: no cover - depends on the machine
-                _torch = None
-            torch = _torch
+    global torch
+    torch = load_torch()
     return torch is not None and torch.cuda.is_available()
-
-
-def _entropy_terms(j: Any) -> Any:
-    """sum p log p of the joint (R, n, n) minus those of its two marginals, per row, in one pass.
-
-    p log p is summed as fixed-point integers: the sum is exact, so no reduction order (which depends on the
-    batch's shape on a GPU) can change a crop's value. Marginals come from exact integer sums of `j`.
-    """
-    r, n = j.shape[0], j.shape[1]
-    tot = j.sum(dim=(1, 2)).clamp_min(1).double()[:, None]
-    parts = torch.cat([j.reshape(r, -1), j.sum(2), j.sum(1)], 1).double() / tot
-    v = torch.round(torch.special.xlogy(parts, parts) * ENT).long()
-    v[:, n * n :] *= -1  # minus the marginal terms
-    return v.sum(dim=1).double() / ENT
-
-
-class _TorchLevel:
-    """One pyramid level of B crops: per-crop samples (pre-binned) and moving images, on the GPU.
-
-    `mi_batch` takes R = k * B level-0 matrices; row r belongs to crop r % B (the layout of align.search).
-    """
-
-    def __init__(
-        self,
-        fixed: Any,
-        moving: Any,
-        scale: float,
-        bins: int,
-        samples: int,
-        margin: float = 0.0,
-        everywhere: bool = False,
-        smooth: bool = True,
-    ):
-        self.scale, self.bins, self.smooth, self.evals, self.calls = scale, bins, smooth, 0, 0
-        dev = fixed.device
-        b, h, w = fixed.shape
-        self.b = b
-        self.shape = moving.shape[1:]
-        mx = min(int(math.ceil(margin / scale)) + 1, (w - 1) // 4)
-        my = min(int(math.ceil(margin / scale)) + 1, (h - 1) // 4)
-        self.need_inside = margin / scale + 1 > min(mx, my)
-        if everywhere:
-            mx = my = 0
-            self.need_inside = True
-        iw, ih = w - 2 * mx, h - 2 * my
-        n = iw * ih
-        if n <= samples or everywhere:
-            step = max(1.0, math.sqrt(n / samples))
-            gx = torch.unique((torch.arange(0, iw, step, device=dev, dtype=torch.float64)).long())
-            gy = torch.unique((torch.arange(0, ih, step, device=dev, dtype=torch.float64)).long())
-            idx = (gy[:, None] * iw + gx[None, :]).reshape(1, -1).expand(b, -1)
-        else:
-            # as align._Level: half the samples on the strongest reference gradients, half on an even grid
-            inner = fixed[:, my : my + ih, mx : mx + iw]
-            gm = torch.zeros_like(inner)
-            # central differences: a pixel's selection never depends on its own value, so sensor noise cannot
-            # bias the selected values (forward differences shifted an 8192 px board by ~0.09 px per axis)
-            gm[:, :, 1:-1] += (inner[:, :, 2:] - inner[:, :, :-2]).abs()
-            gm[:, 1:-1, :] += (inner[:, 2:, :] - inner[:, :-2, :]).abs()
-            k = samples // 2
-            top = torch.topk(gm.reshape(b, -1), k, dim=1, sorted=False).indices
-            gstep = max(1, int(math.sqrt(n / max(1, samples - k))))
-            grid = (
-                torch.arange(0, ih, gstep, device=dev)[:, None] * iw + torch.arange(0, iw, gstep, device=dev)
-            ).reshape(1, -1)
-            idx = torch.sort(torch.cat([top, grid.expand(b, -1)], 1), dim=1).values
-        ys, xs = idx // iw + my, idx % iw + mx
-        self.xs, self.ys = xs.float(), ys.float()  # (B, N)
-        fv = torch.gather(fixed.reshape(b, -1), 1, ys * w + xs)
-        self.fbin = torch.clamp((fv * bins).long(), max=bins - 1) * bins
-        hm, wm = self.shape
-        flat = (moving * (bins - 1)).reshape(b, -1)
-        self.mflat = torch.cat([flat, flat.new_zeros(b, wm + 2)], 1).reshape(-1)  # padded per crop
-        self.stride = hm * wm + wm + 2
-        self.offsets = (torch.arange(b, device=dev) * self.stride)[None, :, None]
-
-    def joints(self, lm: np.ndarray) -> Any:
-        """Integer joint histograms (R, bins, bins) for R level-pixel matrices."""
-        dev = self.xs.device
-        r = lm.shape[0]
-        g = r // self.b  # rows are (g, crop): broadcast the per-crop tensors instead of gathering them
-        m = torch.from_numpy(lm.astype(np.float32)).to(dev).reshape(g, self.b, 2, 3)
-        xs, ys = self.xs[None], self.ys[None]
-        qx = m[..., 0, 0, None] * xs + m[..., 0, 1, None] * ys + m[..., 0, 2, None]
-        qy = m[..., 1, 0, None] * xs + m[..., 1, 1, None] * ys + m[..., 1, 2, None]
-        h, w = self.shape
-        ins = None
-        if self.need_inside:
-            ins = ((qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)).long()
-            qx, qy = qx.clamp(0, w - 1.001), qy.clamp(0, h - 1.001)
-        xi, yi = qx.long(), qy.long()
-        fx, fy = qx - xi, qy - yi
-        i = yi * w + xi + self.offsets
-        f = self.mflat
-        top = f[i] + fx * (f[i + 1] - f[i])
-        bot = f[i + w] + fx * (f[i + w + 1] - f[i + w])
-        u = top + fy * (bot - top)
-        j0 = torch.clamp(u.long(), max=self.bins - 2)
-        wt = torch.round((u - j0) * FIX).long()
-        one = torch.full_like(wt, FIX)
-        if ins is not None:
-            wt, one = wt * ins, one * ins
-        nb = self.bins * self.bins
-        k = (j0 + self.fbin[None] + (torch.arange(r, device=dev) * nb).reshape(g, self.b, 1)).reshape(-1)
-        upper = torch.zeros(r * nb, dtype=torch.long, device=dev).scatter_add_(0, k, wt.reshape(-1))
-        joint = torch.zeros(r * nb, dtype=torch.long, device=dev).scatter_add_(0, k, one.reshape(-1))
-        joint -= upper
-        joint[1:] += upper[:-1]
-        self.evals += r
-        return joint.reshape(r, self.bins, self.bins)
-
-    def mi_joints(self, j: Any) -> Any:
-        if self.smooth:  # align.smooth_joint, in integers
-            a = j * 2
-            a[:, 1:] += j[:, :-1]
-            a[:, :-1] += j[:, 1:]
-            s = a * 2
-            s[:, :, 1:] += a[:, :, :-1]
-            s[:, :, :-1] += a[:, :, 1:]
-            j = s
-        return _entropy_terms(j)
-
-    def mi_batch(self, mats: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        return self.mi_joints(self.joints(align.level_matrices(mats, self.scale))).cpu().numpy()
-
-    def mi_nmi(self, mats: np.ndarray) -> list[tuple[float, float]]:
-        """(MI, NMI) per row, unsmoothed: the gate's value."""
-        j = self.joints(align.level_matrices(mats, self.scale)).cpu().numpy()
-        return [align.mutual_information(x.astype(np.float64)) for x in j]
-
-
-def _gray(x: Any) -> Any:
-    if x.ndim == 4:
-        if x.shape[3] >= 3:
-            x = x[..., :3].float()
-            return x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
-        x = x[..., 0]
-    return x.float()
-
-
-def _normalise(g: Any) -> Any:
-    b, h, w = g.shape
-    # align._normalise's percentiles (numpy's linear method) from a per-crop sort
-    sub = torch.sort(g[:, :: max(1, h // 256), :: max(1, w // 256)].reshape(b, -1).double(), dim=1).values
-    n = sub.shape[1]
-
-    def pct(q: float) -> Any:
-        pos = q * (n - 1)
-        i = int(math.floor(pos))
-        j = min(i + 1, n - 1)
-        return sub[:, i] + (pos - i) * (sub[:, j] - sub[:, i])
-
-    lo, hi = pct(0.001).float(), pct(0.999).float()
-    hi = torch.where(hi <= lo, lo + 1.0, hi)
-    return ((g - lo[:, None, None]) / (hi - lo)[:, None, None]).clamp(0.0, 1.0)
-
-
-def _down2(g: Any) -> Any:
-    h, w = g.shape[1] // 2 * 2, g.shape[2] // 2 * 2
-    g = g[:, :h, :w]
-    return 0.25 * (g[:, 0::2, 0::2] + g[:, 1::2, 0::2] + g[:, 0::2, 1::2] + g[:, 1::2, 1::2])
-
-
-def _blur3(g: Any) -> Any:
-    p = torch.cat([g[:, :1], g, g[:, -1:]], 1)
-    a = 0.25 * p[:, :-2] + 0.5 * p[:, 1:-1] + 0.25 * p[:, 2:]
-    p = torch.cat([a[:, :, :1], a, a[:, :, -1:]], 2)
-    return 0.25 * p[:, :, :-2] + 0.5 * p[:, :, 1:-1] + 0.25 * p[:, :, 2:]
 
 
 def _warp(src: Any, mats: np.ndarray, out_shape: tuple[int, int], interp: str, dtype: np.dtype) -> np.ndarray:
@@ -308,14 +130,21 @@ def _upload(arrays: Sequence[np.ndarray]) -> Any:
     return out
 
 
-def _register_group(
-    refs: Sequence[np.ndarray], movs: Sequence[np.ndarray], p: align.AlignParams, samples: int
-) -> list[align.AlignResult]:
-    """One batch of same-shaped crops: registration on the GPU, then the warp."""
-    t0 = time.perf_counter()
-    _mark("")
-    ref_t, mov_raw = _upload(refs), _upload(movs)
-    _mark("upload")
+@dataclass
+class _Group:
+    """A batch's normalised images, their pyramids and search box, on the GPU."""
+
+    fixed: Any
+    mov: Any
+    fpyr: list[Any]
+    mpyr: list[Any]
+    d: dict[str, Any]
+    box: align.Box
+    resize: tuple[float, float]
+
+
+def _prepare(ref_t: Any, mov_raw: Any, p: align.AlignParams) -> _Group:
+    """Grey, normalised (resized when asked) images, their pyramids and the search box of one batch."""
     fixed, mov = _normalise(_gray(ref_t)), _normalise(_gray(mov_raw))
     ref_shape, mov_shape = tuple(fixed.shape[1:]), tuple(mov.shape[1:])
     d = align.derive(p, ref_shape, mov_shape)
@@ -328,45 +157,52 @@ def _register_group(
     if not p.pyr_levels:  # auto: a larger top level than the CPU's; its evaluations cost the GPU nothing
         top = min(ref_shape) / GPU_COARSE_MIN_DIM
         d["pyr_levels"] = min(d["pyr_levels"], 1 + max(0, int(math.floor(math.log2(max(1.0, top))))))
-    levels = d["pyr_levels"]
     fpyr, mpyr = [fixed], [mov]
-    for _ in range(levels - 1):
+    for _ in range(d["pyr_levels"] - 1):
         fpyr.append(_down2(fpyr[-1]))
         mpyr.append(_down2(mpyr[-1]))
     fpyr[0], mpyr[0] = _blur3(fpyr[0]), _blur3(mpyr[0])
     box = align.make_box(p, d, ref_shape, tuple(mov.shape[1:]))
-    margin = box.margin()
+    return _Group(fixed, mov, fpyr, mpyr, d, box, resize)
+
+
+def _transforms(xs: np.ndarray, g: _Group, mov_shape: tuple[int, ...]) -> list[align.Transform]:
+    """The found parameters as transforms of the moving image as given (not resized): its own centre and
+    the scale ratio."""
+    r = g.resize
+    cm = ((mov_shape[1] - 1) / 2, (mov_shape[0] - 1) / 2)
+    return [
+        align.Transform(math.degrees(x[0]), x[1] * r[0], x[2] * r[1], x[3] * r[0], x[4] * r[1], g.box.cf, cm)
+        for x in xs
+    ]
+
+
+def _register_group(
+    refs: Sequence[np.ndarray], movs: Sequence[np.ndarray], p: align.AlignParams, samples: int
+) -> list[align.AlignResult]:
+    """One batch of same-shaped crops: registration on the GPU, then the warp."""
+    t0 = time.perf_counter()
+    _mark("")
+    ref_t, mov_raw = _upload(refs), _upload(movs)
+    _mark("upload")
+    g = _prepare(ref_t, mov_raw, p)
+    margin = g.box.margin()
 
     def level(lvl: int, fast: bool = False) -> _TorchLevel:
         bins = p.bins if lvl == 0 else min(p.bins, align.COARSE_BINS)
         n = samples if lvl == 0 and not fast else max(1, samples // align.COARSE_SAMPLE_DIV)
-        return _TorchLevel(fpyr[lvl], mpyr[lvl], float(2**lvl), bins, n, margin=margin)
+        return _TorchLevel(g.fpyr[lvl], g.mpyr[lvl], float(2**lvl), LevelSampling(bins, n, margin=margin))
 
     _mark("prepare")
-    xs, _, evals = align.search(box, p, d, level, batch=len(refs))
+    xs, _, evals = align.search(g.box, p, g.d, level, batch=len(refs))
     _mark("search")
-    xs = np.clip(xs, box.lo, box.hi)
-    mats = box.matrices(xs)
-    gate = _TorchLevel(
-        fixed, mov, 1.0, p.bins, max(samples, align.GATE_SAMPLES), everywhere=True, smooth=False
-    )
-    minmi = gate.mi_nmi(mats)
+    xs = np.clip(xs, g.box.lo, g.box.hi)
+    gate = LevelSampling(p.bins, max(samples, align.GATE_SAMPLES), everywhere=True)
+    minmi = _TorchLevel(g.fixed, g.mov, 1.0, gate, smooth=False).mi_nmi(g.box.matrices(xs))
     _mark("gate")
-    # the warp samples the moving image as given (not resized): its own centre and the scale ratio
-    cm = ((movs[0].shape[1] - 1) / 2, (movs[0].shape[0] - 1) / 2)
-    ts = [
-        align.Transform(
-            math.degrees(x[0]),
-            x[1] * resize[0],
-            x[2] * resize[1],
-            x[3] * resize[0],
-            x[4] * resize[1],
-            box.cf,
-            cm,
-        )
-        for x in xs
-    ]
+    ts = _transforms(xs, g, movs[0].shape)
     src = mov_raw if mov_raw.ndim == 4 else mov_raw[..., None]
+    ref_shape = tuple(g.fixed.shape[1:])
     imgs = _warp(src, np.stack([t.matrix() for t in ts]), ref_shape, p.interp, movs[0].dtype)
     _mark("warp")
     dt = (time.perf_counter() - t0) / len(refs)
@@ -375,7 +211,7 @@ def _register_group(
         mi, nmi = minmi[k]
         img = imgs[k] if movs[k].ndim == 3 else imgs[k][..., 0]
         passed = p.min_mi is None or (mi >= p.min_mi and math.isfinite(mi))
-        out.append(align.AlignResult(img, t, mi, nmi, passed, dt, levels, evals + 1))
+        out.append(align.AlignResult(img, t, mi, nmi, passed, dt, g.d["pyr_levels"], evals + 1))
     return out
 
 

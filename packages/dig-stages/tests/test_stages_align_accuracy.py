@@ -13,6 +13,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 from dig_stages import align, align_newton
+from dig_stages.align_image import _blur3, _normalise
+from dig_stages.align_level import LevelSampling, _Level
 
 
 def _board_images() -> ModuleType:
@@ -44,12 +46,12 @@ def test_accuracy_on_the_bench_distortions(size: int) -> None:
         assert statistics.median(errs) <= BOUND[dist], (size, dist, errs)
 
 
-def _level(size: int = 256) -> tuple[align._Level, align.Box, np.ndarray, np.ndarray]:
+def _level(size: int = 256) -> tuple[_Level, align.Box, np.ndarray, np.ndarray]:
     c = BI.make_case(size, seed=0, case=0, distortion="folded")
     p = align.AlignParams()
-    fixed, mov = align._normalise(c.reference), align._normalise(c.moving)
+    fixed, mov = _normalise(c.reference), _normalise(c.moving)
     box = align.make_box(p, align.derive(p, fixed.shape, mov.shape), fixed.shape, mov.shape)
-    lvl = align._Level(align._blur3(fixed), align._blur3(mov), 1.0, 64, 8192, 0, margin=box.margin())
+    lvl = _Level(_blur3(fixed), _blur3(mov), 1.0, LevelSampling(64, 8192, margin=box.margin()))
     align_newton._set_offsets(lvl, box)
     x = np.array([math.radians(c.params[0]), *c.params[1:]])
     half_diag = 0.5 * math.hypot(size, size)
@@ -105,7 +107,7 @@ def test_pillow_warp_is_exact_bilinear_with_edge_repeat(dtype: type) -> None:
 def test_gate_fast_path_equals_the_sampled_grid(size: int) -> None:
     c = BI.make_case(size, seed=2, case=1, distortion="inverted")
     p = align.AlignParams()
-    fixed, mov = align._normalise(c.reference), align._normalise(c.moving)
+    fixed, mov = _normalise(c.reference), _normalise(c.moving)
     fast = align.final_mi(fixed, mov, c.matrix, p)
-    slow = align.final_mi(fixed, mov, c.matrix, p, factory=align._Level)
+    slow = align.final_mi(fixed, mov, c.matrix, p, factory=_Level)
     assert fast == pytest.approx(slow, rel=1e-5)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dig_stages import align
+from dig_stages.align_image import _sample
 from PIL import Image
 
 SIZE = 192
@@ -44,7 +45,7 @@ def _case(seed: int, true: align.Transform, kind: str) -> tuple[np.ndarray, np.n
     ys, xs = np.mgrid[0:SIZE, 0:SIZE]
     px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
     py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    mov = align._sample(big, px.ravel(), py.ravel())[0].reshape(SIZE, SIZE)
+    mov = _sample(big, px.ravel(), py.ravel())[0].reshape(SIZE, SIZE)
     rng = np.random.default_rng(seed + 1)
     mov = _distort(mov, kind) + 0.01 * rng.standard_normal(mov.shape)
     return ref, np.clip(mov, 0, 1).astype(np.float32)

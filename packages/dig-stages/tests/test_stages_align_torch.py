@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dig_stages import align, align_torch
+from dig_stages import align, align_torch, align_torch_level
+from dig_stages.align_image import _sample
 
 SIZE = 160
 
@@ -31,7 +32,7 @@ def _pair(seed: int, true: align.Transform, kind: str) -> tuple[np.ndarray, np.n
     ys, xs = np.mgrid[0:SIZE, 0:SIZE]
     px = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
     py = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    mov = align._sample(big, px.ravel(), py.ravel())[0].reshape(SIZE, SIZE)
+    mov = _sample(big, px.ravel(), py.ravel())[0].reshape(SIZE, SIZE)
     g = np.power(np.clip(mov, 0, 1), 0.6)
     mov = {"gamma": g, "folded": np.where(g < 0.7, g, 1.4 - g), "inverted": 1 - g}[kind]
     mov = mov + 0.01 * np.random.default_rng(seed + 1).standard_normal(mov.shape)
@@ -120,6 +121,6 @@ def test_gpu_mi_matches_the_numpy_mi_of_the_same_joint() -> None:
 
     j = torch.randint(0, 50, (4, 16, 16), device="cuda", dtype=torch.long)
     j[1, 3:] = 0  # empty bins: 0 log 0 = 0
-    got = align_torch._entropy_terms(j).cpu().numpy()
+    got = align_torch_level._entropy_terms(j).cpu().numpy()
     want = [align.mutual_information(x.astype(np.float64))[0] for x in j.cpu().numpy()]
     assert np.allclose(got, want, atol=1e-9)
