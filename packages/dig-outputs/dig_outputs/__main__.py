@@ -134,20 +134,18 @@ def run(argv: list[str] | None = None) -> Path:
         region=args.region,
     )
     if args.command == "download":
-        from .download import download_run
+        from .download import DownloadOptions, download_run
 
         only = [s.strip() for item in args.only or [] for s in item.split(",") if s.strip()] or None
         dest = _dest(args.dest, Path("outputs") / source.name)
-        result = download_run(
-            source,
-            flow,
-            dest,
+        opts = DownloadOptions(
             only=only,
             workflow_id=args.workflow_id,
             force=args.force,
             jobs=args.jobs,
             allow_missing=args.allow_missing,
         )
+        result = download_run(source, flow, dest, opts)
         print(
             f"{result.files} file(s), {result.bytes} bytes from {', '.join(result.stages)}; "
             f"logs: {', '.join(result.logs) or 'none'}",

@@ -101,18 +101,23 @@ def write_zip(download_dir: Path, zip_path: Path, name: str) -> None:
     os.replace(tmp, zip_path)
 
 
+@dataclass(frozen=True)
+class DownloadOptions:
+    """What `download_run` fetches and how: `only` these stages, the task logs of `workflow_id`."""
+
+    only: list[str] | None = None
+    workflow_id: str | None = None
+    force: bool = False  # replace an earlier download/zip at dest
+    jobs: int = 8  # parallel object fetches
+    allow_missing: bool = False  # a stage the run did not write is a note, not an error
+
+
 def download_run(
-    source: RunSource,
-    flow: RunLayout,
-    dest: Path,
-    *,
-    only: list[str] | None = None,
-    workflow_id: str | None = None,
-    force: bool = False,
-    jobs: int = 8,
-    allow_missing: bool = False,
+    source: RunSource, flow: RunLayout, dest: Path, opts: DownloadOptions | None = None
 ) -> DownloadResult:
     """Fetch the workflow's stages (or `only` those) plus task logs, zip them; the zip path is in the result."""
+    opts = opts or DownloadOptions()
+    only = opts.only
     if only:
         unknown = [s for s in only if s not in flow.stage_dirs]
         if unknown:
@@ -124,16 +129,47 @@ def download_run(
     download_dir = dest / "download"
     zip_path = dest / f"{source.name}.zip"
     existing = [p for p in (download_dir, zip_path) if p.exists()]
-    if existing and not force:
+    if existing and not opts.force:
         raise OutputsError(
             f"refusing to overwrite {', '.join(str(p) for p in existing)}",
             hint="pass --force to replace them, or choose another --dest",
         )
-    stages, notes = source.check_stages(flow, only, allow_missing=allow_missing)
+    stages, entries, notes = _listing(source, flow, opts)
+    total = sum(e.size or 0 for e in entries)
+    if total > LARGE_RUN_BYTES and not only:
+        notes.append(f"run is {total / 2**30:.1f} GiB; `--only anomaly` fetches the defects and logs only")
+    for n in notes:
+        _say(f"note: {n}")
+
+    if opts.force:
+        if download_dir.exists():
+            shutil.rmtree(download_dir)
+        zip_path.unlink(missing_ok=True)
+    runs_dir = download_dir / "runs"
+    runs_dir.mkdir(parents=True)
+    _fetch_all(source, entries, runs_dir, opts.jobs)
+
+    logs: list[str] = []
+    if opts.workflow_id:
+        # Every task the workflow schedules, even with --only or a missing stage (a failed task's
+        # log is the one most wanted).
+        logs, log_notes = fetch_logs(flow, list(flow.stage_dirs), opts.workflow_id, download_dir / "logs")
+        for n in log_notes:
+            _say(f"note: {n}")
+        notes += log_notes
+    write_zip(download_dir, zip_path, source.name)
+    return DownloadResult(zip_path, download_dir, stages, len(entries), total, logs, notes)
+
+
+def _listing(
+    source: RunSource, flow: RunLayout, opts: DownloadOptions
+) -> tuple[list[str], list[Entry], list[str]]:
+    """(the stages to fetch, their files, notes); refuses a selection that holds no file."""
+    stages, notes = source.check_stages(flow, opts.only, allow_missing=opts.allow_missing)
     entries = [e for s in stages for e in source.list_stage(s)]
     if not entries:
         raise OutputsError(
-            f"nothing to download: {', '.join(d + '/' for d in (only or flow.stage_dirs))} of run "
+            f"nothing to download: {', '.join(d + '/' for d in (opts.only or flow.stage_dirs))} of run "
             f"{source.name!r} at {source.where} hold no files",
             hint="check --only / --workflow against the stages the run wrote",
         )
@@ -141,27 +177,4 @@ def download_run(
         notes.append(
             f"skipped {len(source.skipped_keys)} key(s) with unsafe paths, e.g. {source.skipped_keys[0]!r}"
         )
-    total = sum(e.size or 0 for e in entries)
-    if total > LARGE_RUN_BYTES and not only:
-        notes.append(f"run is {total / 2**30:.1f} GiB; `--only anomaly` fetches the defects and logs only")
-    for n in notes:
-        _say(f"note: {n}")
-
-    if force:
-        if download_dir.exists():
-            shutil.rmtree(download_dir)
-        zip_path.unlink(missing_ok=True)
-    runs_dir = download_dir / "runs"
-    runs_dir.mkdir(parents=True)
-    _fetch_all(source, entries, runs_dir, jobs)
-
-    logs: list[str] = []
-    if workflow_id:
-        # Every task the workflow schedules, even with --only or a missing stage (a failed task's
-        # log is the one most wanted).
-        logs, log_notes = fetch_logs(flow, list(flow.stage_dirs), workflow_id, download_dir / "logs")
-        for n in log_notes:
-            _say(f"note: {n}")
-        notes += log_notes
-    write_zip(download_dir, zip_path, source.name)
-    return DownloadResult(zip_path, download_dir, stages, len(entries), total, logs, notes)
+    return stages, entries, notes

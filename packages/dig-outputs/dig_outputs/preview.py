@@ -136,27 +136,35 @@ def summarize(source: RunSource, flow: RunLayout, stages: list[str], scratch: Pa
     return Summary(counts, sorted(materials), label, defect_types, checkpoints=checkpoints)
 
 
-def _copy_cell(
-    source: RunSource, row: Row, col: Column, k: int, idx: int, out: Path, scratch: Path
-) -> Cell | None:
-    value = row.cells.get(col.key)
-    if value is None:
-        return None
-    stem = out / f"col{k}" / f"{idx:02d}_{_SAFE.sub('_', row.key)[:80]}"
-    if col.kind == "overlay":
-        img_path, mask_path = value  # type: ignore[misc]
-        img = images.thumbnail(images.load_rgb(source.materialize(img_path, scratch)))
-        mask = images.mask_bool(source.materialize(mask_path, scratch), img.size)
-        img = images.outline(img, mask)
-        caption = PurePosixPath(mask_path).name + ("" if mask.any() else " (mask empty)")
-        dest = images.save(img, stem, lossless=True)
-    else:
-        local = source.materialize(str(value), scratch)
-        img = images.load_mask_view(local) if col.kind == "mask" else images.load_rgb(local)
-        img = images.thumbnail(img)
-        dest = images.save(img, stem, lossless=col.kind == "mask")
-        caption = PurePosixPath(str(value)).name
-    return Cell(dest.relative_to(out).as_posix(), img.width, img.height, caption)
+@dataclass(frozen=True)
+class _CellWriter:
+    """Writes one cell's thumbnail from the run (`source`, objects fetched into `scratch`) under `out`."""
+
+    source: RunSource
+    out: Path
+    scratch: Path
+
+    def __call__(self, row: Row, col: Column, k: int, idx: int) -> Cell | None:
+        """Row `idx`'s cell of column `k` (1-based) as `col<k>/<idx>_<row key>.<ext>`; None when absent."""
+        source, out, scratch = self.source, self.out, self.scratch
+        value = row.cells.get(col.key)
+        if value is None:
+            return None
+        stem = out / f"col{k}" / f"{idx:02d}_{_SAFE.sub('_', row.key)[:80]}"
+        if col.kind == "overlay":
+            img_path, mask_path = value  # type: ignore[misc]
+            img = images.thumbnail(images.load_rgb(source.materialize(img_path, scratch)))
+            mask = images.mask_bool(source.materialize(mask_path, scratch), img.size)
+            img = images.outline(img, mask)
+            caption = PurePosixPath(mask_path).name + ("" if mask.any() else " (mask empty)")
+            dest = images.save(img, stem, lossless=True)
+        else:
+            local = source.materialize(str(value), scratch)
+            img = images.load_mask_view(local) if col.kind == "mask" else images.load_rgb(local)
+            img = images.thumbnail(img)
+            dest = images.save(img, stem, lossless=col.kind == "mask")
+            caption = PurePosixPath(str(value)).name
+        return Cell(dest.relative_to(out).as_posix(), img.width, img.height, caption)
 
 
 _CSS = """
@@ -189,21 +197,33 @@ def _size(n: int) -> str:
 
 
 def render_html(
-    name: str,
+    source: RunSource,
     flow: RunLayout,
-    where: str,
     columns: tuple[Column, ...],
     rows: list[tuple[Row, list[Cell | None]]],
     summary: Summary,
 ) -> str:
-    """The page; every string from storage goes through `html.escape`."""
+    """The page of run `source.name` (read from `source.where`); every string from storage goes through
+    `html.escape`."""
+    name = source.name
     out = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>dig preview · {_e(name)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{_e(name)} <small>{_e(flow.title)}</small></h1>",
-        f'<p class="meta">source: {_e(where)}</p>',
+        f'<p class="meta">source: {_e(source.where)}</p>',
+    ]
+    out += _summary_html(summary, columns, len(rows))
+    if columns:
+        out += _samples_html(columns, rows)
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def _summary_html(summary: Summary, columns: tuple[Column, ...], shown: int) -> list[str]:
+    """The stage table, materials / defect types / checkpoints, how the rows were sampled, the notes."""
+    out = [
         '<table class="summary" id="stage-counts"><thead><tr><th>Stage</th><th>Files</th><th>Images</th>'
         "<th>Size</th></tr></thead><tbody>",
     ]
@@ -234,34 +254,35 @@ def render_html(
     if columns:
         skipped = "; ".join(f"{n} missing {_e(t)}" for t, n in sorted(summary.skipped.items()))
         out.append(
-            f'<div id="sampling">Showing <b>{len(rows)}</b> of {summary.complete} complete samples '
+            f'<div id="sampling">Showing <b>{shown}</b> of {summary.complete} complete samples '
             f"({summary.candidates} candidates"
             + (f"; skipped {summary.candidates - summary.complete}: {skipped}" if skipped else "")
             + ")</div>"
         )
     out.append("</div>")
-    for n in summary.notes:
-        out.append(f'<p class="notes">{_e(n)}</p>')
-    if columns:
-        out.append('<table id="samples"><thead><tr><th>Sample</th>')
-        out += [f'<th data-col="{_e(c.key)}">{_e(c.title)}</th>' for c in columns]
-        out.append("</tr></thead><tbody>")
-        for row, cells in rows:
-            label = "<br>".join(_e(part) for part in row.label.split(" · "))
-            out.append(f'<tr data-sample="{_e(row.key)}"><th>{label}</th>')
-            for col, cell in zip(columns, cells, strict=True):
-                if cell is None:
-                    out.append(f'<td class="blank" data-col="{_e(col.key)}">no defect mask</td>')
-                else:
-                    out.append(
-                        f'<td data-col="{_e(col.key)}"><figure><img src="{_e(cell.src)}" alt="{_e(cell.caption)}" '
-                        f'width="{cell.width}" height="{cell.height}"><figcaption>{_e(cell.caption)}</figcaption>'
-                        "</figure></td>"
-                    )
-            out.append("</tr>")
-        out.append("</tbody></table>")
-    out.append("</body></html>\n")
-    return "\n".join(out)
+    out += [f'<p class="notes">{_e(n)}</p>' for n in summary.notes]
+    return out
+
+
+def _samples_html(columns: tuple[Column, ...], rows: list[tuple[Row, list[Cell | None]]]) -> list[str]:
+    out = ['<table id="samples"><thead><tr><th>Sample</th>']
+    out += [f'<th data-col="{_e(c.key)}">{_e(c.title)}</th>' for c in columns]
+    out.append("</tr></thead><tbody>")
+    for row, cells in rows:
+        label = "<br>".join(_e(part) for part in row.label.split(" · "))
+        out.append(f'<tr data-sample="{_e(row.key)}"><th>{label}</th>')
+        for col, cell in zip(columns, cells, strict=True):
+            if cell is None:
+                out.append(f'<td class="blank" data-col="{_e(col.key)}">no defect mask</td>')
+            else:
+                out.append(
+                    f'<td data-col="{_e(col.key)}"><figure><img src="{_e(cell.src)}" alt="{_e(cell.caption)}" '
+                    f'width="{cell.width}" height="{cell.height}"><figcaption>{_e(cell.caption)}</figcaption>'
+                    "</figure></td>"
+                )
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    return out
 
 
 def _prepare_dest(dest: Path, force: bool) -> None:
@@ -312,13 +333,13 @@ def build_preview(
                 + f"; a sample needs {EXPECTED[flow.layout]}"
             )
         chosen = choose(complete, samples, per_group=flow.layout == "structural")
+        cell = _CellWriter(source, dest, scratch)
         rendered = [
-            (r, [_copy_cell(source, r, c, k, i, dest, scratch) for k, c in enumerate(columns, start=1)])
-            for i, r in enumerate(chosen)
+            (r, [cell(r, c, k, i) for k, c in enumerate(columns, start=1)]) for i, r in enumerate(chosen)
         ]
     if source.skipped_keys:
         summary.notes.append(f"skipped {len(source.skipped_keys)} key(s) with unsafe paths")
-    text = render_html(source.name, flow, source.where, columns, rendered, summary)
+    text = render_html(source, flow, columns, rendered, summary)
     index = dest / "index.html"
     tmp_index = dest / ".index.html.part"
     tmp_index.write_text(text, encoding="utf-8")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dig_outputs.preview import build_preview
 from dig_outputs.source import LocalRun
-from dig_outputs.synthetic import build_run, golden_workflow
+from dig_outputs.synthetic import RunSpec, build_run, golden_workflow
 from dig_outputs.workflow import read_workflow
 
 REPO = Path(__file__).resolve().parents[3]
@@ -61,11 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         build_run(
             run_dir,
             "day0",
-            name=RUN_NAME,
-            size=(320, 240),
-            per_cell=4,
-            drop_anomaly_every=7,
-            drop_mask_every=5,
+            RunSpec(name=RUN_NAME, size=(320, 240), per_cell=4, drop_anomaly_every=7, drop_mask_every=5),
         )
         source = LocalRun(run_dir, RUN_NAME)
         # The temp path would make the committed PNG change on every regeneration.

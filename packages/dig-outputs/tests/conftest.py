@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from dig_outputs.synthetic import SyntheticRun, build_run
+from dig_outputs.synthetic import RunSpec, SyntheticRun, build_run
 
 BUCKET = "osmo-workflows"
 ROOT_PREFIX = "dig"
@@ -46,13 +46,17 @@ def runs(storage_dir) -> dict[str, SyntheticRun]:
         out[flow] = build_run(
             storage_dir / "runs" / name,
             flow,
-            name=name,
-            with_finetune=flow in ("day0", "finetune"),
-            drop_anomaly_every=4 if flow in ("day0", "day1") else 0,
-            drop_mask_every=3 if flow in ("day0", "day1", "day1_manual_roi") else 0,
+            RunSpec(
+                name=name,
+                with_finetune=flow in ("day0", "finetune"),
+                drop_anomaly_every=4 if flow in ("day0", "day1") else 0,
+                drop_mask_every=3 if flow in ("day0", "day1", "day1_manual_roi") else 0,
+            ),
         )
     out["day0_no_anomaly"] = build_run(
-        storage_dir / "runs" / DAY0_NO_ANOMALY, "day0", name=DAY0_NO_ANOMALY, skip_stages=("anomaly",)
+        storage_dir / "runs" / DAY0_NO_ANOMALY,
+        "day0",
+        RunSpec(name=DAY0_NO_ANOMALY, skip_stages=("anomaly",)),
     )
     return out
 

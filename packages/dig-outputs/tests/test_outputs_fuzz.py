@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from dig_outputs.__main__ import main
-from dig_outputs.synthetic import build_run, golden_workflow
+from dig_outputs.synthetic import RunSpec, build_run, golden_workflow
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -83,7 +83,7 @@ def _closed_port() -> int:
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     store = root / "store"
-    build_run(store / "runs" / "run-1", "good_image", name="run-1", size=(16, 12), per_cell=1)
+    build_run(store / "runs" / "run-1", "good_image", RunSpec(name="run-1", size=(16, 12), per_cell=1))
     return root
 
 

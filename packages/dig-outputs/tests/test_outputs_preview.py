@@ -14,7 +14,7 @@ from dig_outputs.columns import Row, choose, columns_for, every_kth
 from dig_outputs.images import OUTLINE_RGB, mask_bool, outline, thumbnail
 from dig_outputs.preview import build_preview
 from dig_outputs.source import LocalRun
-from dig_outputs.synthetic import build_run, golden_workflow
+from dig_outputs.synthetic import RunSpec, build_run, golden_workflow
 from dig_outputs.workflow import read_workflow
 from PIL import Image
 
@@ -218,7 +218,7 @@ def test_outputs_large_frames_are_thumbnailed(tmp_path):
 
 def test_outputs_names_from_storage_are_escaped(tmp_path):
     run_dir = tmp_path / "runs" / 'r<u>&"x'
-    build_run(run_dir, "day1_manual_roi", per_cell=1)
+    build_run(run_dir, "day1_manual_roi", RunSpec(per_cell=1))
     inf = run_dir / "anomaly" / "inference"
     evil = '<img src=x onerror=alert(1)>&"q.png'
     for sub in ("original_image", "original_mask", "reconstructed_image"):

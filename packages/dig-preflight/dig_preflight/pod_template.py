@@ -70,68 +70,8 @@ def check_template(
     body, path = _template_body(doc, name)
     vols = {v.get("name"): v for v in _volumes(body)}
     mounts = {m.get("name"): m for m in _mounts(body)}
-    fix_nvoptix = fix_dshm = False
-
-    nv = vols.get("nvoptix")
-    got = (nv or {}).get("hostPath", {}).get("path") if nv else None
-    if not nvoptix:
-        report.add("nvoptix volume", SKIP, "", "--checks train: training pods need only /dev/shm")
-    elif got == NVOPTIX_PATH:
-        report.add("nvoptix volume", OK, f"hostPath {NVOPTIX_PATH}")
-        mount = mounts.get("nvoptix", {}).get("mountPath")
-        if mount != NVOPTIX_PATH:
-            report.add(
-                "nvoptix mount",
-                WARN,
-                f"volumeMounts nvoptix -> {mount}",
-                f"volume present but not mounted at {NVOPTIX_PATH} in the template's containers "
-                "(OSMO may add the mount itself; the render steps check it in the pod)",
-            )
-    else:
-        fix_nvoptix = True
-        report.add(
-            "nvoptix volume",
-            FAIL,
-            "spec.volumes[name=nvoptix].hostPath.path",
-            f"got {got!r}, want {NVOPTIX_PATH!r}" if nv else "no volume named 'nvoptix'",
-            "apply the patch below (Kit ray tracing needs the host's OptiX cache)",
-        )
-
-    dshm = vols.get("dshm")
-    limit = (dshm or {}).get("emptyDir", {}).get("sizeLimit") if dshm else None
-    size = parse_quantity(limit) if limit is not None else None
-    if dshm is None:
-        fix_dshm = True
-        report.add(
-            "/dev/shm size",
-            FAIL,
-            "spec.volumes[name=dshm]",
-            "no emptyDir volume named 'dshm'",
-            f"apply the patch below (/dev/shm >= {min_dshm_gib}Gi; 32Gi preferred)",
-        )
-    elif size is None:
-        fix_dshm = True
-        report.add(
-            "/dev/shm size",
-            FAIL,
-            "spec.volumes[name=dshm].emptyDir.sizeLimit",
-            f"sizeLimit {limit!r} is not a Kubernetes quantity" if limit is not None else "no sizeLimit",
-            "apply the patch below",
-        )
-    elif size < min_dshm_gib * GIB:
-        fix_dshm = True
-        report.add(
-            "/dev/shm size",
-            FAIL,
-            "spec.volumes[name=dshm].emptyDir.sizeLimit",
-            f"{limit} = {size / GIB:.1f} GiB < {min_dshm_gib} GiB",
-            "apply the patch below",
-        )
-    else:
-        report.add(
-            "/dev/shm size", OK, f"dshm sizeLimit {limit}", f"{size / GIB:.1f} GiB >= {min_dshm_gib} GiB"
-        )
-
+    fix_nvoptix = _check_nvoptix(vols, mounts, report, nvoptix)
+    fix_dshm = _check_dshm(vols, report, min_dshm_gib)
     if fix_nvoptix or fix_dshm:
         patched = copy.deepcopy(doc)
         pbody = patched
@@ -150,6 +90,72 @@ def check_template(
     else:
         report.exit_code = EXIT_VERIFIED
     return report
+
+
+def _check_nvoptix(vols: dict, mounts: dict, report: Report, wanted: bool) -> bool:
+    """The nvoptix hostPath volume's row(s); True when the patch must add or fix it."""
+    nv = vols.get("nvoptix")
+    got = (nv or {}).get("hostPath", {}).get("path") if nv else None
+    if not wanted:
+        report.add("nvoptix volume", SKIP, "", "--checks train: training pods need only /dev/shm")
+        return False
+    if got != NVOPTIX_PATH:
+        report.add(
+            "nvoptix volume",
+            FAIL,
+            "spec.volumes[name=nvoptix].hostPath.path",
+            f"got {got!r}, want {NVOPTIX_PATH!r}" if nv else "no volume named 'nvoptix'",
+            "apply the patch below (Kit ray tracing needs the host's OptiX cache)",
+        )
+        return True
+    report.add("nvoptix volume", OK, f"hostPath {NVOPTIX_PATH}")
+    mount = mounts.get("nvoptix", {}).get("mountPath")
+    if mount != NVOPTIX_PATH:
+        report.add(
+            "nvoptix mount",
+            WARN,
+            f"volumeMounts nvoptix -> {mount}",
+            f"volume present but not mounted at {NVOPTIX_PATH} in the template's containers "
+            "(OSMO may add the mount itself; the render steps check it in the pod)",
+        )
+    return False
+
+
+def _check_dshm(vols: dict, report: Report, min_dshm_gib: int) -> bool:
+    """The /dev/shm emptyDir's row; True when the patch must add or enlarge it."""
+    dshm = vols.get("dshm")
+    limit = (dshm or {}).get("emptyDir", {}).get("sizeLimit") if dshm else None
+    size = parse_quantity(limit) if limit is not None else None
+    if dshm is None:
+        report.add(
+            "/dev/shm size",
+            FAIL,
+            "spec.volumes[name=dshm]",
+            "no emptyDir volume named 'dshm'",
+            f"apply the patch below (/dev/shm >= {min_dshm_gib}Gi; 32Gi preferred)",
+        )
+    elif size is None:
+        report.add(
+            "/dev/shm size",
+            FAIL,
+            "spec.volumes[name=dshm].emptyDir.sizeLimit",
+            f"sizeLimit {limit!r} is not a Kubernetes quantity" if limit is not None else "no sizeLimit",
+            "apply the patch below",
+        )
+    elif size < min_dshm_gib * GIB:
+        report.add(
+            "/dev/shm size",
+            FAIL,
+            "spec.volumes[name=dshm].emptyDir.sizeLimit",
+            f"{limit} = {size / GIB:.1f} GiB < {min_dshm_gib} GiB",
+            "apply the patch below",
+        )
+    else:
+        report.add(
+            "/dev/shm size", OK, f"dshm sizeLimit {limit}", f"{size / GIB:.1f} GiB >= {min_dshm_gib} GiB"
+        )
+        return False
+    return True
 
 
 def _apply_fix(body: dict, *, nvoptix: bool, dshm: bool, min_dshm_gib: int) -> None:

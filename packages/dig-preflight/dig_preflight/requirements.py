@@ -218,48 +218,8 @@ def requirements(doc: Any, *, name: str | None = None, notes: list[str] | None =
     runs: dict[str, str] = {}
     token_seen = False
     for task in tasks_of(doc):
-        tname = str(task.get("name", "?"))
-        spec = task_spec(task)
-        roles = _input_roles(spec)
-        for idx, inp in enumerate(task.get("inputs") or []):
-            if not isinstance(inp, dict) or "url" not in inp:
-                continue  # task inputs come from an earlier task of the same run
-            url = str(inp["url"]).rstrip("/")
-            if "{{" in url:
-                notes.append(f"task {tname}: input {url} still holds a template token; not checked")
-                continue
-            req = _for_input(url, roles.get(idx, set()), spec, tname)
-            if req is None:
-                continue
-            ident = (
-                req.kind,
-                req.url,
-                req.params.get("step"),
-                json.dumps(
-                    {k: v for k, v in req.params.items() if k not in ("pairs", "step")}, sort_keys=True
-                ),
-            )
-            if ident in found:
-                _merge(found[ident], req)
-            else:
-                found[ident] = req
-        for out in task.get("outputs") or []:
-            if not isinstance(out, dict) or "url" not in out:
-                continue
-            m = _RUNS.match(str(out["url"]))
-            if not m:
-                continue
-            run = m.group("name")
-            if _NAME_TOKEN.fullmatch(run) or "{{" in run:
-                token_seen = True
-                if not name:
-                    continue
-                run = name
-            elif name and run != name:
-                notes.append(
-                    f"output {out['url']} has run name {run!r}, not --name {name!r}; checked {run!r}"
-                )
-            runs.setdefault(f"{m.group('base')}{run}", run)
+        _add_inputs(task, found, notes)
+        token_seen |= _add_runs(task, name, runs, notes)
     if token_seen and not name:
         notes.append(
             "run name is still the template token {{ name }}: runs/<name>/ check skipped "
@@ -271,3 +231,51 @@ def requirements(doc: Any, *, name: str | None = None, notes: list[str] | None =
     for url, run in runs.items():
         out.append(Requirement("run_absent", url, f"run {run!r} output", [], {"name": run}))
     return out
+
+
+def _add_inputs(task: dict, found: dict[tuple, Requirement], notes: list[str]) -> None:
+    """The task's URL inputs into `found`, one Requirement per kind/url/params (readers merged)."""
+    tname = str(task.get("name", "?"))
+    spec = task_spec(task)
+    roles = _input_roles(spec)
+    for idx, inp in enumerate(task.get("inputs") or []):
+        if not isinstance(inp, dict) or "url" not in inp:
+            continue  # task inputs come from an earlier task of the same run
+        url = str(inp["url"]).rstrip("/")
+        if "{{" in url:
+            notes.append(f"task {tname}: input {url} still holds a template token; not checked")
+            continue
+        req = _for_input(url, roles.get(idx, set()), spec, tname)
+        if req is None:
+            continue
+        ident = (
+            req.kind,
+            req.url,
+            req.params.get("step"),
+            json.dumps({k: v for k, v in req.params.items() if k not in ("pairs", "step")}, sort_keys=True),
+        )
+        if ident in found:
+            _merge(found[ident], req)
+        else:
+            found[ident] = req
+
+
+def _add_runs(task: dict, name: str | None, runs: dict[str, str], notes: list[str]) -> bool:
+    """The task's runs/<name>/ outputs into `runs` (url -> run name); True when one is still {{ name }}."""
+    token_seen = False
+    for out in task.get("outputs") or []:
+        if not isinstance(out, dict) or "url" not in out:
+            continue
+        m = _RUNS.match(str(out["url"]))
+        if not m:
+            continue
+        run = m.group("name")
+        if _NAME_TOKEN.fullmatch(run) or "{{" in run:
+            token_seen = True
+            if not name:
+                continue
+            run = name
+        elif name and run != name:
+            notes.append(f"output {out['url']} has run name {run!r}, not --name {name!r}; checked {run!r}")
+        runs.setdefault(f"{m.group('base')}{run}", run)
+    return token_seen

@@ -105,6 +105,24 @@ def db_path() -> Path:
     return Path(state).expanduser() / "dig" / "runs.sqlite"
 
 
+@dataclass(frozen=True)
+class NewRun:
+    """What `begin_submit` records of a run before it goes to OSMO."""
+
+    run_name: str
+    compiled: bytes  # the compiled workflow's bytes, stored once per sha256
+    compile_key: str | None
+    overrides: list[str]
+    pool: str | None
+    priority: str | None
+    labels: dict[str, str]
+    workflow_name: str
+    choices: dict[str, str]  # flow/usecase/board as compiled
+    output_root: str | None
+    sweep_id: str | None = None
+    variant: str | None = None
+
+
 @dataclass
 class Run:
     row: dict[str, Any]
@@ -179,24 +197,9 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
 
-    def begin_submit(
-        self,
-        *,
-        run_name: str,
-        compiled: bytes,
-        compile_key: str | None,
-        overrides: list[str],
-        pool: str | None,
-        priority: str | None,
-        labels: dict[str, str],
-        workflow_name: str,
-        choices: dict[str, str],
-        output_root: str | None,
-        sweep_id: str | None = None,
-        variant: str | None = None,
-        now: float | None = None,
-    ) -> int:
+    def begin_submit(self, new: NewRun, *, now: float | None = None) -> int:
         """The row written BEFORE `osmo workflow submit` (raises sqlite3.IntegrityError on a taken name)."""
+        compiled = new.compiled
         digest = hashlib.sha256(compiled).hexdigest()
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -208,23 +211,23 @@ class Store:
                 " labels, workflow_name, flow, usecase, board, output_root, submit_time, submitter, sweep_id, variant)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    run_name,
+                    new.run_name,
                     SUBMITTING,
                     digest,
-                    compile_key,
-                    json.dumps(overrides),
-                    pool,
-                    priority,
-                    json.dumps(labels, sort_keys=True),
-                    workflow_name,
-                    choices.get("flow"),
-                    choices.get("usecase"),
-                    choices.get("board"),
-                    output_root,
+                    new.compile_key,
+                    json.dumps(new.overrides),
+                    new.pool,
+                    new.priority,
+                    json.dumps(new.labels, sort_keys=True),
+                    new.workflow_name,
+                    new.choices.get("flow"),
+                    new.choices.get("usecase"),
+                    new.choices.get("board"),
+                    new.output_root,
                     time.time() if now is None else now,
                     f"{socket.gethostname()}:{os.getpid()}",
-                    sweep_id,
-                    variant,
+                    new.sweep_id,
+                    new.variant,
                 ),
             )
             self.db.execute("COMMIT")

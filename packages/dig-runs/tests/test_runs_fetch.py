@@ -41,7 +41,7 @@ def moto_s3(monkeypatch):
 
 def test_happy_path_submit_watch_fetch(osmo, day0_file, moto_s3, tmp_path):
     import boto3
-    from dig_outputs.synthetic import build_run
+    from dig_outputs.synthetic import RunSpec, build_run
 
     code, out = dig("submit", str(day0_file), "--pool", "p1", "--skip-preflight", "--yes", "--json")
     assert code == 0
@@ -50,7 +50,7 @@ def test_happy_path_submit_watch_fetch(osmo, day0_file, moto_s3, tmp_path):
     assert dig("watch", run, clock=clock)[0] == 0
     # the run's outputs, as the pods would have written them under <dig_url_root>/runs/<run>/
     local = tmp_path / "storage"
-    build_run(local / "runs" / run, "day0", name=run)
+    build_run(local / "runs" / run, "day0", RunSpec(name=run))
     client = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
     client.create_bucket(Bucket="osmo-workflows")
     for path in sorted(local.rglob("*")):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from dig_runs.store import SUBMITTED, Store
+from dig_runs.store import SUBMITTED, NewRun, Store
 from runs_helpers import dig, sim_clock
 
 
@@ -294,7 +294,7 @@ def test_crash_between_record_and_submit_is_resolved_by_label(osmo, day0_file):
         output_root="s3://b/dig",
     )
     for name in ("texture_defect_gen_day0-aaaaaaaa", "texture_defect_gen_day0-bbbbbbbb"):
-        store.begin_submit(run_name=name, labels={"dig-run": name}, **common)
+        store.begin_submit(NewRun(run_name=name, labels={"dig-run": name}, **common))
     store.db.execute("UPDATE runs SET submitter = 'elsewhere:1'")
     # the first one reached OSMO before the crash
     subprocess.run(
@@ -338,13 +338,13 @@ def test_migrations_are_versioned(tmp_path):
 
 WRITER = """
 import sys
-from dig_runs.store import Store
+from dig_runs.store import NewRun, Store
 store = Store()
 tag = sys.argv[1]
 for i in range(150):
     name = f"run-{tag}-{i}"
-    store.begin_submit(run_name=name, compiled=b"x" * 2000, compile_key="k", overrides=[], pool=None,
-                       priority=None, labels={}, workflow_name="w", choices={}, output_root=None)
+    store.begin_submit(NewRun(run_name=name, compiled=b"x" * 2000, compile_key="k", overrides=[], pool=None,
+                              priority=None, labels={}, workflow_name="w", choices={}, output_root=None))
     store.finish_submit(name, workflow_id=f"w-{tag}-{i}", state="submitted")
     store.observe(name, "RUNNING")
 """

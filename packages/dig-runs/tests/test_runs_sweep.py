@@ -59,13 +59,12 @@ def test_sweep_killed_after_17_and_resumed_submits_each_variant_once(osmo, sweep
         start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    # Wait for the 18th workflow to be stored by the fake (it logs the call first, then validates and
-    # saves, then hangs): killing on the logged call alone races the save on a loaded machine.
+    # The fake logs a call before it validates and stores the workflow: wait until OSMO holds the
+    # 18th (a fixed grace period lost that race on a loaded machine, so the kill came before acceptance).
     while len(osmo.calls("workflow submit")) < 18 or len(osmo.workflows()) < 18:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # dig and its hung osmo child: the group this test started
     proc.communicate()  # reap it and close its pipes
     store = Store()
