@@ -126,7 +126,11 @@ def _upload(arrays: Sequence[np.ndarray]) -> Any:
     a0 = np.asarray(arrays[0])
     out = torch.empty((len(arrays), *a0.shape), dtype=torch.from_numpy(a0[:1].copy()).dtype, device="cuda")
     for i, a in enumerate(arrays):
-        out[i].copy_(torch.from_numpy(np.ascontiguousarray(a)), non_blocking=False)
+        a = np.asarray(a)
+        if not (a.flags.writeable and a.flags.c_contiguous):
+            # torch wraps only writable memory; decoded images (np.asarray of a PIL image) are read-only
+            a = np.array(a, order="C")
+        out[i].copy_(torch.from_numpy(a), non_blocking=False)
     return out
 
 
