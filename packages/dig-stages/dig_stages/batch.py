@@ -52,48 +52,66 @@ def expand(
     if not output_ext.startswith("."):
         output_ext = "." + output_ext
     src, out, side = Path(input_dir), Path(output_dir), Path(side_dir)
-    entries: list[Entry] = []
     if layout == "cells":
-        crop = src / "crop"
-        materials = sorted(p for p in crop.iterdir() if p.is_dir()) if crop.is_dir() else []
-        if not materials:
-            raise BatchError(f"ERROR: no material subdirs under {crop}/; check the render task's output")
-        for mat in materials:
-            for cell in sorted(p for p in mat.iterdir() if p.is_dir()):
-                normal = cell / "normal_img"
-                if not normal.is_dir():
-                    continue
-                for img in _images_in(normal):
-                    m, c, s = mat.name, cell.name, img.stem
-                    entries.append(
-                        Entry(
-                            key=f"{m}/{c}/{s}",
-                            input=str(img),
-                            output=str(out / "crop" / m / c / f"{s}{output_ext}"),
-                            caption=str(side / f"cap_{m}_{c}_{s}.txt"),
-                            metadata=str(side / f"meta_{m}_{c}_{s}.json"),
-                        )
-                    )
-        if not entries:
-            raise BatchError(f"ERROR: no crop images at {crop}/<MAT>/<cell>/normal_img/*.png|*.jpg")
+        entries = _expand_cells(src, out, side, output_ext)
     else:
-        cropped = src / "cropped"
-        mode_dirs = sorted(p for p in cropped.glob("*/rgb") if p.is_dir()) if cropped.is_dir() else []
-        for rgb in mode_dirs:
-            mode = rgb.parent.name
-            for img in _images_in(rgb):
+        entries = _expand_modes(src, out, side, output_ext)
+    _refuse_collisions(entries)
+    return entries
+
+
+def _expand_cells(src: Path, out: Path, side: Path, output_ext: str) -> list[Entry]:
+    """`crop/<MAT>/<cell>/normal_img/*` -> `<out>/crop/<MAT>/<cell>/<stem><ext>`."""
+    crop = src / "crop"
+    materials = sorted(p for p in crop.iterdir() if p.is_dir()) if crop.is_dir() else []
+    if not materials:
+        raise BatchError(f"ERROR: no material subdirs under {crop}/; check the render task's output")
+    entries: list[Entry] = []
+    for mat in materials:
+        for cell in sorted(p for p in mat.iterdir() if p.is_dir()):
+            normal = cell / "normal_img"
+            if not normal.is_dir():
+                continue
+            for img in _images_in(normal):
+                m, c, s = mat.name, cell.name, img.stem
                 entries.append(
                     Entry(
-                        key=f"{mode}/{img.stem}",
+                        key=f"{m}/{c}/{s}",
                         input=str(img),
-                        output=str(out / mode / "rgb" / f"{img.stem}{output_ext}"),
-                        caption=str(side / f"cap_{mode}__{img.stem}.txt"),
-                        metadata=str(side / f"meta_{mode}__{img.stem}.json"),
+                        output=str(out / "crop" / m / c / f"{s}{output_ext}"),
+                        caption=str(side / f"cap_{m}_{c}_{s}.txt"),
+                        metadata=str(side / f"meta_{m}_{c}_{s}.json"),
                     )
                 )
-        if not entries:
-            raise BatchError(f"ERROR: no per-mode rgb crops under {cropped}/<mode>/rgb/ (*.png|*.jpg)")
-    # a.png and a.jpg in one folder would both become a<ext>: refuse rather than overwrite silently.
+    if not entries:
+        raise BatchError(f"ERROR: no crop images at {crop}/<MAT>/<cell>/normal_img/*.png|*.jpg")
+    return entries
+
+
+def _expand_modes(src: Path, out: Path, side: Path, output_ext: str) -> list[Entry]:
+    """`cropped/<mode>/rgb/*` -> `<out>/<mode>/rgb/<stem><ext>`."""
+    cropped = src / "cropped"
+    mode_dirs = sorted(p for p in cropped.glob("*/rgb") if p.is_dir()) if cropped.is_dir() else []
+    entries: list[Entry] = []
+    for rgb in mode_dirs:
+        mode = rgb.parent.name
+        for img in _images_in(rgb):
+            entries.append(
+                Entry(
+                    key=f"{mode}/{img.stem}",
+                    input=str(img),
+                    output=str(out / mode / "rgb" / f"{img.stem}{output_ext}"),
+                    caption=str(side / f"cap_{mode}__{img.stem}.txt"),
+                    metadata=str(side / f"meta_{mode}__{img.stem}.json"),
+                )
+            )
+    if not entries:
+        raise BatchError(f"ERROR: no per-mode rgb crops under {cropped}/<mode>/rgb/ (*.png|*.jpg)")
+    return entries
+
+
+def _refuse_collisions(entries: list[Entry]) -> None:
+    """a.png and a.jpg in one folder would both become a<ext>: refuse rather than overwrite silently."""
     seen: dict[str, str] = {}
     for e in entries:
         if e.output in seen:
@@ -101,7 +119,6 @@ def expand(
                 f"ERROR: {seen[e.output]} and {e.input} both map to {e.output}; keep one image per stem"
             )
         seen[e.output] = e.input
-    return entries
 
 
 def main(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ import fnmatch
 import json
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,31 @@ import numpy as np
 from PIL import Image
 
 from dig_stages._common import fail, info, load_options, run_main
+from dig_stages.crop_components import _run_boxes, _runs, close_mask, cv2, label_components
+from dig_stages.crop_labels import class_index_map, color_key, parse_color
 
-try:  # OpenCV is optional: used for the close and the labelling when present, same results as numpy
-    import cv2
-except ImportError:  # pragma: no cover - exercised only where OpenCV is absent
-    cv2 = None
+__all__ = [  # the labelling and morphology live in crop_labels / crop_components; importable from here too
+    "CROP_DEFAULTS",
+    "GLOBAL_LABELS",
+    "LABELS_NAME",
+    "RGB_NAME",
+    "SEG_NAME",
+    "Roi",
+    "cell_sort_key",
+    "class_index_map",
+    "close_mask",
+    "color_key",
+    "crop_cell",
+    "crop_settings",
+    "crop_tree",
+    "cv2",
+    "find_cells",
+    "label_components",
+    "load_config",
+    "load_frame",
+    "main",
+    "parse_color",
+]
 
 # Kit writer names inside the render source dir (frames renamed to the grid cell by
 # rename_to_grid_index); the preview rasteriser writes the same names.
@@ -48,7 +69,6 @@ CROP_DEFAULTS: dict[str, Any] = {
 }
 
 _CELL_RE = re.compile(r"^x(\d+)_y(\d+)$")
-_COLOR_RE = re.compile(r"-?\d+")
 
 
 @dataclass(frozen=True)
@@ -105,166 +125,6 @@ def crop_settings(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# labels JSON (Kit colorized semantic segmentation: "(R, G, B, A)" -> {"class": "<name>"})
-
-
-def parse_color(key: str) -> tuple[int, int, int, int]:
-    """RGBA tuple of a labels-JSON key such as "(140, 25, 255, 255)" (alpha 255 when absent)."""
-    values = [int(v) for v in _COLOR_RE.findall(key)]
-    if len(values) == 3:
-        values.append(255)
-    if len(values) != 4 or not all(0 <= v <= 255 for v in values):
-        raise ValueError(f"labels JSON key {key!r} is not an (R, G, B, A) colour")
-    return values[0], values[1], values[2], values[3]
-
-
-def color_key(rgba: tuple[int, int, int, int]) -> str:
-    """Labels-JSON key of an RGBA colour, in the Kit writer's spelling."""
-    return "(" + ", ".join(str(int(v)) for v in rgba) + ")"
-
-
-def _pack(rgba: np.ndarray) -> np.ndarray:
-    """(..., 4) uint8 -> (...) uint32 so one comparison matches a whole colour."""
-    return np.ascontiguousarray(rgba, dtype=np.uint8).view("<u4")[..., 0]
-
-
-def _as_rgba(seg: np.ndarray) -> np.ndarray:
-    if seg.ndim != 3 or seg.shape[2] not in (3, 4):
-        raise ValueError(f"semantic segmentation must be a colorized RGB(A) image, got shape {seg.shape}")
-    if seg.shape[2] == 3:
-        seg = np.concatenate([seg, np.full(seg.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    return seg.astype(np.uint8, copy=False)
-
-
-def class_index_map(seg: np.ndarray, labels: dict[str, Any], classes: list[str]) -> np.ndarray:
-    """int8 image: index into `classes` of each pixel's class, -1 elsewhere.
-
-    A label may hold several comma-joined classes (a prim with two labels); the first whitelisted
-    one wins, in whitelist order.
-    """
-    packed = _pack(_as_rgba(seg))
-    out = np.full(packed.shape, -1, np.int8)
-    for key, value in labels.items():
-        names = str(value.get("class", "") if isinstance(value, dict) else value).split(",")
-        hits = [classes.index(n.strip()) for n in names if n.strip() in classes]
-        if hits:
-            out[packed == _pack(np.array(parse_color(key), np.uint8))] = min(hits)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# morphology + connected components: one OpenCV and one numpy path with identical results
-
-
-def _shift_reduce(mask: np.ndarray, radius: int, op: Any) -> np.ndarray:
-    """Square (2r+1)² max/min filter; out-of-frame neighbours are ignored (OpenCV's default border)."""
-    out = mask
-    for axis in (1, 0):
-        src, out = out, out.copy()
-        for s in range(1, radius + 1):
-            lo = [slice(None)] * 2
-            hi = [slice(None)] * 2
-            lo[axis], hi[axis] = slice(s, None), slice(None, -s)
-            op(out[tuple(lo)], src[tuple(hi)], out=out[tuple(lo)])
-            op(out[tuple(hi)], src[tuple(lo)], out=out[tuple(hi)])
-    return out
-
-
-def close_mask(mask: np.ndarray, radius: int, backend: str = "auto") -> np.ndarray:
-    """Morphological close with a (2r+1)² square: merges labelled meshes less than ~2r px apart."""
-    if radius <= 0:
-        return mask
-    if _use_cv2(backend):
-        kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-        return cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
-    return _shift_reduce(_shift_reduce(mask, radius, np.logical_or), radius, np.logical_and)
-
-
-def label_components(mask: np.ndarray, backend: str = "auto") -> tuple[int, np.ndarray, np.ndarray]:
-    """8-connected components: (n, int32 label image with 0 = background, boxes (n+1, 4) x0 y0 x1 y1).
-
-    The numpy path numbers in raster order of each component's first pixel; OpenCV's numbering
-    can differ, so callers order components by their boxes, never by label id.
-    """
-    if _use_cv2(backend):
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
-        boxes = np.stack(
-            [stats[:, 0], stats[:, 1], stats[:, 0] + stats[:, 2], stats[:, 1] + stats[:, 3]], axis=1
-        )
-        return n - 1, labels, boxes.astype(np.int64)
-    return _label_runs(mask)
-
-
-def _label_runs(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """Run-length labelling: horizontal runs, run pairs of adjacent rows that touch, union by min-label
-    hooking with pointer jumping. Work is per run and per touching pair, all in array operations."""
-    h, w = mask.shape
-    rs, ss, es = _runs(mask)
-    n_runs = len(rs)
-    if n_runs == 0:
-        return 0, np.zeros((h, w), np.int32), np.zeros((1, 4), np.int64)
-    stride = w + 2
-    start_key = rs * stride + ss
-    end_key = rs * stride + es
-    # runs of the next row touching run k (8-connectivity): end >= s_k and start <= e_k
-    lo = np.searchsorted(end_key, (rs + 1) * stride + ss, side="left")
-    hi = np.searchsorted(start_key, (rs + 1) * stride + es, side="right")
-    cnt = np.maximum(hi - lo, 0)
-    a = np.repeat(np.arange(n_runs), cnt)
-    b = lo.repeat(cnt) + (np.arange(cnt.sum()) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    parent = np.arange(n_runs)
-    while a.size:
-        pa, pb = parent[a], parent[b]
-        diff = pa != pb
-        if not diff.any():
-            break
-        pa, pb = pa[diff], pb[diff]
-        np.minimum.at(parent, np.maximum(pa, pb), np.minimum(pa, pb))
-        while True:  # pointer jumping until every run points at its root
-            nxt = parent[parent]
-            if np.array_equal(nxt, parent):
-                break
-            parent = nxt
-    roots, comp = np.unique(parent, return_inverse=True)  # roots ascend = first-run (raster) order
-    n = len(roots)
-    run_label = comp.astype(np.int32) + 1
-    lengths = es - ss
-    flat = np.repeat(rs * w + ss - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    labels = np.zeros(h * w, np.int32)
-    labels[flat] = np.repeat(run_label, lengths)
-    return n, labels.reshape(h, w), _run_boxes(run_label, rs, ss, es, n)
-
-
-def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Horizontal runs of a mask in raster order: (row, start, end-exclusive)."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
-    padded[:, 1:-1] = mask
-    d = np.diff(padded, axis=1)
-    rs, ss = np.nonzero(d == 1)
-    _, es = np.nonzero(d == -1)  # same raster order as the starts: run k ends at es[k]
-    return rs, ss, es
-
-
-def _run_boxes(run_label: np.ndarray, rs: np.ndarray, ss: np.ndarray, es: np.ndarray, n: int) -> np.ndarray:
-    """(n+1, 4) x0 y0 x1 y1 per label of the runs (row 0 unused), reduced over runs, not pixels."""
-    boxes = np.zeros((n + 1, 4), np.int64)
-    boxes[1:, :2] = np.iinfo(np.int64).max
-    np.minimum.at(boxes[:, 0], run_label, ss)
-    np.minimum.at(boxes[:, 1], run_label, rs)
-    np.maximum.at(boxes[:, 2], run_label, es)
-    np.maximum.at(boxes[:, 3], run_label, rs + 1)
-    return boxes
-
-
-def _use_cv2(backend: str) -> bool:
-    if backend not in ("auto", "cv2", "numpy"):
-        raise ValueError(f"backend must be auto, cv2 or numpy, got {backend!r}")
-    if backend == "cv2" and cv2 is None:
-        raise RuntimeError("backend='cv2' asked for but OpenCV is not installed")
-    return cv2 is not None and backend != "numpy"
-
-
-# ---------------------------------------------------------------------------------------------
 # the crop itself
 
 
@@ -289,26 +149,8 @@ def crop_cell(
     mask = cls_img >= 0
     if not mask.any():
         return []
-    # the close only groups meshes into components; boxes and counts use the labelled pixels, so a
-    # close never stretches a box (e.g. onto the frame border, where OpenCV's border keeps it)
-    n, comp, _ = label_components(close_mask(mask, c["morph_kernel"], backend), backend)
-    rs, ss, es = _runs(mask)
-    boxes = _run_boxes(comp[rs, ss], rs, ss, es, n)[1:]
-    counts = np.bincount(
-        comp[mask].astype(np.int64) * len(classes) + cls_img[mask], minlength=(n + 1) * len(classes)
-    ).reshape(n + 1, len(classes))[1:]
-    area = counts.sum(axis=1)
-    dominant = counts.argmax(axis=1)
-    bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    coverage = area / np.maximum(bw * bh, 1)
-    keep = (area >= c["min_area"]) & (coverage >= c["min_coverage"])
-    if c["max_area"] is not None:
-        keep &= area <= c["max_area"]
-    if c["edge_skip"]:
-        keep &= (boxes[:, 0] > 0) & (boxes[:, 1] > 0) & (boxes[:, 2] < w) & (boxes[:, 3] < h)
-    idx = np.nonzero(keep)[0]
-    # backend-independent order: top, left, bottom, right, area
-    idx = idx[np.lexsort((area[idx], boxes[idx, 2], boxes[idx, 3], boxes[idx, 0], boxes[idx, 1]))]
+    boxes, area, dominant, coverage = _components(mask, cls_img, len(classes), c["morph_kernel"], backend)
+    idx = _kept(boxes, area, coverage, c, (w, h))
     off = c["offset"]
 
     def padded(box: np.ndarray) -> tuple[int, int, int, int]:
@@ -328,26 +170,57 @@ def crop_cell(
         for k in idx
     ]
     if c["bridge"] and len(idx) > 1:
-        rois += _bridges(rois, idx, boxes, dominant, c, padded, classes)
+        rois += _bridges(rois, boxes[idx], c, classes, padded)
     return _cap(rois, c["max_emit"])
+
+
+def _components(
+    mask: np.ndarray, cls_img: np.ndarray, n_classes: int, radius: int, backend: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per component of the closed mask: (boxes (n, 4) x0 y0 x1 y1, area, dominant class index, coverage).
+
+    The close only groups meshes into components; boxes and counts use the labelled pixels, so a
+    close never stretches a box (e.g. onto the frame border, where OpenCV's border keeps it)."""
+    n, comp, _ = label_components(close_mask(mask, radius, backend), backend)
+    rs, ss, es = _runs(mask)
+    boxes = _run_boxes(comp[rs, ss], rs, ss, es, n)[1:]
+    counts = np.bincount(
+        comp[mask].astype(np.int64) * n_classes + cls_img[mask], minlength=(n + 1) * n_classes
+    ).reshape(n + 1, n_classes)[1:]
+    area = counts.sum(axis=1)
+    bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return boxes, area, counts.argmax(axis=1), area / np.maximum(bw * bh, 1)
+
+
+def _kept(
+    boxes: np.ndarray, area: np.ndarray, coverage: np.ndarray, c: dict[str, Any], size: tuple[int, int]
+) -> np.ndarray:
+    """Indices of the components the settings keep, in a backend-independent order (top, left, bottom,
+    right, area)."""
+    w, h = size
+    keep = (area >= c["min_area"]) & (coverage >= c["min_coverage"])
+    if c["max_area"] is not None:
+        keep &= area <= c["max_area"]
+    if c["edge_skip"]:
+        keep &= (boxes[:, 0] > 0) & (boxes[:, 1] > 0) & (boxes[:, 2] < w) & (boxes[:, 3] < h)
+    idx = np.nonzero(keep)[0]
+    return idx[np.lexsort((area[idx], boxes[idx, 2], boxes[idx, 3], boxes[idx, 0], boxes[idx, 1]))]
 
 
 def _bridges(
     rois: list[Roi],
-    idx: np.ndarray,
-    boxes: np.ndarray,
-    dominant: np.ndarray,
+    bx: np.ndarray,
     c: dict[str, Any],
-    padded: Any,
     classes: list[str],
+    padded: Callable[[np.ndarray], tuple[int, int, int, int]],
 ) -> list[Roi]:
-    """Pairwise crops over two nearby ROIs of the same material (edge-to-edge gap <= bridge_dis px)."""
-    bx = boxes[idx]
+    """Pairwise crops over two nearby ROIs of the same material (edge-to-edge gap <= bridge_dis px);
+    `bx[k]` is the component box of the single crop `rois[k]`."""
     gx = np.maximum(0, np.maximum(bx[None, :, 0] - bx[:, None, 2], bx[:, None, 0] - bx[None, :, 2]))
     gy = np.maximum(0, np.maximum(bx[None, :, 1] - bx[:, None, 3], bx[:, None, 1] - bx[None, :, 3]))
     mats = np.array([r.material for r in rois])
     allowed = set(c["bridge_classes"] if c["bridge_classes"] is not None else classes)
-    ok = np.array([classes[d] in allowed for d in dominant[idx]])
+    ok = np.array([r.cls in allowed for r in rois])  # r.cls is the component's dominant class
     near = (
         (np.hypot(gx, gy) <= c["bridge_dis"]) & (mats[:, None] == mats[None, :]) & ok[:, None] & ok[None, :]
     )

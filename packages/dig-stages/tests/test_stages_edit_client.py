@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dig_stages import align, align_torch, batch, edit_client
+from dig_stages import align, align_torch, batch, edit_client, edit_output
 from dig_stages.edit_fake_server import MODEL, FakeEditServer, fake_edit
 from PIL import Image
 
@@ -309,7 +309,7 @@ def test_a_bug_in_a_worker_stops_the_run_instead_of_hanging_it(
     def broken(items: list, client: edit_client.EditClient) -> list:
         raise RuntimeError("bug in post-processing")
 
-    monkeypatch.setattr(edit_client, "finish", broken)
+    monkeypatch.setattr(edit_output, "finish", broken)  # where the post-processing workers look it up
     entries = _entries(tmp_path)
     with FakeEditServer() as srv, pytest.raises(RuntimeError, match="bug in post-processing"):
         edit_client.run_batch(entries, _client(srv.url), log=lambda s: None)
