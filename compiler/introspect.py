@@ -160,11 +160,19 @@ def show_info(
             "\n".join(["Config search path (first wins):", *(f"  {p}" for p in searchpath(composer))]) + "\n"
         )
     from compiler.pipeline import default_composer
-    from compiler.prefs import prefs_path
 
     composer = composer or default_composer()
     composed, prefs = _compose(overrides, composer)
     dirs: Dirs = (CONF_DIR, *composer.searchpath)
+    if which == "defaults":
+        return _info_defaults(composed, prefs, dirs)
+    if which == "defaults-tree":
+        return _info_tree(composed, prefs, dirs)
+    return _info_config(composed, prefs, dirs)
+
+
+def _why(composed: Any, prefs: dict[str, str]) -> dict[str, str]:
+    """Why each group has its option: the command line, a preference, the use case, or the default."""
     choices, req = composed.choices, composed.request
     why = {g: "command line" if g in req.choices else "default" for g in choices}
     if "board" not in req.choices:
@@ -175,27 +183,42 @@ def show_info(
         )
     if "endpoint" not in req.choices and choices["endpoint"] == "external":
         why["endpoint"] = "preferences external_endpoint_url"
-    if which == "defaults":
-        rows = [("config.yaml", "primary config", "")]
-        rows += [(_group_file(g, o), f"{g}={o}", why[g]) for g, o in choices.items()]
-        rows += [(f, f"{g}={o}", "specialization") for g, o, f in _specializations(choices, dirs)]
-        rows += [(str(prefs_path()), "preferences", ", ".join(sorted(prefs)) or "(none)")]
-        rows += [("command line", "overrides", " ".join(req.raw) or "(none)")]
-        width = max(len(r[0]) for r in rows)
-        return "Defaults list (applied in this order; later wins):\n" + "".join(
-            f"  {f:<{width}}  {what}{'  [' + note + ']' if note else ''}\n" for f, what, note in rows
-        )
-    if which == "defaults-tree":
-        lines = ["<root>:", "  config.yaml"]
-        lines += [f"    {g}: {_group_file(g, o)}  [{why[g]}]" for g, o in choices.items()]
-        lines += [f"    {g}: {f}  [specialization]" for g, o, f in _specializations(choices, dirs)]
-        lines += [
-            "    _self_",
-            f"  preferences: {prefs_path()} ({', '.join(sorted(prefs)) or 'none'})",
-            f"  command line: {' '.join(req.raw) or '(none)'}",
-        ]
-        return "\n".join(lines) + "\n"
-    # config: each value and where it came from
+    return why
+
+
+def _info_defaults(composed: Any, prefs: dict[str, str], dirs: Dirs) -> str:
+    from compiler.prefs import prefs_path
+
+    choices, req, why = composed.choices, composed.request, _why(composed, prefs)
+    rows = [("config.yaml", "primary config", "")]
+    rows += [(_group_file(g, o), f"{g}={o}", why[g]) for g, o in choices.items()]
+    rows += [(f, f"{g}={o}", "specialization") for g, o, f in _specializations(choices, dirs)]
+    rows += [(str(prefs_path()), "preferences", ", ".join(sorted(prefs)) or "(none)")]
+    rows += [("command line", "overrides", " ".join(req.raw) or "(none)")]
+    width = max(len(r[0]) for r in rows)
+    return "Defaults list (applied in this order; later wins):\n" + "".join(
+        f"  {f:<{width}}  {what}{'  [' + note + ']' if note else ''}\n" for f, what, note in rows
+    )
+
+
+def _info_tree(composed: Any, prefs: dict[str, str], dirs: Dirs) -> str:
+    from compiler.prefs import prefs_path
+
+    choices, req, why = composed.choices, composed.request, _why(composed, prefs)
+    lines = ["<root>:", "  config.yaml"]
+    lines += [f"    {g}: {_group_file(g, o)}  [{why[g]}]" for g, o in choices.items()]
+    lines += [f"    {g}: {f}  [specialization]" for g, o, f in _specializations(choices, dirs)]
+    lines += [
+        "    _self_",
+        f"  preferences: {prefs_path()} ({', '.join(sorted(prefs)) or 'none'})",
+        f"  command line: {' '.join(req.raw) or '(none)'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _info_config(composed: Any, prefs: dict[str, str], dirs: Dirs) -> str:
+    """Each value and where it came from."""
+    choices, req = composed.choices, composed.request
     lines = [
         "# value  <- source",
         *(
