@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dig_stages.align_newton import level_matrices, mi_many, smooth_joint
+from dig_stages.align_newton import level_matrices, linear_joint, mi_many, smooth_joint
 
 # samples x matrices per vectorised evaluation on the CPU
 CHUNK = 1 << 15
@@ -159,16 +159,8 @@ class _Level:
             j0 += (np.arange(k) * self.nb)[:, None]
         j0, a = j0.ravel(), a.ravel()
         self.evals += k
-        n = k * self.nb
-        if ins is None:
-            upper = np.bincount(j0, weights=a, minlength=n)
-            joint = np.bincount(j0, minlength=n) - upper
-        else:
-            upper = np.bincount(j0, weights=a * ins, minlength=n)
-            joint = np.bincount(j0, weights=ins, minlength=n) - upper
         # j0 <= bins - 2: the last column never receives, so the shift never crosses a row or a histogram
-        joint[1:] += upper[:-1]
-        return joint.reshape(k, self.bins, self.bins)
+        return linear_joint(j0, a, ins, k * self.nb).reshape(k, self.bins, self.bins)
 
     def joint(self, m: np.ndarray) -> np.ndarray:
         """Joint histogram for one level-0 matrix (2x3)."""

@@ -24,6 +24,20 @@ def smooth_joint(j: np.ndarray) -> np.ndarray:
     return b
 
 
+def linear_joint(j0: np.ndarray, frac: np.ndarray, ins: np.ndarray | None, n: int) -> np.ndarray:
+    """Flat joint histogram(s) with linear binning on the moving side: each sample puts 1 - frac into
+    bin j0 and frac into j0 + 1 (callers keep j0 <= bins - 2, so j0 + 1 never leaves its row); `ins`
+    weights samples by whether they fall inside the moving image (None: all inside)."""
+    if ins is None:
+        upper = np.bincount(j0, weights=frac, minlength=n)
+        joint = np.bincount(j0, minlength=n) - upper
+    else:
+        upper = np.bincount(j0, weights=frac * ins, minlength=n)
+        joint = np.bincount(j0, weights=ins, minlength=n) - upper
+    joint[1:] += upper[:-1]
+    return joint
+
+
 def level_matrices(mats: np.ndarray, scale: float) -> np.ndarray:
     """Level-0 matrices (ref px -> moving px) -> the same map between pixels of a pyramid level."""
     c = (scale - 1) / 2
@@ -104,14 +118,7 @@ def mi_newton(
     j0 = np.minimum(val.astype(np.intp), L.bins - 2)
     val -= j0  # weight of bin j0 + 1
     j0 += L.fbin
-    nb = L.nb
-    if ins is None:
-        upper = np.bincount(j0, weights=val, minlength=nb)
-        joint = np.bincount(j0, minlength=nb) - upper
-    else:
-        upper = np.bincount(j0, weights=val * ins, minlength=nb)
-        joint = np.bincount(j0, weights=ins, minlength=nb) - upper
-    joint[1:] += upper[:-1]
+    joint = linear_joint(j0, val, ins, L.nb)
     sj = smooth_joint(joint.reshape(L.bins, L.bins))
     mi = float(mi_many(sj[None])[0])
     tot = max(float(sj.sum()), 1e-300)
