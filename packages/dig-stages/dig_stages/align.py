@@ -24,6 +24,7 @@ from dig_stages.align_image import _blur3, _normalise, _pyramid, _resize_bilinea
 from dig_stages.align_level import LevelSampling, _Level, mutual_information
 from dig_stages.align_newton import level_matrices, mi_many, smooth_joint
 from dig_stages.align_search import COARSE_MIN_DIM, Box, derive, make_box, search, search_newton
+from dig_stages.align_symmetric import symmetric
 from dig_stages.align_types import DEFAULT_SAMPLES, AlignParams, AlignResult, Transform
 from dig_stages.align_warp import warp
 
@@ -85,15 +86,21 @@ def register(
     box = make_box(p, d, fixed.shape, mov.shape)
     margin = box.margin()
     factory = level_factory or _Level
+    # the finest level is registered both ways (align_symmetric): each direction has half the samples
+    fine = max(1, p.samples // 2)
 
-    def level(lvl: int, fast: bool = False) -> Any:
+    def level(lvl: int, fast: bool = False, box: Box | None = None) -> Any:
+        """The evaluator of level `lvl`; its samples keep clear of the border by what `box` (default: the
+        whole search box) can move them."""
         bins = p.bins if lvl == 0 else min(p.bins, COARSE_BINS)
         # levels above the finest only carry the search down: a quarter of the samples is plenty there
-        n = p.samples if lvl == 0 and not fast else max(1, p.samples // COARSE_SAMPLE_DIV)
-        return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), LevelSampling(bins, n, margin=margin))
+        n = fine if lvl == 0 and not fast else max(1, p.samples // COARSE_SAMPLE_DIV)
+        m = margin if box is None else box.margin()
+        return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), LevelSampling(bins, n, margin=m))
 
-    x, evals = search_newton(box, p, d, level)
-    x = np.clip(x, box.lo, box.hi)
+    x, evals, tau = search_newton(box, p, d, level)
+    x, n = symmetric(box, x, (fpyr[0], mpyr[0]), LevelSampling(p.bins, fine), factory, tau)
+    evals += n
     t = Transform(
         math.degrees(x[0]),
         x[1] * resize[0],

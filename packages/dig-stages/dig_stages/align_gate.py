@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dig_stages.align_level import LevelSampling, _Level, mutual_information
+from dig_stages.align_newton import linear_joint
 from dig_stages.align_types import AlignParams
 from dig_stages.align_warp import _warp_plane
 
@@ -47,23 +48,38 @@ def _gate_step(shape: tuple[int, int], samples: int) -> int:
     return k if regular else 0
 
 
+def _inside(mk: np.ndarray, grid: tuple[int, int], mov_shape: tuple[int, int]) -> np.ndarray | None:
+    """Which grid points (y, x) map onto the moving image (None: all of them). Per grid row the inside points
+    form one run of x (the image is convex): its ends come from the four half-planes, no per-point test."""
+    gh, gw = grid
+    hm, wm = mov_shape
+    ys = np.arange(gh, dtype=np.float64)
+    lo = np.zeros(gh)
+    hi = np.full(gh, gw - 1.0)
+    for row, top in ((0, wm - 1), (1, hm - 1)):
+        a, off = mk[row, 0], mk[row, 1] * ys + mk[row, 2]  # q = a x + off along the row
+        if a == 0:
+            hi = np.where((off < 0) | (off > top), -1.0, hi)
+            continue
+        ends = np.sort(np.stack([-off / a, (top - off) / a]), axis=0)
+        lo, hi = np.maximum(lo, ends[0]), np.minimum(hi, ends[1])
+    lo, hi = np.ceil(lo - 1e-9), np.floor(hi + 1e-9)
+    if lo.max() <= 0 and hi.min() >= gw - 1:
+        return None
+    xs = np.arange(gw, dtype=np.float64)
+    return ((xs >= lo[:, None]) & (xs <= hi[:, None])).ravel()
+
+
 def _gate_joint(fixed: np.ndarray, mov: np.ndarray, m: np.ndarray, bins: int, k: int) -> np.ndarray:
     """`_Level(everywhere=True).joint` for a regular grid of step k: the moving image resampled by Pillow."""
     f = fixed[::k, ::k]
-    gh, gw = f.shape
     mk = m @ np.diag([float(k), float(k), 1.0])  # grid index -> moving pixel
-    val = _warp_plane(mov, mk, (gh, gw), pad=False) * np.float32(bins - 1)
-    xs = np.arange(gw, dtype=np.float64)
-    ys = np.arange(gh, dtype=np.float64)[:, None]
-    qx = mk[0, 0] * xs + (mk[0, 1] * ys + mk[0, 2])
-    qy = mk[1, 0] * xs + (mk[1, 1] * ys + mk[1, 2])
-    hm, wm = mov.shape
-    ins = ((qx >= 0) & (qx <= wm - 1) & (qy >= 0) & (qy <= hm - 1)).astype(np.float64).ravel()
-    val = val.ravel()
+    val = (_warp_plane(mov, mk, f.shape, pad=False) * np.float32(bins - 1)).ravel()
+    fbin = np.minimum((f.ravel() * bins).astype(np.intp), bins - 1)
+    ins = _inside(mk, f.shape, mov.shape)
+    if ins is not None:
+        val, fbin = val[ins], fbin[ins]
     j0 = np.clip(val.astype(np.intp), 0, bins - 2)
-    a = val - j0
-    j0 += np.minimum((f.ravel() * bins).astype(np.intp), bins - 1) * bins
-    upper = np.bincount(j0, weights=a * ins, minlength=bins * bins)
-    joint = np.bincount(j0, weights=ins, minlength=bins * bins) - upper
-    joint[1:] += upper[:-1]
-    return joint.reshape(bins, bins)
+    val -= j0  # weight of bin j0 + 1
+    j0 += fbin * bins
+    return linear_joint(j0, val, None, bins * bins).reshape(bins, bins)

@@ -71,14 +71,29 @@ def _affine_jacobian(x: np.ndarray) -> np.ndarray:
     return j
 
 
+def _level_matrix(box: Box, x: np.ndarray, scale: float) -> list[np.float32]:
+    """`level_matrices(box.matrices(x), scale)` for one parameter row, flattened, in float32 scalars (the
+    array versions' overhead is a good part of an evaluation's cost at crop sizes)."""
+    rot, sx, sy, tx, ty = (float(v) for v in np.clip(x, box.lo, box.hi))
+    c, s = math.cos(rot), math.sin(rot)
+    a, b, d, e = c * sx, -s * sy, s * sx, c * sy
+    cx, cy = box.cf
+    ox = box.cm[0] + tx - (a * cx + b * cy)
+    oy = box.cm[1] + ty - (d * cx + e * cy)
+    k = (scale - 1) / 2
+    ox = (a * k + b * k + ox - k) / scale
+    oy = (d * k + e * k + oy - k) / scale
+    return [np.float32(v) for v in (a, b, ox, d, e, oy)]
+
+
 def _values_and_slopes(
     L: _Level, box: Box, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Bilinear moving values (bin units) at the samples for parameters x, their x/y slopes, inside mask."""
     h, w = L.shape
-    m = level_matrices(box.matrices(x), L.scale)[0].astype(np.float32)
-    qx = m[0, 0] * L.xs + m[0, 1] * L.ys + m[0, 2]
-    qy = m[1, 0] * L.xs + m[1, 1] * L.ys + m[1, 2]
+    m = _level_matrix(box, x, L.scale)
+    qx = m[0] * L.xs + m[1] * L.ys + m[2]
+    qy = m[3] * L.xs + m[4] * L.ys + m[5]
     ins = None
     if L.need_inside:
         ins = ((qx >= 0) & (qx <= w - 1) & (qy >= 0) & (qy <= h - 1)).astype(np.float32)
@@ -120,13 +135,16 @@ def mi_newton(
     j0 += L.fbin
     joint = linear_joint(j0, val, ins, L.nb)
     sj = smooth_joint(joint.reshape(L.bins, L.bins))
-    mi = float(mi_many(sj[None])[0])
     tot = max(float(sj.sum()), 1e-300)
-    pj = sj / tot
+    pj = sj * (1.0 / tot)
     pm = pj.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lg = np.where(pj > 0, np.log(pj / np.where(pm > 0, pm, 1.0)[None, :]), 0.0)
-    wm = smooth_joint(lg - float((pj * lg).sum())).ravel() / tot
+    pf = pj.sum(axis=1)
+    lg = np.zeros_like(pj)  # log p(m | f) where p > 0
+    np.log(pj / np.where(pm > 0, pm, 1.0), out=lg, where=pj > 0)
+    cond = float((pj * lg).sum())
+    # MI = sum p log(p / (pf pm)) = sum p log(p / pm) + H(F)
+    mi = cond - float(np.dot(pf[pf > 0], np.log(pf[pf > 0])))
+    wm = smooth_joint(lg - cond).ravel() / tot
     gs = (wm[j0 + 1] - wm[j0]).astype(np.float32)
     if ins is not None:
         gs *= ins

@@ -40,6 +40,21 @@ class Box:
         m[:, 1, 2] = self.cm[1] + xs[:, 4] - (m[:, 1, 0] * self.cf[0] + m[:, 1, 1] * self.cf[1])
         return m
 
+    def around(self, x: np.ndarray, units: np.ndarray, radius: float) -> Box:
+        """The box of the transforms within `radius` units of `x` per parameter (inside this box)."""
+        lo = np.maximum(self.lo, x - radius * units)
+        hi = np.minimum(self.hi, x + radius * units)
+        return Box(x.copy(), lo, hi, self.ref_shape, self.mov_shape, self.cf, self.cm)
+
+    def params(self, m: np.ndarray) -> np.ndarray:
+        """The parameter row nearest a 2x3 matrix (the inverse of `matrices` for a similarity with x/y scale;
+        for a general affine its rotation-and-scale part, the shear left out)."""
+        a = m[:, :2]
+        rot = math.atan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1])
+        c, s = math.cos(rot), math.sin(rot)
+        t = m @ np.array([self.cf[0], self.cf[1], 1.0]) - np.array(self.cm)
+        return np.array([rot, c * a[0, 0] + s * a[1, 0], c * a[1, 1] - s * a[0, 1], t[0], t[1]])
+
     def margin(self) -> float:
         """Level-0 reference px from each border inside which every transform of the box stays on the moving image."""
         hf, wf = self.ref_shape
@@ -177,8 +192,9 @@ GRID_MIN_POINTS = 7
 
 def search_newton(
     box: Box, p: AlignParams, d: dict[str, Any], level: Callable[..., Any]
-) -> tuple[np.ndarray, int]:
-    """The CPU search: the coarse grids of `search` at the top level, then Gauss-Newton MI ascent per level."""
+) -> tuple[np.ndarray, int, float]:
+    """The CPU search: the coarse grids of `search` at the top level, then Gauss-Newton MI ascent per level.
+    Returns (parameters, MI evaluations, the last level's step scale for a continuation)."""
     levels = d["pyr_levels"]
     hf, wf = box.ref_shape
     half_diag = 0.5 * math.hypot(wf, hf)
@@ -196,10 +212,34 @@ def search_newton(
             x, _, n = _coarse_search(f, x, box, units, p, GRID_MIN_POINTS)
             evals += n
         sched = GN_FINE if lvl == 0 else GN_TOP if lvl == levels - 1 else GN_MID
-        xv, _, n, tau = gauss_newton(L, box, x[0], units, sched, min(max(tau, 0.5), GN_TAU))
+        tau = min(max(tau, 0.5), GN_TAU)
+        if lvl == 0 and levels > 1:
+            xv, n, tau = _finest(box, x[0], units, tau, level)
+        else:
+            xv, _, n, tau = gauss_newton(L, box, x[0], units, sched, tau)
         x = xv[None]
         evals += n
-    return x[0], evals
+    return x[0], evals, tau
+
+
+# The finest level starts within about a pixel of the optimum: its samples reach to the border of the
+# region that every transform within FINE_RADIUS px (per parameter) of that start keeps on the moving image,
+# not only of the region the whole search box keeps there (the corners carry rotation and scale).
+FINE_RADIUS = 1.0
+
+
+def _finest(
+    box: Box, x: np.ndarray, units: np.ndarray, tau: float, level: Callable[..., Any]
+) -> tuple[np.ndarray, int, float]:
+    """The finest level's ascent inside the box around its start; once more in the whole box if it ends on
+    the inner box's edge (the start was further off than FINE_RADIUS). Returns (parameters, evaluations, tau)."""
+    near = box.around(x, units, FINE_RADIUS)
+    xv, _, n, tau_n = gauss_newton(level(0, box=near), near, x, units, GN_FINE, tau)
+    edge = ((xv <= near.lo) & (near.lo > box.lo)) | ((xv >= near.hi) & (near.hi < box.hi))
+    if not edge.any():
+        return xv, n, tau_n
+    xw, _, m, tau_w = gauss_newton(level(0, box=box), box, xv, units, GN_FINE, tau)
+    return xw, n + m, tau_w
 
 
 def _coarse_search(
