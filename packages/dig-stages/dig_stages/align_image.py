@@ -22,13 +22,25 @@ def to_gray(img: np.ndarray) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
+def _percentiles(a: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """numpy's linear percentiles (fractions `qs`) from one partition around the order statistics they need."""
+    pos = [q * (a.size - 1) for q in qs]
+    idx = sorted({min(a.size - 1, int(math.floor(x)) + d) for x in pos for d in (0, 1)})
+    part = np.partition(a, idx)
+    out = []
+    for x in pos:
+        i = int(math.floor(x))
+        j = min(a.size - 1, i + 1)
+        lo, hi = float(part[i]), float(part[j])
+        out.append(lo + (x - i) * (hi - lo))
+    return out
+
+
 def _normalise(g: np.ndarray) -> np.ndarray:
     # Robust range so a few hot pixels do not squeeze the histogram into a handful of bins.
     # (from an even subset of about NORM_SAMPLES pixels: a sort of the whole crop costs more than the search)
     k = max(1, math.ceil(math.sqrt(g.size / NORM_SAMPLES)))
-    # numpy's linear percentiles from a sort (a vectorised sort beats np.percentile's partition here)
-    sub = np.sort(g[::k, ::k], axis=None)
-    lo, hi = (float(np.interp(q * (sub.size - 1), np.arange(sub.size), sub)) for q in (0.001, 0.999))
+    lo, hi = _percentiles(g[::k, ::k].ravel(), (0.001, 0.999))
     if hi <= lo:
         hi = lo + 1.0
     a = g - np.float32(lo)

@@ -91,8 +91,11 @@ def _sample_points(fixed: np.ndarray, scale: float, s: LevelSampling) -> tuple[n
         gm[1:-1, :] += np.abs(inner[2:, :] - inner[:-2, :])
         k = samples // 2
         keep = gm.ravel() >= _kth_largest(gm.ravel(), k)
-        step = max(1, int(math.sqrt(n / max(1, samples - k))))
-        grid = (np.arange(0, ih, step)[:, None] * iw + np.arange(0, iw, step)[None, :]).ravel()
+        # about samples - k grid points: a fractional step (rounded down per row / column) keeps the count
+        step = max(1.0, math.sqrt(n / max(1, samples - k)))
+        gy = np.unique(np.arange(0, ih, step).astype(np.intp))
+        gx = np.unique(np.arange(0, iw, step).astype(np.intp))
+        grid = (gy[:, None] * iw + gx[None, :]).ravel()
         keep[grid] = True
         sel = np.flatnonzero(keep)
         ys, xs = sel // iw, sel % iw
