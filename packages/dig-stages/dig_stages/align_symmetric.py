@@ -23,6 +23,9 @@ from dig_stages.align_search import FINE_RADIUS, Box
 # The backward ascent starts at the forward optimum, a few hundredths of a pixel from its own: fewer steps
 # and a coarser stop than the forward one's (GN_FINE) lose nothing once the two are averaged.
 GN_BACK = (5, 0.02)
+# The two estimates of a sound registration agree to a few hundredths of a pixel at 256 px and more (a few
+# tenths at 64 px); where their corners lie further apart than this, one is off and the mean is not taken
+AGREE_PX = 1.0
 
 
 def _inverse(m: np.ndarray) -> np.ndarray:
@@ -55,5 +58,14 @@ def symmetric(
     near = back.around(xb, units, FINE_RADIUS)
     level = factory(moving, fixed, 1.0, LevelSampling(sampling.bins, sampling.samples, margin=near.margin()))
     xb, _, n, _ = gauss_newton(level, near, xb, units, GN_BACK, tau)
-    mean = 0.5 * (forward + _inverse(near.matrices(xb)[0]))
-    return np.clip(box.params(mean), box.lo, box.hi), n
+    backward = _inverse(near.matrices(xb)[0])
+    if _corner_gap(forward, backward, box.ref_shape) > AGREE_PX:
+        return x, n  # the two disagree: one of them is off; the forward one came through the whole search
+    return np.clip(box.params(0.5 * (forward + backward)), box.lo, box.hi), n
+
+
+def _corner_gap(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
+    """The largest distance (px) between where two reference -> moving matrices put the reference corners."""
+    h, w = shape
+    c = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float)
+    return float(np.max(np.linalg.norm(c @ (a - b).T, axis=1)))

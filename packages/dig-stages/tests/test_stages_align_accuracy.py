@@ -1,5 +1,8 @@
 """CPU registration on the bench's cases (bench/board_images.py): accuracy per distortion at 256 and 512 px,
-the analytic MI gradient against finite differences, the Pillow warp and the gate's fast path against numpy."""
+the analytic MI gradient against finite differences, the Pillow warp and the gate's fast path against numpy;
+the finish (the backward ascent, the mean of the two estimates, the finest level's local box and its
+fallback, the parameter projection) and the exact shortcuts (the gate's per-row inside test, percentiles
+from a partition, the gradient threshold from a subset)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,12 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from dig_stages import align, align_newton
-from dig_stages.align_image import _blur3, _normalise
-from dig_stages.align_level import LevelSampling, _Level
+from dig_stages import align, align_newton, align_search, align_symmetric
+from dig_stages.align_gate import _inside
+from dig_stages.align_image import _blur3, _normalise, _percentiles
+from dig_stages.align_level import LevelSampling, _kth_largest, _Level
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def _board_images() -> ModuleType:
@@ -30,7 +36,8 @@ def _board_images() -> ModuleType:
 BI = _board_images()
 # median corner error bounds (px) over the cases below; folded (non-monotonic) carries the least
 # geometric information of the three (bright pads fold onto the substrate's grey)
-BOUND = {"gamma": 0.05, "folded": 0.1, "inverted": 0.05}
+# (measured at 256 / 512 px: 0.031 / 0.012, 0.045 / 0.033, 0.032 / 0.016; the issue's target is 0.05 on the bench)
+BOUND = {"gamma": 0.04, "folded": 0.06, "inverted": 0.04}
 
 
 @pytest.mark.parametrize("size", [256, 512])
@@ -111,3 +118,152 @@ def test_gate_fast_path_equals_the_sampled_grid(size: int) -> None:
     fast = align.final_mi(fixed, mov, c.matrix, p)
     slow = align.final_mi(fixed, mov, c.matrix, p, factory=_Level)
     assert fast == pytest.approx(slow, rel=1e-5)
+
+
+def _box(size: int = 256) -> align.Box:
+    p = align.AlignParams()
+    return align.make_box(p, align.derive(p, (size, size), (size, size)), (size, size), (size, size))
+
+
+params_rows = st.tuples(
+    st.floats(-0.0174, 0.0174),
+    st.floats(0.97, 1.03),
+    st.floats(0.97, 1.03),
+    st.floats(-8, 8),
+    st.floats(-8, 8),
+)
+
+
+@given(params_rows)
+@settings(max_examples=60, deadline=None)
+def test_params_inverts_matrices_inside_the_box(row: tuple[float, ...]) -> None:
+    box = _box()
+    x = np.array(row)
+    np.testing.assert_allclose(box.params(box.matrices(x)[0]), x, rtol=0, atol=1e-9)
+
+
+def test_params_of_an_inverse_is_near_the_negated_transform() -> None:
+    # the inverse of R diag(s) is diag(1/s) R^-1: no longer of the family; its projection keeps rotation and scale
+    box = _box()
+    x = np.array([math.radians(0.5), 1.02, 0.99, 3.0, -2.0])
+    m = box.matrices(x)[0]
+    inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+    back = box.params(inv)
+    assert back[0] == pytest.approx(-x[0], abs=2e-4)
+    assert back[1] == pytest.approx(1 / x[1], abs=2e-4) and back[2] == pytest.approx(1 / x[2], abs=2e-4)
+
+
+def test_around_is_a_box_inside_the_box_centred_on_the_start() -> None:
+    box = _box()
+    units = np.array([0.01, 0.01, 0.01, 1.0, 1.0])
+    x = box.hi - units * 0.5  # near the upper bounds: the inner box is cut there
+    near = box.around(x, units, 1.0)
+    assert np.all(near.lo >= box.lo) and np.all(near.hi <= box.hi)
+    np.testing.assert_allclose(near.hi, box.hi)
+    np.testing.assert_allclose(near.lo, x - units)
+    assert near.margin() < box.margin()  # the reason for it: samples closer to the border
+
+
+def _inverse(m: np.ndarray) -> np.ndarray:
+    return np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+
+
+def test_the_symmetric_finish_makes_the_two_directions_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering moving -> reference gives (nearly) the inverse of reference -> moving: closer with the
+    finish than without it, on each case (folded intensities, where interpolation biases one direction)."""
+    size = 256
+
+    def gaps() -> list[float]:
+        out = []
+        for case in range(3):
+            c = BI.make_case(size, seed=case, case=case, distortion="folded")
+            fwd = align.align(c.reference, c.moving, {}).transform.matrix()
+            bwd = align.align(c.moving, c.reference, {}).transform.matrix()
+            out.append(BI.corner_error(fwd, _inverse(bwd), size))
+        return out
+
+    with_finish = gaps()
+    monkeypatch.setattr(align, "symmetric", lambda box, x, *args: (x, 0))
+    without = gaps()
+    assert all(a < b for a, b in zip(with_finish, without, strict=True)), (with_finish, without)
+    assert max(with_finish) < 0.05
+
+
+def test_a_backward_estimate_that_disagrees_is_not_averaged_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = BI.make_case(256, seed=0, case=0, distortion="gamma")
+    forward = align.register(c.reference, c.moving, {})
+
+    real = align_symmetric.gauss_newton
+
+    def off(level, box, x, units, sched, tau):  # type: ignore[no-untyped-def]
+        xb, f, n, t = real(level, box, x, units, sched, tau)
+        return xb + units * np.array([0, 0, 0, 3.0, 0]), f, n, t  # 3 px off in x: beyond AGREE_PX
+
+    monkeypatch.setattr(align_symmetric, "gauss_newton", off)
+    guarded = align.register(c.reference, c.moving, {})
+    monkeypatch.setattr(align, "symmetric", lambda box, x, *args: (x, 0))
+    alone = align.register(c.reference, c.moving, {})
+    assert guarded[0].matrix() == pytest.approx(alone[0].matrix(), abs=1e-12)
+    assert BI.corner_error(forward[0].matrix(), guarded[0].matrix(), 256) < 0.1
+
+
+def test_the_finest_level_falls_back_to_the_whole_box_when_its_start_is_far_off() -> None:
+    """From a start 3 px off in x the inner box (1 px) cannot reach the optimum: the ascent ends on its edge
+    and runs again in the whole box, with samples kept further from the border."""
+    c = BI.make_case(256, seed=1, case=1, distortion="gamma")
+    p = align.AlignParams()
+    fixed, mov = _blur3(_normalise(c.reference)), _blur3(_normalise(c.moving))
+    whole = align.make_box(p, align.derive(p, fixed.shape, mov.shape), fixed.shape, mov.shape)
+    units = np.array([2 / math.hypot(256, 256), 2 / 256, 2 / 256, 1.0, 1.0])
+    margins: list[float] = []
+
+    def level(lvl: int, fast: bool = False, box: align.Box = whole) -> _Level:
+        margins.append(box.margin())
+        return _Level(fixed, mov, 1.0, LevelSampling(64, 8192, margin=box.margin()))
+
+    truth = np.array([math.radians(c.params[0]), *c.params[1:]])
+    x, n, _ = align_search._finest(whole, truth + units * np.array([0, 0, 0, 3.0, 0]), units, 1.0, level)
+    assert len(margins) == 2 and margins[1] == pytest.approx(whole.margin()) and margins[0] < margins[1]
+    assert abs(x[3] - truth[3]) < 0.1 and n > 2
+    # from a start near the optimum the inner box is enough: one level, no fallback
+    margins.clear()
+    align_search._finest(whole, truth, units, 1.0, level)
+    assert len(margins) == 1
+
+
+@given(st.integers(1, 3000), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_percentiles_equal_numpys(n: int, seed: int) -> None:
+    a = np.random.default_rng(seed).random(n).astype(np.float32)
+    want = [float(np.percentile(a, q)) for q in (0.1, 99.9)]
+    assert _percentiles(a, (0.001, 0.999)) == pytest.approx(want, rel=1e-6, abs=1e-7)
+
+
+@given(params_rows, st.integers(1, 4), st.integers(30, 90), st.integers(30, 90))
+@settings(max_examples=80, deadline=None)
+def test_the_gates_row_runs_equal_the_per_point_inside_test(
+    row: tuple[float, ...], k: int, hm: int, wm: int
+) -> None:
+    box = align.make_box(
+        align.AlignParams(), align.derive(align.AlignParams(), (64, 64), (hm, wm)), (64, 64), (hm, wm)
+    )
+    mk = box.matrices(np.array(row))[0] @ np.diag([float(k), float(k), 1.0])
+    gh, gw = len(range(0, 64, k)), len(range(0, 64, k))
+    xs = np.arange(gw, dtype=np.float64)
+    ys = np.arange(gh, dtype=np.float64)[:, None]
+    qx = mk[0, 0] * xs + (mk[0, 1] * ys + mk[0, 2])
+    qy = mk[1, 0] * xs + (mk[1, 1] * ys + mk[1, 2])
+    want = ((qx >= 0) & (qx <= wm - 1) & (qy >= 0) & (qy <= hm - 1)).ravel()
+    got = _inside(mk, (gh, gw), (hm, wm))
+    got = np.ones(gh * gw, bool) if got is None else got
+    # a point within rounding of an edge may fall either way in either test
+    edge = np.minimum.reduce([np.abs(qx), np.abs(qx - (wm - 1)), np.abs(qy), np.abs(qy - (hm - 1))]).ravel()
+    clear = edge > 1e-6
+    assert np.array_equal(got[clear], want[clear])
+
+
+def test_the_subset_threshold_keeps_about_k() -> None:
+    v = np.random.default_rng(0).gamma(2.0, size=60000).astype(np.float32)
+    for k in (500, 4096, 20000):
+        kept = int((v >= _kth_largest(v, k)).sum())
+        assert abs(kept - k) < 0.1 * k, (k, kept)
