@@ -58,7 +58,7 @@ def _inside(mk: np.ndarray, grid: tuple[int, int], mov_shape: tuple[int, int]) -
     hi = np.full(gh, gw - 1.0)
     for row, top in ((0, wm - 1), (1, hm - 1)):
         a, off = mk[row, 0], mk[row, 1] * ys + mk[row, 2]  # q = a x + off along the row
-        if a == 0:
+        if abs(a) * gw < 1e-9:  # q constant along the row (to far below a pixel)
             hi = np.where((off < 0) | (off > top), -1.0, hi)
             continue
         ends = np.sort(np.stack([-off / a, (top - off) / a]), axis=0)
