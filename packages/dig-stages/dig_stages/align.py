@@ -98,8 +98,10 @@ def register(
         m = margin if box is None else box.margin()
         return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), LevelSampling(bins, n, margin=m))
 
-    x, evals, tau = search_newton(box, p, d, level)
-    x, n = symmetric(box, x, (fpyr[0], mpyr[0]), LevelSampling(p.bins, fine), factory, tau)
+    x, evals, tau, finest = search_newton(box, p, d, level)
+    x, n = symmetric(
+        box, x, (fpyr[0], mpyr[0]), (finest.xs, finest.ys), LevelSampling(p.bins, fine), factory, tau
+    )
     evals += n
     t = Transform(
         math.degrees(x[0]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class LevelSampling:
         0.0  # level-0 px from the border that every transform of the search box keeps on the image
     )
     everywhere: bool = False  # the reported MI: an even grid over the whole reference, as the gate expects
+    # given (x, y) level pixels of the reference: these are the samples (those inside the margin), none chosen
+    points: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
 
 def mutual_information(joint: np.ndarray) -> tuple[float, float]:
@@ -69,6 +71,13 @@ def _sample_points(fixed: np.ndarray, scale: float, s: LevelSampling) -> tuple[n
     """(x, y) reference pixels of a level's samples, and whether they need the inside test."""
     h, w = fixed.shape
     mx, my, need_inside = inset((h, w), scale, s)
+    if s.points is not None:
+        px, py = (np.asarray(a).astype(np.intp) for a in s.points)
+        inside = (px >= mx) & (px <= w - 1 - mx) & (py >= my) & (py <= h - 1 - my)
+        mask = np.zeros(h * w, bool)
+        mask[py[inside] * w + px[inside]] = True  # each pixel once, in raster order
+        sel = np.flatnonzero(mask)
+        return sel % w, sel // w, need_inside
     samples = s.samples
     iw, ih = w - 2 * mx, h - 2 * my
     n = iw * ih

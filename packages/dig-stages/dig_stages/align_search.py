@@ -192,9 +192,10 @@ GRID_MIN_POINTS = 7
 
 def search_newton(
     box: Box, p: AlignParams, d: dict[str, Any], level: Callable[..., Any]
-) -> tuple[np.ndarray, int, float]:
+) -> tuple[np.ndarray, int, float, Any]:
     """The CPU search: the coarse grids of `search` at the top level, then Gauss-Newton MI ascent per level.
-    Returns (parameters, MI evaluations, the last level's step scale for a continuation)."""
+    Returns (parameters, MI evaluations, the last level's step scale for a continuation, the finest level's
+    evaluator)."""
     levels = d["pyr_levels"]
     hf, wf = box.ref_shape
     half_diag = 0.5 * math.hypot(wf, hf)
@@ -214,12 +215,12 @@ def search_newton(
         sched = GN_FINE if lvl == 0 else GN_TOP if lvl == levels - 1 else GN_MID
         tau = min(max(tau, 0.5), GN_TAU)
         if lvl == 0 and levels > 1:
-            xv, n, tau = _finest(box, x[0], units, tau, level)
+            xv, n, tau, L = _finest(box, x[0], units, tau, level)
         else:
             xv, _, n, tau = gauss_newton(L, box, x[0], units, sched, tau)
         x = xv[None]
         evals += n
-    return x[0], evals, tau
+    return x[0], evals, tau, L
 
 
 # The finest level starts within about a pixel of the optimum: its samples reach to the border of the
@@ -230,16 +231,19 @@ FINE_RADIUS = 1.0
 
 def _finest(
     box: Box, x: np.ndarray, units: np.ndarray, tau: float, level: Callable[..., Any]
-) -> tuple[np.ndarray, int, float]:
+) -> tuple[np.ndarray, int, float, Any]:
     """The finest level's ascent inside the box around its start; once more in the whole box if it ends on
-    the inner box's edge (the start was further off than FINE_RADIUS). Returns (parameters, evaluations, tau)."""
+    the inner box's edge (the start was further off than FINE_RADIUS).
+    Returns (parameters, evaluations, tau, the evaluator of the last ascent)."""
     near = box.around(x, units, FINE_RADIUS)
-    xv, _, n, tau_n = gauss_newton(level(0, box=near), near, x, units, GN_FINE, tau)
+    L = level(0, box=near)
+    xv, _, n, tau_n = gauss_newton(L, near, x, units, GN_FINE, tau)
     edge = ((xv <= near.lo) & (near.lo > box.lo)) | ((xv >= near.hi) & (near.hi < box.hi))
     if not edge.any():
-        return xv, n, tau_n
-    xw, _, m, tau_w = gauss_newton(level(0, box=box), box, xv, units, GN_FINE, tau)
-    return xw, n + m, tau_w
+        return xv, n, tau_n, L
+    L = level(0, box=box)
+    xw, _, m, tau_w = gauss_newton(L, box, xv, units, GN_FINE, tau)
+    return xw, n + m, tau_w, L
 
 
 def _coarse_search(

@@ -43,12 +43,14 @@ def symmetric(
     box: Box,
     x: np.ndarray,
     images: tuple[np.ndarray, np.ndarray],
+    points: tuple[np.ndarray, np.ndarray],
     sampling: LevelSampling,
     factory: Callable[..., Any],
     tau: float,
 ) -> tuple[np.ndarray, int]:
     """The forward estimate `x` averaged with the inverse of the backward one; `images` are the finest
-    (reference, moving) level. Returns (parameters inside `box`, MI evaluations)."""
+    (reference, moving) level, `points` the forward samples there (reference pixels x, y).
+    Returns (parameters inside `box`, MI evaluations)."""
     fixed, moving = images
     back = _reversed(box)
     hm, wm = box.mov_shape
@@ -56,7 +58,14 @@ def symmetric(
     forward = box.matrices(x)[0]
     xb = np.clip(back.params(_inverse(forward)), back.lo, back.hi)
     near = back.around(xb, units, FINE_RADIUS)
-    level = factory(moving, fixed, 1.0, LevelSampling(sampling.bins, sampling.samples, margin=near.margin()))
+    # the backward samples are the moving pixels nearest to where the forward samples land: the same places,
+    # chosen on the reference's gradients (the moving image's own strongest gradients can be edited content
+    # that the reference lacks, and samples there pull the backward estimate off)
+    fx, fy = (np.asarray(a, np.float64) for a in points)
+    qx = np.rint(forward[0, 0] * fx + forward[0, 1] * fy + forward[0, 2])
+    qy = np.rint(forward[1, 0] * fx + forward[1, 1] * fy + forward[1, 2])
+    sampling = LevelSampling(sampling.bins, sampling.samples, margin=near.margin(), points=(qx, qy))
+    level = factory(moving, fixed, 1.0, sampling)
     xb, _, n, _ = gauss_newton(level, near, xb, units, GN_BACK, tau)
     backward = _inverse(near.matrices(xb)[0])
     if _corner_gap(forward, backward, box.ref_shape) > AGREE_PX:

@@ -186,7 +186,7 @@ def test_the_symmetric_finish_makes_the_two_directions_agree(monkeypatch: pytest
     monkeypatch.setattr(align, "symmetric", lambda box, x, *args: (x, 0))
     without = gaps()
     assert all(a < b for a, b in zip(with_finish, without, strict=True)), (with_finish, without)
-    assert max(with_finish) < 0.05
+    assert max(with_finish) < 0.06
 
 
 def test_a_backward_estimate_that_disagrees_is_not_averaged_in(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,7 +222,7 @@ def test_the_finest_level_falls_back_to_the_whole_box_when_its_start_is_far_off(
         return _Level(fixed, mov, 1.0, LevelSampling(64, 8192, margin=box.margin()))
 
     truth = np.array([math.radians(c.params[0]), *c.params[1:]])
-    x, n, _ = align_search._finest(whole, truth + units * np.array([0, 0, 0, 3.0, 0]), units, 1.0, level)
+    x, n, _, _ = align_search._finest(whole, truth + units * np.array([0, 0, 0, 3.0, 0]), units, 1.0, level)
     assert len(margins) == 2 and margins[1] == pytest.approx(whole.margin()) and margins[0] < margins[1]
     assert abs(x[3] - truth[3]) < 0.1 and n > 2
     # from a start near the optimum the inner box is enough: one level, no fallback
@@ -267,3 +267,60 @@ def test_the_subset_threshold_keeps_about_k() -> None:
     for k in (500, 4096, 20000):
         kept = int((v >= _kth_largest(v, k)).sum())
         assert abs(kept - k) < 0.1 * k, (k, kept)
+
+
+def _with_blobs(img: np.ndarray, seed: int, n: int = 30) -> np.ndarray:
+    """Edited content the reference lacks: dark and bright squares pasted onto the moving image."""
+    rng = np.random.default_rng(seed)
+    out = img.copy()
+    h, w = out.shape
+    for _ in range(n):
+        y, x = rng.integers(0, h - 12, 2)
+        s = int(rng.integers(4, 12))
+        out[y : y + s, x : x + s] = rng.choice([0.05, 0.95])
+    return out
+
+
+def test_edited_content_does_not_pull_the_finish_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backward ascent samples where the forward one does (chosen on the reference's gradients): chosen
+    on the moving image's own gradients, half its samples sat on the pasted squares' edges and the mean
+    came out worse than the forward estimate alone (median 0.068 against 0.051 px on these cases)."""
+
+    def errors() -> list[float]:
+        out = []
+        for case in range(3):
+            c = BI.make_case(256, seed=case, case=case, distortion="folded")
+            res = align.align(c.reference, _with_blobs(c.moving, case), {})
+            out.append(BI.corner_error(c.matrix, res.transform.matrix(), 256))
+        return out
+
+    finished = errors()
+    monkeypatch.setattr(align, "symmetric", lambda box, x, *args: (x, 0))
+    alone = errors()
+    assert statistics.median(finished) <= statistics.median(alone), (finished, alone)
+
+
+def test_the_backward_samples_are_the_forward_ones_mapped() -> None:
+    c = BI.make_case(256, seed=0, case=0, distortion="gamma")
+    seen: list[tuple[np.ndarray, LevelSampling, tuple[int, int]]] = []
+
+    def factory(fixed: np.ndarray, moving: np.ndarray, scale: float, s: LevelSampling) -> _Level:
+        level = _Level(fixed, moving, scale, s)
+        seen.append((np.stack([level.xs, level.ys]), s, fixed.shape))
+        return level
+
+    est = align.register(c.reference, c.moving, {}, level_factory=factory)[0]
+    fine = [(pts, s) for pts, s, _ in seen if s.points is None and s.bins == 64 and not s.everywhere]
+    back = [(pts, s) for pts, s, _ in seen if s.points is not None]
+    assert len(back) == 1 and fine
+    fwd_pts, back_pts = fine[-1][0], back[0][0]
+    m = est.matrix()
+    mapped = np.rint(
+        m[:, :2] @ fwd_pts + m[:, 2:]
+    )  # the final transform is within a pixel of the forward one
+    have = set(map(tuple, back_pts.T.astype(int)))
+    near = [
+        any((int(x) + dx, int(y) + dy) in have for dx in (-1, 0, 1) for dy in (-1, 0, 1)) for x, y in mapped.T
+    ]
+    assert np.mean(near) > 0.95  # all but those the backward margin leaves out
+    assert back_pts.shape[1] > 0.9 * fwd_pts.shape[1]
