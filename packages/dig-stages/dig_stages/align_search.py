@@ -218,6 +218,9 @@ def search_newton(
             xv, n, tau, L = _finest(box, x[0], units, tau, level)
         else:
             xv, _, n, tau = gauss_newton(L, box, x[0], units, sched, tau)
+            if lvl == 0:  # one level: its grid start was too far off for the inner box; refine there now
+                xv, m, tau, L = _finest(box, xv, units, tau, level)
+                n += m
         x = xv[None]
         evals += n
     return x[0], evals, tau, L
