@@ -2,8 +2,9 @@
 
 The public API and the `align` step's CLI; the parts live by job in align_types (params, transform, result),
 align_image (grey levels, pyramids), align_level (the MI evaluator of one level), align_search (box, grids,
-searches), align_newton (the CPU's Gauss-Newton ascent), align_gate (the reported MI) and align_warp (the
-resampling). Their public names are re-exported here.
+searches), align_newton (the CPU's Gauss-Newton ascent), align_symmetric (the CPU's inverse-consistent
+finish), align_gate (the reported MI) and align_warp (the resampling). Their public names are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def register(
     """Find the transform mapping reference pixels onto the moving image that maximises MI.
 
     Returns (transform, MI, NMI, pyramid levels, MI evaluations). `search_newton`: grid search at the top
-    pyramid level (shift, then rotation and scale), then quasi-Newton MI ascent at every level to full res.
-    `level_factory` swaps the MI evaluator (same signature as `_Level`).
+    pyramid level (shift, then rotation and scale), then quasi-Newton MI ascent at every level to full res,
+    the finest in a ±1 px box around its start; then `symmetric`: the finest level's ascent the other way
+    round, and the mean of the two estimates. `level_factory` swaps the MI evaluator (same signature as
+    `_Level`).
     """
     p = params if isinstance(params, AlignParams) else AlignParams.from_dict(params)
     fixed = _normalise(to_gray(reference))

@@ -36,7 +36,8 @@ def _reversed(box: Box) -> Box:
     """The search box of the swapped registration: moving -> reference, the inverse ranges."""
     lo = np.array([-box.hi[0], 1 / box.hi[1], 1 / box.hi[2], -box.hi[3], -box.hi[4]])
     hi = np.array([-box.lo[0], 1 / box.lo[1], 1 / box.lo[2], -box.lo[3], -box.lo[4]])
-    return Box(-box.x0, lo, hi, box.mov_shape, box.ref_shape, box.cm, box.cf)
+    x0 = np.array([-box.x0[0], 1 / box.x0[1], 1 / box.x0[2], -box.x0[3], -box.x0[4]])
+    return Box(x0, lo, hi, box.mov_shape, box.ref_shape, box.cm, box.cf)
 
 
 def symmetric(
