@@ -102,9 +102,7 @@ def register(
         return factory(fpyr[lvl], mpyr[lvl], float(2**lvl), LevelSampling(bins, n, margin=m))
 
     x, evals, tau, finest = search_newton(box, p, d, level)
-    x, n = symmetric(
-        box, x, (fpyr[0], mpyr[0]), (finest.xs, finest.ys), LevelSampling(p.bins, fine), factory, tau
-    )
+    x, n = symmetric(box, x, (fpyr[0], mpyr[0]), finest, factory, tau)
     evals += n
     t = Transform(
         math.degrees(x[0]),

@@ -44,13 +44,12 @@ def symmetric(
     box: Box,
     x: np.ndarray,
     images: tuple[np.ndarray, np.ndarray],
-    points: tuple[np.ndarray, np.ndarray],
-    sampling: LevelSampling,
+    forward_level: Any,
     factory: Callable[..., Any],
     tau: float,
 ) -> tuple[np.ndarray, int]:
     """The forward estimate `x` averaged with the inverse of the backward one; `images` are the finest
-    (reference, moving) level, `points` the forward samples there (reference pixels x, y).
+    (reference, moving) level, `forward_level` the forward ascent's evaluator there (its samples and bins).
     Returns (parameters inside `box`, MI evaluations)."""
     fixed, moving = images
     back = _reversed(box)
@@ -62,10 +61,10 @@ def symmetric(
     # the backward samples are the moving pixels nearest to where the forward samples land: the same places,
     # chosen on the reference's gradients (the moving image's own strongest gradients can be edited content
     # that the reference lacks, and samples there pull the backward estimate off)
-    fx, fy = (np.asarray(a, np.float64) for a in points)
+    fx, fy = (np.asarray(a, np.float64) for a in (forward_level.xs, forward_level.ys))
     qx = np.rint(forward[0, 0] * fx + forward[0, 1] * fy + forward[0, 2])
     qy = np.rint(forward[1, 0] * fx + forward[1, 1] * fy + forward[1, 2])
-    sampling = LevelSampling(sampling.bins, sampling.samples, margin=near.margin(), points=(qx, qy))
+    sampling = LevelSampling(forward_level.bins, qx.size, margin=near.margin(), points=(qx, qy))
     level = factory(moving, fixed, 1.0, sampling)
     xb, _, n, _ = gauss_newton(level, near, xb, units, GN_BACK, tau)
     backward = _inverse(near.matrices(xb)[0])
