@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from dig_stages.align_newton import GN_FINE, GN_MID, GN_TAU, GN_TOP, gauss_newton
-from dig_stages.align_types import AlignParams
+from dig_stages.align_types import AlignParams, corners
 
 COARSE_MIN_DIM = 48  # the auto pyramid stops before the top level would be smaller than this
 
@@ -57,12 +57,10 @@ class Box:
 
     def margin(self) -> float:
         """Level-0 reference px from each border inside which every transform of the box stays on the moving image."""
-        hf, wf = self.ref_shape
         hm, wm = self.mov_shape
         verts = np.array(np.meshgrid(*zip(self.lo, self.hi, strict=True), indexing="ij")).reshape(5, -1).T
         m = self.matrices(verts)
-        corners = np.array([[0, 0, 1], [wf - 1, 0, 1], [0, hf - 1, 1], [wf - 1, hf - 1, 1]], float)
-        q = np.einsum("bij,cj->bci", m, corners)
+        q = np.einsum("bij,cj->bci", m, corners(self.ref_shape))
         over = max(
             float(np.max(-q[..., 0])),
             float(np.max(q[..., 0] - (wm - 1))),

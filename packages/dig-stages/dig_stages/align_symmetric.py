@@ -19,6 +19,7 @@ import numpy as np
 from dig_stages.align_level import LevelSampling
 from dig_stages.align_newton import gauss_newton
 from dig_stages.align_search import FINE_RADIUS, Box
+from dig_stages.align_types import corners
 
 # The backward ascent starts at the forward optimum, a few hundredths of a pixel from its own: fewer steps
 # and a coarser stop than the forward one's (GN_FINE) lose nothing once the two are averaged.
@@ -75,6 +76,4 @@ def symmetric(
 
 def _corner_gap(a: np.ndarray, b: np.ndarray, shape: tuple[int, int]) -> float:
     """The largest distance (px) between where two reference -> moving matrices put the reference corners."""
-    h, w = shape
-    c = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float)
-    return float(np.max(np.linalg.norm(c @ (a - b).T, axis=1)))
+    return float(np.max(np.linalg.norm(corners(shape) @ (a - b).T, axis=1)))

@@ -13,6 +13,12 @@ import numpy as np
 DEFAULT_SAMPLES = 1 << 14
 
 
+def corners(shape: tuple[int, ...]) -> np.ndarray:
+    """The four corner pixels of an image of `shape` (h, w, ...) as homogeneous (x, y, 1) rows."""
+    h, w = shape[:2]
+    return np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float)
+
+
 @dataclass
 class AlignParams:
     """Cookbook `data_processing.alignment` / `registration` keys (stage_algorithms.md §2, §3)."""

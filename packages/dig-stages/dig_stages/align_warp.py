@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from dig_stages.align_types import Transform
+from dig_stages.align_types import Transform, corners
 
 
 def warp(
@@ -42,8 +42,8 @@ def _warp_plane(plane: np.ndarray, m: np.ndarray, out_shape: tuple[int, int], pa
 
     h, w = out_shape
     sh, sw = plane.shape
-    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float) @ m.T
-    over = max(0.0, -corners.min(axis=0).min(), (corners - [sw - 1, sh - 1]).max())
+    ends = corners(out_shape) @ m.T
+    over = max(0.0, -ends.min(axis=0).min(), (ends - [sw - 1, sh - 1]).max())
     pad = int(math.ceil(over)) + 2 if over > 0 and pad else 0
     src = plane.astype(np.float32, copy=False)
     if pad:
